@@ -1,0 +1,88 @@
+"""Position encodings: 2D sine (neck, memory encoder) and random Fourier (prompts)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class SinePositionEncoding(nn.Module):
+    """Fixed 2D sine/cosine encoding of a feature map's grid, `num_pos_feats` channels.
+
+    Half the channels encode y, half x; coordinates are normalised to (0, 2*pi].
+    Results are cached per grid size because the encoding depends on nothing else.
+    """
+
+    def __init__(self, *, num_pos_feats: int, temperature: float = 10000.0) -> None:
+        super().__init__()
+        if num_pos_feats % 2:
+            raise ValueError("num_pos_feats must be even")
+        self.half = num_pos_feats // 2
+        self.temperature = temperature
+        self._cache: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+
+    def _grid(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        key = (h, w, device)
+        if key not in self._cache:
+            scale, eps = 2 * math.pi, 1e-6
+            y = torch.arange(1, h + 1, dtype=torch.float32, device=device) / (h + eps) * scale
+            x = torch.arange(1, w + 1, dtype=torch.float32, device=device) / (w + eps) * scale
+            k = torch.arange(self.half, dtype=torch.float32, device=device)
+            dim_t = self.temperature ** (2 * torch.div(k, 2, rounding_mode="floor") / self.half)
+            pos_y = self._interleave(y[:, None] / dim_t)  # (H, half)
+            pos_x = self._interleave(x[:, None] / dim_t)  # (W, half)
+            pos = torch.cat(
+                (pos_y[:, None, :].expand(h, w, -1), pos_x[None, :, :].expand(h, w, -1)), dim=-1
+            )
+            self._cache[key] = pos.permute(2, 0, 1).contiguous()  # (C, H, W)
+        return self._cache[key]
+
+    @staticmethod
+    def _interleave(angles: torch.Tensor) -> torch.Tensor:
+        # sin on even channels, cos on odd ones, kept in pairs.
+        return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, *, H, W) -> (B, num_pos_feats, H, W) float32."""
+        b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        return self._grid(h, w, x.device)[None].expand(b, -1, -1, -1)
+
+
+class RandomFourierEncoding(nn.Module):
+    """Positional encoding with random spatial frequencies (SAM's prompt encoder).
+
+    The frequency matrix is a buffer named `positional_encoding_gaussian_matrix`
+    so the official checkpoints load into it.
+    """
+
+    def __init__(self, *, num_pos_feats: int = 64, scale: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer(
+            "positional_encoding_gaussian_matrix", scale * torch.randn((2, num_pos_feats))
+        )
+
+    def _encode(self, coords: torch.Tensor) -> torch.Tensor:
+        """(..., 2) coordinates in [0, 1] -> (..., 2 * num_pos_feats)."""
+        proj = (2 * coords - 1) @ self.positional_encoding_gaussian_matrix
+        proj = 2 * math.pi * proj
+        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+
+    def forward(self, size: tuple[int, int]) -> torch.Tensor:
+        """Dense encoding of an (h, w) grid at pixel centres -> (C, h, w)."""
+        h, w = size
+        device = self.positional_encoding_gaussian_matrix.device
+        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (h, w, 2) as (x, y)
+        return self._encode(grid).permute(2, 0, 1)
+
+    def forward_with_coords(
+        self, coords: torch.Tensor, image_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """(B, N, 2) pixel (x, y) coordinates in an image of (h, w) -> (B, N, C)."""
+        h, w = image_size
+        norm = coords.to(torch.float32) / torch.tensor([w, h], device=coords.device)
+        return self._encode(norm)
