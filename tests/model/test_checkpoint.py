@@ -1,0 +1,160 @@
+"""Checkpoint loading: variant detection, strict keys, clear errors, round trip."""
+
+import collections
+import pickle
+
+import pytest
+import torch
+from oracle import REFERENCE_CONFIGS, build_reference
+
+from model.build import build_model
+from model.checkpoint import (
+    CheckpointError,
+    compare_keys,
+    detect_variant,
+    load_model,
+    read_state_dict,
+    save_checkpoint,
+)
+from model.config import VARIANTS, get_config
+
+# Official value counts (parameters + buffers) of the released SAM 2.1 files.
+OFFICIAL_COUNTS = {
+    "sam2.1-tiny": 38_962_754,
+    "sam2.1-small": 46_060_610,
+    "sam2.1-base-plus": 80_850_434,
+    "sam2.1-large": 224_446_898,
+}
+
+
+def _meta_state_dict(name: str) -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        return build_model(get_config(name)).state_dict()
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_variant_detected_from_keys_and_shapes(name):
+    assert detect_variant(_meta_state_dict(name)).name == name
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_state_dict_matches_reference_keys_and_shapes(name):
+    from sam2.build_sam import build_sam2
+
+    ref = build_sam2(REFERENCE_CONFIGS[name], device="cpu").state_dict()
+    mismatch = compare_keys(ref, _meta_state_dict(name))
+    assert not mismatch, mismatch.describe()
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL_COUNTS))
+def test_value_count_matches_official(name):
+    assert sum(t.numel() for t in _meta_state_dict(name).values()) == OFFICIAL_COUNTS[name]
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model(get_config("sam2.1-tiny"))
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    save_checkpoint(model, path)
+    return path, model.state_dict()
+
+
+def test_load_model_round_trip(tiny_file):
+    path, state = tiny_file
+    model = load_model(path, image_size=256)
+    assert model.cfg.name == "sam2.1-tiny" and model.cfg.image_size == 256
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key], atol=0, rtol=0)
+
+
+def test_saved_file_loads_strictly_into_reference(tiny_file):
+    path, state = tiny_file
+    ref = build_reference("sam2.1-tiny", image_size=1024)
+    missing, unexpected = ref.load_state_dict(torch.load(path, weights_only=True)["model"])
+    assert not missing and not unexpected
+    key = "image_encoder.trunk.pos_embed"
+    torch.testing.assert_close(ref.state_dict()[key], state[key], atol=0, rtol=0)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_model(tmp_path / "nope.pt")
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.pt"
+    path.write_text("hello, not weights\n")
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_model(path)
+
+
+def test_truncated_file(tiny_file, tmp_path):
+    path, _ = tiny_file
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_model(cut)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pickled_code_is_refused(tmp_path, capsys):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "extra": _Payload()}, path)
+    with pytest.raises(CheckpointError, match="pickled code"):
+        load_model(path)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_plain_pickle_is_refused(tmp_path):
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"model": collections.OrderedDict(w=1)}))
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+def test_sam1_checkpoint_named(tmp_path):
+    path = tmp_path / "sam_vit_b.pth"
+    torch.save(
+        {
+            "image_encoder.blocks.0.attn.qkv.weight": torch.zeros(3, 1),
+            "mask_decoder.x": torch.zeros(1),
+        },
+        path,
+    )
+    with pytest.raises(CheckpointError, match="SAM 1"):
+        load_model(path)
+
+
+def test_unrelated_checkpoint(tmp_path):
+    path = tmp_path / "resnet.pt"
+    torch.save({"model": {"conv1.weight": torch.zeros(2, 3, 7, 7)}}, path)
+    with pytest.raises(CheckpointError, match="not a SAM 2 checkpoint.*conv1.weight"):
+        load_model(path)
+
+
+def test_missing_and_misshaped_keys_are_named(tiny_file, tmp_path):
+    _, state = tiny_file
+    broken = dict(state)
+    del broken["no_mem_embed"]
+    broken["obj_ptr_proj.layers.0.bias"] = torch.zeros(7)
+    broken["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "broken.pt"
+    torch.save({"model": broken}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "1 missing (no_mem_embed)" in message
+    assert "1 unexpected (extra.weight)" in message
+    assert "obj_ptr_proj.layers.0.bias (7,) vs (256,)" in message
+
+
+def test_read_state_dict_accepts_bare_state_dict(tmp_path):
+    path = tmp_path / "bare.pt"
+    torch.save({"a": torch.ones(2)}, path)
+    assert list(read_state_dict(path)) == ["a"]
