@@ -96,6 +96,7 @@ def write_coco(
                     "bbox": encoded.bbox,
                     "iscrowd": 0,
                     "track_id": obj.obj_id,
+                    "name": obj.name,
                 }
                 stream.write(("" if next_id == 1 else ",") + "\n" + json.dumps(annotation))
                 next_id += 1
