@@ -1,13 +1,277 @@
-"""`masklet` command line: `masklet [VIDEO]` starts the app."""
+"""`masklet` command line.
+
+    masklet [VIDEO]                     start the app (optionally opening VIDEO)
+    masklet track VIDEO --prompts P.json --checkpoint CKPT --format F --out PATH
+    masklet export PROJECT.masklet --format F --out PATH
+
+`track` runs the tracker headless and exports the result; `export` writes the masks of
+a saved project. Bad input ends with exit code 1 (2 for bad arguments) and one line on
+stderr, never a traceback; set MASKLET_DEBUG=1 to see one anyway.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["ProgressBar", "main"]
+
+RANDOM_PREFIX = "random:"
+_SUBCOMMANDS = ("track", "export")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and no `sys.exit` from inside."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+class ProgressBar:
+    """Plain-text progress on a stream, redrawn in place with `\\r`; `progress(done, total)`."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self._label = label
+        self._stream = stream if stream is not None else sys.stderr
+        self._width = width
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        total = max(total, 1)
+        filled = min(self._width, self._width * done // total)
+        bar = "#" * filled + "-" * (self._width - filled)
+        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}")
+        self._stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._drawn = False
+
+
+def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    from app.export import FORMATS
+
+    parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (png) or file")
+    parser.add_argument("--frames", metavar="A:B", help="frame range, end exclusive (e.g. 10:50)")
+    parser.add_argument("--step", type=int, default=1, metavar="N", help="every N-th frame")
+    parser.add_argument("--objects", metavar="IDS", help="comma-separated object ids (e.g. 1,3)")
+    parser.add_argument("--images", choices=("jpg", "png"), help="also write the source frames")
+    parser.add_argument("--polygons", action="store_true", help="COCO: lossy polygons, not RLE")
+    parser.add_argument(
+        "--binary-masks", action="store_true", help="png: also one black/white PNG per object"
+    )
+
+
+def _build_parser(command: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"masklet {command}")
+    if command == "track":
+        parser.description = "Track the objects of a prompts file through a video, headless."
+        parser.add_argument("video", type=Path, help="video file or image folder")
+        parser.add_argument("--prompts", required=True, type=Path, help="prompts JSON file")
+        parser.add_argument(
+            "--checkpoint",
+            required=True,
+            help="SAM 2 / 2.1 checkpoint (.pt); 'random:VARIANT' (e.g. random:sam2.1-tiny) "
+            "builds an untrained model, for testing only",
+        )
+        parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+        parser.add_argument(
+            "--direction", default="forward", choices=("forward", "backward", "both")
+        )
+        parser.add_argument("--image-size", type=int, metavar="N", help="model input size")
+    else:
+        parser.description = "Export the masks of a saved project."
+        parser.add_argument("project", type=Path, help="project file (.masklet)")
+    _add_export_options(parser)
+    return parser
+
+
+def _export_options(args: argparse.Namespace):
+    from app.export import ExportOptions
+
+    start, stop = 0, None
+    if args.frames:
+        first, sep, last = args.frames.partition(":")
+        try:
+            start = int(first) if first else 0
+            stop = int(last) if last else None
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--frames: expected A:B (e.g. 10:50), got {args.frames!r}")
+    object_ids = None
+    if args.objects:
+        try:
+            object_ids = tuple(int(v) for v in args.objects.split(","))
+        except ValueError:
+            raise ValueError(f"--objects: expected ids like 1,3, got {args.objects!r}") from None
+    return ExportOptions(
+        start=start,
+        stop=stop,
+        step=args.step,
+        object_ids=object_ids,
+        images=args.images,
+        polygons=args.polygons,
+        binary_masks=args.binary_masks,
+    )
+
+
+def _run_export(source, args: argparse.Namespace, options) -> None:
+    from app.export import export
+
+    bar = ProgressBar(f"exporting {args.format}")
+    try:
+        result = export(source, args.format, args.out, options, progress=bar)
+    finally:
+        bar.close()
+    print(f"wrote {result.out} ({result.frames_done} frames)", file=sys.stderr)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from app.export import StoreSource
+    from app.project import ProjectError, load_project
+    from app.video import open_video
+
+    options = _export_options(args)
+    project, store = load_project(args.project)
+    reader = open_video(project.video_path)
+    if len(reader) != project.num_frames or tuple(reader.size) != tuple(project.video_size):
+        raise ProjectError(
+            f"{args.project.name}: the video {project.video_path} no longer matches the project "
+            f"({len(reader)} frames of {tuple(reader.size)}, expected {project.num_frames} of "
+            f"{tuple(project.video_size)})"
+        )
+    _run_export(StoreSource.from_project(project, store, reader), args, options)
+    return 0
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    from app.export import ObjectMeta, StoreSource
+    from app.prompts_file import load_prompts
+    from app.video import open_video
+
+    options = _export_options(args)
+    prompts = load_prompts(args.prompts)
+    if not args.video.exists():
+        raise ValueError(f"video not found: {args.video}")
+    reader = open_video(args.video)
+    prompts.check_video(len(reader), tuple(reader.size))
+    model = _load_model(args.checkpoint, args.image_size, args.device)
+    store = _track(model, reader, prompts, args)
+    objects = [ObjectMeta(o.obj_id, o.name, o.category) for o in prompts.objects]
+    name = args.video.stem
+    _run_export(StoreSource(name=name, reader=reader, store=store, objects=objects), args, options)
+    return 0
+
+
+def _load_model(checkpoint: str, image_size: int | None, device: str):
+    import torch
+
+    from model.checkpoint import load_model
+
+    if image_size is not None and image_size <= 0:
+        raise ValueError(f"--image-size must be positive, got {image_size}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: no MPS device is available")
+    if not checkpoint.startswith(RANDOM_PREFIX):
+        return load_model(checkpoint, image_size=image_size, device=device)
+    from model.build import build_model
+    from model.config import get_config
+
+    torch.manual_seed(0)
+    cfg = get_config(checkpoint[len(RANDOM_PREFIX) :], image_size=image_size)
+    return build_model(cfg).to(device)
+
+
+def _expected_frames(prompts, num_frames: int, direction: str) -> int:
+    """Frames the propagation will visit, for the progress bar's total."""
+    frames = [p.frame for obj in prompts.objects for p in obj.prompts]
+    if direction == "forward":
+        return num_frames - min(frames)
+    if direction == "backward":
+        return max(frames) + 1
+    return num_frames
+
+
+def _track(model, reader, prompts, args: argparse.Namespace):
+    """Prompt every object, propagate, and collect the masks in a MaskStore."""
+    from app.mask_store import MaskStore
+    from model.session import Prompt, TrackingSession
+
+    store = MaskStore(tuple(reader.size), num_frames=len(reader))
+    session = TrackingSession(model, reader, device=args.device)
+    for obj in prompts.objects:
+        for p in obj.prompts:
+            prompt = Prompt(points=p.points, labels=p.labels, box=p.box)
+            result = session.add_prompt(p.frame, obj.obj_id, prompt)
+            store.set(p.frame, obj.obj_id, result.mask, present=bool(result.mask.any()))
+    total = _expected_frames(prompts, len(reader), args.direction)
+    bar = ProgressBar("tracking")
+    bar(0, total)
+    try:
+        for done, frame_result in enumerate(session.propagate(direction=args.direction), 1):
+            for obj_id, result in frame_result.objects.items():
+                store.set(frame_result.frame, obj_id, result.mask, present=bool(result.mask.any()))
+            bar(min(done, total), total)
+    finally:
+        bar.close()
+    return store
+
+
+def _run_subcommand(argv: list[str]) -> int:
+    parser = _build_parser(argv[0])
+    try:
+        args = parser.parse_args(argv[1:])
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    handler = _cmd_track if argv[0] == "track" else _cmd_export
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("masklet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("MASKLET_DEBUG"):
+            raise
+        print(f"masklet {argv[0]}: {_describe(exc)}", file=sys.stderr)
+        return 1 if isinstance(exc, (ValueError, OSError)) else 3
+
+
+def _describe(exc: Exception) -> str:
+    """One line for the user: bad input is an "error", anything else an "internal error"."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, (ValueError, OSError)):
+        return f"error: {line}"
+    return f"internal error ({type(exc).__name__}): {line} (MASKLET_DEBUG=1 shows details)"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="masklet", description="Interactive video segmentation")
+    """Entry point of the `masklet` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _SUBCOMMANDS:
+        return _run_subcommand(argv)
+    parser = argparse.ArgumentParser(
+        prog="masklet",
+        description="Interactive video segmentation",
+        epilog="headless commands: 'masklet track --help', 'masklet export --help'",
+    )
     parser.add_argument("video", nargs="?", help="video file or image folder to open")
     args = parser.parse_args(argv)
     from app.gui.main import run_app

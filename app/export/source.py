@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -158,6 +159,16 @@ class StoreSource:
         self.objects = list(objects)
         self._reader = reader
         self._store = store
+
+    @classmethod
+    def from_project(cls, project, store, reader) -> StoreSource:
+        """Adapter for a loaded `app.project.Project` (its objects' ids, names, categories
+        and colours), named after the video file."""
+        objects = [
+            ObjectMeta(o.obj_id, o.name, o.category, tuple(o.color)) for o in project.objects
+        ]
+        name = Path(project.video_path).stem or "video"
+        return cls(name=name, reader=reader, store=store, objects=objects)
 
     def masks(self, frame: int) -> dict[int, np.ndarray]:
         return self._store.objects_at(frame)
