@@ -1,0 +1,164 @@
+"""Connects the frame canvas to the document: what to draw, and what clicks mean.
+
+Draws the current frame, the RGBA overlay of visible objects' masks and every object's
+prompts on it; turns canvas gestures into undo commands on the active object (creating
+one when none is active, so the first click just works).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtGui import QUndoStack
+
+from app.gui.canvas import FrameCanvas, PromptMarks
+from app.gui.commands import NewObjectCommand, add_point, remove_nearest_point, set_box
+from app.gui.document import AnnotationDocument
+from app.gui.overlay import compose_overlay, frame_to_qimage, rgba_to_qimage
+
+# Ctrl/Alt-click removes a point within this many screen pixels.
+PICK_RADIUS_PX = 12.0
+
+FrameReader = Callable[[int], np.ndarray]
+
+
+class CanvasController(QObject):
+    def __init__(
+        self,
+        document: AnnotationDocument,
+        canvas: FrameCanvas,
+        undo: QUndoStack,
+        *,
+        opacity: float = 0.5,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._doc = document
+        self._canvas = canvas
+        self._undo = undo
+        self._read: FrameReader | None = None
+        self._opacity = opacity
+        self._frame_error: str | None = None
+        document.current_frame_changed.connect(self._on_current_frame_changed)
+        document.masks_changed.connect(self._on_masks_changed)
+        document.prompts_changed.connect(self._on_prompts_changed)
+        document.object_changed.connect(lambda _obj: self.refresh_overlay())
+        document.objects_changed.connect(self.refresh_overlay)
+        document.active_object_changed.connect(lambda _obj: self.refresh_prompts())
+        canvas.point_added.connect(self._on_point_added)
+        canvas.box_drawn.connect(self._on_box_drawn)
+        canvas.point_removal_requested.connect(self._on_point_removal_requested)
+
+    def set_reader(self, read: FrameReader | None) -> None:
+        self._read = read
+        self.refresh()
+
+    @property
+    def opacity(self) -> float:
+        return self._opacity
+
+    def set_opacity(self, value: float) -> None:
+        self._opacity = float(np.clip(value, 0.0, 1.0))
+        self.refresh_overlay()
+
+    # ---- drawing ---------------------------------------------------------------------------
+    def refresh(self) -> None:
+        self._show_frame()
+        self.refresh_overlay()
+        self.refresh_prompts()
+
+    def _show_frame(self) -> None:
+        if self._read is None or self._doc.num_frames == 0:
+            self._canvas.set_frame(None)
+            return
+        try:
+            frame = self._read(self._doc.current_frame)
+        except Exception as exc:  # noqa: BLE001 - a bad frame must not take the app down
+            self._frame_error = f"cannot read frame {self._doc.current_frame}: {exc}"
+            return
+        self._frame_error = None
+        self._canvas.set_frame(frame_to_qimage(frame))
+
+    def refresh_overlay(self) -> None:
+        if self._doc.num_frames == 0:
+            self._canvas.set_overlay(None)
+            return
+        masks = self._doc.masks_at(self._doc.current_frame)
+        layers = [
+            (mask, obj.color)
+            for obj in self._doc.objects()
+            if obj.visible and (mask := masks.get(obj.obj_id)) is not None
+        ]
+        if not layers:
+            self._canvas.set_overlay(None)
+            return
+        rgba = compose_overlay(self._doc.video_size, layers, opacity=self._opacity)
+        self._canvas.set_overlay(rgba_to_qimage(rgba))
+
+    def refresh_prompts(self) -> None:
+        if self._doc.num_frames == 0:
+            self._canvas.set_prompts([])
+            return
+        prompted = self._doc.prompts_at(self._doc.current_frame)
+        marks = [
+            PromptMarks(prompted[obj.obj_id], obj.color, obj.obj_id == self._doc.active_object)
+            for obj in self._doc.objects()
+            if obj.obj_id in prompted
+        ]
+        self._canvas.set_prompts(marks)
+
+    @property
+    def frame_error(self) -> str | None:
+        return self._frame_error
+
+    @Slot(int)
+    def _on_current_frame_changed(self, _frame: int) -> None:
+        self.refresh()
+
+    @Slot(int)
+    def _on_masks_changed(self, frame: int) -> None:
+        if frame == self._doc.current_frame:
+            self.refresh_overlay()
+
+    @Slot(int, int)
+    def _on_prompts_changed(self, frame: int, _obj_id: int) -> None:
+        if frame == self._doc.current_frame:
+            self.refresh_prompts()
+
+    # ---- gestures --------------------------------------------------------------------------
+    def _target_object(self, text: str) -> int:
+        """The active object; starts an undo macro creating one if there is none."""
+        if self._doc.active_object is not None:
+            return self._doc.active_object
+        self._undo.beginMacro(text)
+        obj = self._doc.default_object(self._doc.next_object_id())
+        self._undo.push(NewObjectCommand(self._doc, obj))
+        return obj.obj_id
+
+    def _push(self, make: Callable[[int], object], text: str) -> None:
+        if self._doc.num_frames == 0:
+            return
+        macro = self._doc.active_object is None
+        obj_id = self._target_object(text)
+        self._undo.push(make(obj_id))
+        if macro:
+            self._undo.endMacro()
+
+    @Slot(float, float, int)
+    def _on_point_added(self, x: float, y: float, label: int) -> None:
+        frame = self._doc.current_frame
+        self._push(lambda obj: add_point(self._doc, frame, obj, x, y, label), "Add point")
+
+    @Slot(float, float, float, float)
+    def _on_box_drawn(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        frame = self._doc.current_frame
+        self._push(lambda obj: set_box(self._doc, frame, obj, (x0, y0, x1, y1)), "Draw box")
+
+    @Slot(float, float)
+    def _on_point_removal_requested(self, x: float, y: float) -> None:
+        radius = PICK_RADIUS_PX / max(self._canvas.zoom, 1e-6)
+        command = remove_nearest_point(self._doc, self._doc.current_frame, x, y, radius)
+        if command is not None:
+            self._undo.push(command)

@@ -1,0 +1,147 @@
+"""Undoable edits of the annotation document (QUndoCommand subclasses and builders).
+
+Prompt edits store the whole before/after `FramePrompts` of one (frame, object), so
+undo and redo are plain replacements and the engine is simply re-run on that frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtGui import QUndoCommand
+
+from app.gui.document import AnnotationDocument, FramePrompts, MaskletObject, ObjectSnapshot
+
+
+class SetPromptsCommand(QUndoCommand):
+    """Replace one object's prompts on one frame."""
+
+    def __init__(
+        self,
+        doc: AnnotationDocument,
+        frame: int,
+        obj_id: int,
+        new: FramePrompts,
+        text: str,
+        parent: QUndoCommand | None = None,
+    ) -> None:
+        super().__init__(text, parent)
+        self._doc, self._frame, self._obj_id = doc, frame, obj_id
+        self._new = new
+        self._old = doc.prompts(frame, obj_id)
+
+    def redo(self) -> None:
+        self._doc.set_prompts(self._frame, self._obj_id, self._new)
+
+    def undo(self) -> None:
+        self._doc.set_prompts(self._frame, self._obj_id, self._old)
+
+
+class NewObjectCommand(QUndoCommand):
+    """Add an object and make it the active one."""
+
+    def __init__(
+        self, doc: AnnotationDocument, obj: MaskletObject, parent: QUndoCommand | None = None
+    ) -> None:
+        super().__init__(f"New {obj.name}", parent)
+        self._doc, self._obj = doc, obj
+        self._previous_active = doc.active_object
+
+    def redo(self) -> None:
+        self._doc.insert_object(self._obj)
+        self._doc.set_active_object(self._obj.obj_id)
+
+    def undo(self) -> None:
+        self._doc.remove_object(self._obj.obj_id)
+        if self._previous_active is not None and self._doc.has_object(self._previous_active):
+            self._doc.set_active_object(self._previous_active)
+
+
+class DeleteObjectCommand(QUndoCommand):
+    """Delete an object with its prompts and masks; undo brings all of them back."""
+
+    def __init__(self, doc: AnnotationDocument, obj_id: int) -> None:
+        super().__init__(f"Delete {doc.object(obj_id).name}")
+        self._doc, self._obj_id = doc, obj_id
+        self._snapshot: ObjectSnapshot | None = None
+        self._was_active = doc.active_object == obj_id
+
+    def redo(self) -> None:
+        self._snapshot = self._doc.remove_object(self._obj_id)
+
+    def undo(self) -> None:
+        assert self._snapshot is not None
+        self._doc.restore_object(self._snapshot)
+        if self._was_active:
+            self._doc.set_active_object(self._obj_id)
+
+
+class EditObjectCommand(QUndoCommand):
+    """Change an object's name, category, colour or visibility."""
+
+    def __init__(self, doc: AnnotationDocument, obj_id: int, text: str, **changes: object) -> None:
+        super().__init__(text)
+        self._doc, self._obj_id, self._changes = doc, obj_id, changes
+        old = doc.object(obj_id)
+        self._old = {key: getattr(old, key) for key in changes}
+
+    def redo(self) -> None:
+        self._doc.update_object(self._obj_id, **self._changes)
+
+    def undo(self) -> None:
+        self._doc.update_object(self._obj_id, **self._old)
+
+
+def add_point(
+    doc: AnnotationDocument, frame: int, obj_id: int, x: float, y: float, label: int
+) -> QUndoCommand:
+    old = doc.prompts(frame, obj_id)
+    new = FramePrompts((*old.points, (float(x), float(y), int(label))), old.box)
+    kind = "positive" if label == 1 else "negative"
+    return SetPromptsCommand(doc, frame, obj_id, new, f"Add {kind} point")
+
+
+def set_box(
+    doc: AnnotationDocument, frame: int, obj_id: int, box: tuple[float, float, float, float]
+) -> QUndoCommand:
+    old = doc.prompts(frame, obj_id)
+    new = FramePrompts(old.points, tuple(float(v) for v in box))
+    return SetPromptsCommand(doc, frame, obj_id, new, "Draw box")
+
+
+def remove_nearest_point(
+    doc: AnnotationDocument, frame: int, x: float, y: float, radius: float
+) -> QUndoCommand | None:
+    """Remove the point (of any object) nearest to (x, y) within `radius`, else its box."""
+    best: tuple[float, int, int] | None = None
+    for obj_id, prompts in doc.prompts_at(frame).items():
+        for i, (px, py, _label) in enumerate(prompts.points):
+            d = math.hypot(px - x, py - y)
+            if d <= radius and (best is None or d < best[0]):
+                best = (d, obj_id, i)
+    if best is not None:
+        _, obj_id, index = best
+        old = doc.prompts(frame, obj_id)
+        points = old.points[:index] + old.points[index + 1 :]
+        return SetPromptsCommand(doc, frame, obj_id, FramePrompts(points, old.box), "Remove point")
+    for obj_id, prompts in doc.prompts_at(frame).items():
+        if prompts.box is not None and _inside(prompts.box, x, y):
+            new = FramePrompts(prompts.points, None)
+            return SetPromptsCommand(doc, frame, obj_id, new, "Remove box")
+    return None
+
+
+def clear_frame(doc: AnnotationDocument, frame: int) -> QUndoCommand | None:
+    """Remove every object's prompts on one frame, as one undo step."""
+    prompted = doc.prompts_at(frame)
+    if not prompted:
+        return None
+    macro = QUndoCommand(f"Clear prompts on frame {frame}")
+    for obj_id in prompted:
+        SetPromptsCommand(doc, frame, obj_id, FramePrompts(), "", macro)
+    return macro
+
+
+def _inside(box: tuple[float, float, float, float], x: float, y: float) -> bool:
+    x0, y0, x1, y1 = box
+    return x0 <= x <= x1 and y0 <= y <= y1

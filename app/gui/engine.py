@@ -1,0 +1,80 @@
+"""What the worker needs from the tracking engine, as three injectable callables.
+
+The real engine (`model.checkpoint`, `model.session`) is imported lazily inside the
+factories, so the GUI imports without torch work and tests can swap in a fast fake
+engine with the same session interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class FrameSource(Protocol):
+    """Anything indexable by frame number giving (H, W, 3) uint8 RGB frames."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> np.ndarray: ...
+
+
+ModelLoader = Callable[[str, str], Any]
+SessionOpener = Callable[[Any, FrameSource, str], Any]
+PromptMaker = Callable[[np.ndarray | None, np.ndarray | None, np.ndarray | None], Any]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to load a model, open a session on a video, and build a prompt for it."""
+
+    load_model: ModelLoader
+    open_session: SessionOpener
+    make_prompt: PromptMaker
+
+
+def _load_checkpoint(checkpoint: str, device: str) -> Any:
+    from model.checkpoint import load_model
+
+    return load_model(checkpoint, device=device)
+
+
+def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
+    from model.session import TrackingSession
+
+    return TrackingSession(model, source, device=device)
+
+
+def _make_session_prompt(
+    points: np.ndarray | None, labels: np.ndarray | None, box: np.ndarray | None
+) -> Any:
+    from model.session import Prompt
+
+    return Prompt(points=points, labels=labels, box=box)
+
+
+def real_engine(load_model: ModelLoader | None = None) -> Engine:
+    """The SAM 2 engine; `load_model` overrides checkpoint loading (e.g. a random-init model)."""
+    return Engine(
+        load_model=load_model or _load_checkpoint,
+        open_session=_open_tracking_session,
+        make_prompt=_make_session_prompt,
+    )
+
+
+def random_model_loader(variant: str = "sam2.1-tiny", image_size: int = 256) -> ModelLoader:
+    """A loader ignoring the checkpoint path: a random-init model, for tests and screenshots."""
+
+    def load(_checkpoint: str, device: str) -> Any:
+        import torch
+
+        from model.build import build_model
+        from model.config import get_config
+
+        torch.manual_seed(0)
+        return build_model(get_config(variant, image_size=image_size)).to(device).eval()
+
+    return load

@@ -1,0 +1,239 @@
+"""File and model commands of the main window: open, save, recent, recovery, model choice.
+
+A mixin of `MainWindow` so those commands live in their own module; it uses only the
+window's public parts (document, controllers, settings, `report_error`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.autosave import RecoveryInfo
+from app.project import ProjectError
+
+PROJECT_SUFFIX = ".masklet"
+VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)"
+PROJECT_FILTER = "Masklet projects (*.masklet)"
+DEVICES = ("cpu", "cuda", "mps")
+
+
+class FileMenuMixin:
+    """Open/save/recover/model commands; mixed into `MainWindow`."""
+
+    # ---- wiring ----------------------------------------------------------------------------
+    def _connect_file_actions(self: Any) -> None:
+        a = self.actions
+        a.open_video.triggered.connect(self._on_open_video)
+        a.open_project.triggered.connect(self._on_open_project)
+        a.save.triggered.connect(lambda: self.save_project())
+        a.save_as.triggered.connect(lambda: self.save_project(ask=True))
+        a.export.triggered.connect(self.show_export)
+        a.quit.triggered.connect(self.close)
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        for device in DEVICES:
+            action = QAction(device, self)
+            action.setCheckable(True)
+            action.setChecked(device == self.settings.device)
+            action.triggered.connect(lambda _=False, d=device: self.switch_device(d))
+            self.device_menu.addAction(action)
+
+    def _fill_recent_menu(self: Any) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent_files():
+            self.recent_menu.addAction(path, lambda p=path: self.open_path(p))
+        if self.settings.recent_files():
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear", self.settings.clear_recent_files)
+
+    def _on_open_video(self: Any) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", VIDEO_FILTER)
+        if path:
+            self.open_video(path)
+
+    def _on_open_project(self: Any) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", "", PROJECT_FILTER)
+        if path:
+            self.open_project(path)
+
+    # ---- opening ---------------------------------------------------------------------------
+    def open_path(self: Any, path: str) -> bool:
+        """Open a project (`.masklet`) or else a video file or image folder."""
+        if path.endswith(PROJECT_SUFFIX):
+            return self.open_project(path)
+        return self.open_video(path)
+
+    def open_video(self: Any, path: str) -> bool:
+        """Open a video for a fresh document; on failure the current one stays."""
+        if not self._load_video(path):
+            return False
+        self.project.path = None
+        self.project.start_autosave()
+        self.settings.add_recent_file(path)
+        self._update_title()
+        return True
+
+    def _load_video(self: Any, path: str) -> bool:
+        try:
+            reader = self.video_opener(path)
+            num_frames = len(reader)
+            if num_frames == 0:
+                raise ValueError("the video has no frames")
+            height, width = reader[0].shape[:2]
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+            self.report_error("Cannot open video", f"{path}: {exc}")
+            return False
+        self.playback.stop()
+        self.reader = reader
+        fps = float(getattr(reader, "fps", 0) or 25.0)
+        self.undo_stack.clear()
+        self.document.reset(
+            video_path=str(path), num_frames=num_frames, video_size=(height, width), fps=fps
+        )
+        self.canvas_ctl.set_reader(lambda i: self.reader[i])
+        self.canvas.fit_to_window()
+        opener = self.video_opener
+        self.client.open_video(lambda: opener(path))
+        return True
+
+    def open_project(self: Any, path: str) -> bool:
+        """Open a project file: its video, objects, prompts and stored masks."""
+        try:
+            project, store = self.project.read(path)
+        except (ProjectError, OSError) as exc:
+            self.report_error("Cannot open project", str(exc))
+            return False
+        if not self._apply_project(project, store):
+            return False
+        self.project.path = path
+        self.project.start_autosave()
+        self.settings.add_recent_file(path)
+        self._update_title()
+        return True
+
+    def _apply_project(self: Any, project: Any, store: Any) -> bool:
+        if not self._load_video(project.video_path):
+            return False
+        try:
+            self.project.apply(project, store)
+        except ValueError as exc:
+            self.report_error("Cannot open project", str(exc))
+            return False
+        self.undo_stack.clear()
+        return True
+
+    # ---- saving ----------------------------------------------------------------------------
+    def save_project(self: Any, path: str | None = None, *, ask: bool = False) -> bool:
+        if self.document.num_frames == 0:
+            return False
+        target = path or (None if ask else self.project.path)
+        if target is None:
+            suggested = str(
+                Path(self.document.video_path or "untitled").with_suffix(PROJECT_SUFFIX)
+            )
+            target, _ = QFileDialog.getSaveFileName(self, "Save project", suggested, PROJECT_FILTER)
+            if not target:
+                return False
+        if not target.endswith(PROJECT_SUFFIX):
+            target += PROJECT_SUFFIX
+        try:
+            self.project.save(target)
+        except (OSError, ValueError) as exc:
+            self.report_error("Cannot save project", str(exc))
+            return False
+        self.undo_stack.setClean()
+        self.settings.add_recent_file(target)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {target}", 4000)
+        return True
+
+    # ---- recovery --------------------------------------------------------------------------
+    def offer_recovery(self: Any) -> bool:
+        """If a crashed session left work behind, ask whether to recover it."""
+        autosaver = self.project.autosaver
+        for info in self.project.find_recoverable():
+            answer = self.ask_recovery(info)
+            if answer == "discard":
+                autosaver.discard(info)
+                continue
+            if answer != "recover":
+                return False
+            try:
+                project, store = autosaver.recover(info)
+            except (ProjectError, OSError) as exc:
+                self.report_error("Cannot recover", str(exc))
+                continue
+            if self._apply_project(project, store):
+                self.project.path = info.project_path
+                self.project.start_autosave()
+                autosaver.discard(info)
+                # Recovered work is not on disk under the user's name yet.
+                self.undo_stack.resetClean()
+                self._update_title()
+                return True
+        return False
+
+    def _ask_recovery_dialog(self: Any, info: RecoveryInfo) -> str:
+        box = QMessageBox(self)
+        box.setWindowTitle("Recover unsaved work?")
+        box.setText(
+            f"Masklet did not shut down cleanly. Recover the work on {Path(info.video_path).name}"
+            f" ({info.num_objects} objects, {info.num_prompts} prompts, {info.num_masks} masks)?"
+        )
+        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        clicked = box.clickedButton()
+        return "recover" if clicked is recover else "discard" if clicked is discard else "later"
+
+    # ---- model -----------------------------------------------------------------------------
+    def choose_model(self: Any) -> None:
+        """Pick a checkpoint (and device); remembered in the settings."""
+        choice = _run_model_dialog(self, self.settings)
+        if choice is None:
+            return
+        checkpoint, device = choice
+        self.settings.checkpoint = checkpoint
+        self.settings.device = device
+        self.load_model(checkpoint, device)
+
+    def switch_device(self: Any, device: str) -> None:
+        self.settings.device = device
+        for action in self.device_menu.actions():
+            action.setChecked(action.text() == device)
+        if self.settings.checkpoint:
+            self.load_model(self.settings.checkpoint, device)
+
+    def show_help(self: Any) -> None:
+        from app.gui.help_dialog import HelpDialog
+
+        HelpDialog(self).open()
+
+    def show_export(self: Any) -> None:
+        if self.document.num_frames == 0:
+            self.statusBar().showMessage("Open a video before exporting", 4000)
+            return
+        from app.gui.export_dialog import ExportDialog
+
+        ExportDialog(self.document, self.reader, parent=self).open()
+
+
+def _run_model_dialog(parent: Any, settings: Any) -> tuple[str, str] | None:
+    """The persistence engineer's ModelDialog when present; else a plain file picker."""
+    try:
+        from app.gui.model_dialog import ModelDialog
+    except ImportError:  # ModelDialog is written in parallel; keep a usable fallback
+        ModelDialog = None  # noqa: N806
+    if ModelDialog is not None:
+        dialog = ModelDialog(parent)
+        if not dialog.exec():
+            return None
+        return str(dialog.checkpoint_path()), str(dialog.device())
+    path, _ = QFileDialog.getOpenFileName(
+        parent, "Choose a SAM 2 checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)"
+    )
+    return (path, settings.device) if path else None

@@ -1,0 +1,140 @@
+"""Messages between the GUI and the inference worker: requests out, results back.
+
+Every message is a frozen dataclass carrying its request id, so the GUI can drop the
+answers to requests that a newer one has superseded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.gui.engine import FrameSource
+
+
+# ---- requests (GUI -> worker) ----------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadModel:
+    request_id: int
+    checkpoint: str
+    device: str
+
+
+@dataclass(frozen=True)
+class OpenVideo:
+    request_id: int
+    open_source: Callable[[], FrameSource]
+
+
+@dataclass(frozen=True)
+class SetPrompts:
+    """All prompts of one (frame, object); empty points and no box clears them."""
+
+    request_id: int
+    frame: int
+    obj_id: int
+    points: np.ndarray  # (N, 2) float32 xy video px
+    labels: np.ndarray  # (N,) int32, 1 positive / 0 negative
+    box: np.ndarray | None  # (4,) xyxy
+
+
+@dataclass(frozen=True)
+class Propagate:
+    request_id: int
+    start: int
+    direction: str
+
+
+@dataclass(frozen=True)
+class RemoveObject:
+    request_id: int
+    obj_id: int
+
+
+@dataclass(frozen=True)
+class Focus:
+    request_id: int
+    frame: int
+
+
+# ---- results (worker -> GUI) -----------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    request_id: int
+    variant: str
+    device: str
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    request_id: int
+    num_frames: int
+    video_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class MaskResult:
+    """One object's mask on one frame after a prompt change; `mask` None means cleared."""
+
+    request_id: int
+    frame: int
+    obj_id: int
+    mask: np.ndarray | None  # (H, W) bool
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class FrameMasks:
+    """All objects' propagated results for one frame; None marks "predicted absent"."""
+
+    request_id: int
+    frame: int
+    masks: dict[int, np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    request_id: int
+    done: int
+    total: int
+    fps: float
+
+    @property
+    def eta_s(self) -> float:
+        return (self.total - self.done) / self.fps if self.fps > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class PropagationSummary:
+    request_id: int
+    frames: int
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class JobError:
+    request_id: int
+    action: str
+    message: str
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    device: str
+    variant: str
+    cache_bytes: int
+    encoding: int | None = None
+
+
+@dataclass
+class PendingBook:
+    """Requests the GUI has sent that the worker has not started; shared, lock-guarded."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    count: int = 0
+    latest: dict[Any, int] = field(default_factory=dict)

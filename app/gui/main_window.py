@@ -1,0 +1,307 @@
+"""The main window: builds the widgets and controllers and wires them together.
+
+It owns no annotation logic. The document holds state, the canvas/session/project
+controllers translate between it and the canvas, the worker and the disk, and the
+window connects actions to them and reports what happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoStack
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
+
+from app.autosave import Autosaver, RecoveryInfo
+from app.gui.actions import AppActions
+from app.gui.canvas import FrameCanvas
+from app.gui.canvas_controller import CanvasController
+from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
+from app.gui.document import AnnotationDocument
+from app.gui.engine import Engine
+from app.gui.file_menu import FileMenuMixin
+from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
+from app.gui.layout import build_layout
+from app.gui.masklet_list import MaskletPanel
+from app.gui.project_io import ProjectController
+from app.gui.session_controller import SessionController
+from app.gui.settings import AppSettings
+from app.gui.status_bar import EngineStatus, PropagationProgress
+from app.gui.timeline import Playback, ScrubBar, TimelineTracks
+from app.gui.worker import WorkerClient
+
+VideoOpener = Callable[[str], Any]
+
+
+def _default_video_opener(path: str) -> Any:
+    from app.video import open_video
+
+    return open_video(path)
+
+
+class MainWindow(FileMenuMixin, QMainWindow):
+    """Masklet's main window. `engine` and `video_opener` are injectable for tests."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: AppSettings,
+        autosaver: Autosaver | None = None,
+        video_opener: VideoOpener = _default_video_opener,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Masklet")
+        self.setAcceptDrops(True)
+        self.settings = settings
+        self.video_opener = video_opener
+        self.document = AnnotationDocument(self)
+        self.undo_stack = QUndoStack(self)
+        self.actions = AppActions(self)
+        self.client = WorkerClient(engine, self)
+        self.canvas = FrameCanvas()
+        self.panel = MaskletPanel(self.document, self.undo_stack)
+        self.scrub = ScrubBar(self.document)
+        self.tracks = TimelineTracks(self.document)
+        self.playback = Playback(self.document, self)
+        self.engine_status = EngineStatus()
+        self.progress = PropagationProgress()
+        self.canvas_ctl = CanvasController(
+            self.document, self.canvas, self.undo_stack, opacity=settings.opacity, parent=self
+        )
+        self.session = SessionController(self.document, self.client, self)
+        self.project = ProjectController(self.document, self.session, autosaver, self)
+        self.reader: Any = None
+        self.last_error: str | None = None
+        self.error_box: QMessageBox | None = None
+        # Dialog hooks; tests replace them to answer programmatically.
+        self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
+        self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
+        build_layout(self)
+        self._connect()
+        self._update_title()
+        self._restore_window()
+
+    # ---- wiring ----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        a = self.actions
+        self._connect_file_actions()
+        a.undo.triggered.connect(self.undo_stack.undo)
+        a.redo.triggered.connect(self.undo_stack.redo)
+        self.undo_stack.canUndoChanged.connect(a.undo.setEnabled)
+        self.undo_stack.canRedoChanged.connect(a.redo.setEnabled)
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        a.undo.setEnabled(False)
+        a.redo.setEnabled(False)
+        a.new_object.triggered.connect(self.new_object)
+        a.delete_object.triggered.connect(self._on_delete_active)
+        a.clear_frame.triggered.connect(self._on_clear_frame)
+        self.panel.new_object_requested.connect(self.new_object)
+        self.panel.delete_object_requested.connect(self.delete_object)
+        self._connect_navigation()
+        self._connect_view()
+        self._connect_worker()
+
+    def _connect_navigation(self) -> None:
+        a, doc = self.actions, self.document
+        a.play.triggered.connect(self.playback.toggle)
+        self.playback.playing_changed.connect(self._on_playing_changed)
+        for name, delta in (
+            ("step_back", -1),
+            ("step_forward", 1),
+            ("step_back_10", -10),
+            ("step_forward_10", 10),
+        ):
+            a[name].triggered.connect(lambda _=False, d=delta: self.step(d))
+        a.first_frame.triggered.connect(lambda: doc.set_current_frame(0))
+        a.last_frame.triggered.connect(lambda: doc.set_current_frame(doc.num_frames - 1))
+        a.prev_keyframe.triggered.connect(lambda: self.jump_keyframe(-1))
+        a.next_keyframe.triggered.connect(lambda: self.jump_keyframe(1))
+        self.tracks.frame_clicked.connect(doc.set_current_frame)
+
+    def _connect_view(self) -> None:
+        a = self.actions
+        a.toggle_overlays.setChecked(True)
+        a.toggle_overlays.toggled.connect(self.canvas.set_overlay_visible)
+        a.zoom_fit.triggered.connect(self.canvas.fit_to_window)
+        a.zoom_in.triggered.connect(lambda: self.canvas.zoom_by(1.25))
+        a.zoom_out.triggered.connect(lambda: self.canvas.zoom_by(0.8))
+        a.opacity_up.triggered.connect(lambda: self.set_opacity(self.canvas_ctl.opacity + 0.1))
+        a.opacity_down.triggered.connect(lambda: self.set_opacity(self.canvas_ctl.opacity - 0.1))
+        self.opacity_slider.valueChanged.connect(lambda v: self.set_opacity(v / 100))
+        a.help.triggered.connect(self.show_help)
+        a.about.triggered.connect(self._on_about)
+
+    def _connect_worker(self) -> None:
+        a, client = self.actions, self.client
+        a.propagate_forward.triggered.connect(lambda: self.propagate("forward"))
+        a.propagate_backward.triggered.connect(lambda: self.propagate("backward"))
+        a.propagate_both.triggered.connect(lambda: self.propagate("both"))
+        a.cancel.triggered.connect(client.cancel)
+        self.progress.cancel_requested.connect(client.cancel)
+        client.model_loaded.connect(self._on_model_loaded)
+        client.propagation_progress.connect(self.progress.set_progress)
+        client.propagation_finished.connect(self._on_propagation_finished)
+        client.frame_ready.connect(self._on_frame_ready)
+        client.job_failed.connect(self._on_job_failed)
+        client.stats_changed.connect(self._on_stats_changed)
+        client.busy_changed.connect(self._on_busy_changed)
+        self.project.autosave_failed.connect(lambda msg: self.statusBar().showMessage(msg, 5000))
+        a.choose_model.triggered.connect(self.choose_model)
+
+    # ---- editing ---------------------------------------------------------------------------
+    def new_object(self) -> int | None:
+        if self.document.num_frames == 0:
+            return None
+        obj = self.document.default_object(self.document.next_object_id())
+        self.undo_stack.push(NewObjectCommand(self.document, obj))
+        return obj.obj_id
+
+    def delete_object(self, obj_id: int) -> None:
+        if self.document.has_object(obj_id):
+            self.undo_stack.push(DeleteObjectCommand(self.document, obj_id))
+
+    def _on_delete_active(self) -> None:
+        if self.document.active_object is not None:
+            self.delete_object(self.document.active_object)
+
+    def _on_clear_frame(self) -> None:
+        command = clear_frame(self.document, self.document.current_frame)
+        if command is not None:
+            self.undo_stack.push(command)
+
+    def set_opacity(self, value: float) -> None:
+        value = min(max(value, 0.0), 1.0)
+        self.canvas_ctl.set_opacity(value)
+        self.settings.opacity = value
+        self.opacity_slider.blockSignals(True)
+        self.opacity_slider.setValue(round(value * 100))
+        self.opacity_slider.blockSignals(False)
+
+    # ---- navigation ------------------------------------------------------------------------
+    def step(self, delta: int) -> None:
+        self.playback.stop()
+        self.document.set_current_frame(self.document.current_frame + delta)
+
+    def jump_keyframe(self, direction: int) -> None:
+        current = self.document.current_frame
+        frames = self.document.all_keyframes()
+        if direction > 0:
+            later = [f for f in frames if f > current]
+            target = later[0] if later else None
+        else:
+            earlier = [f for f in frames if f < current]
+            target = earlier[-1] if earlier else None
+        if target is not None:
+            self.document.set_current_frame(target)
+
+    def _on_playing_changed(self, playing: bool) -> None:
+        import qtawesome
+
+        self.actions.play.setIcon(qtawesome.icon("mdi6.pause" if playing else "mdi6.play"))
+
+    # ---- worker ----------------------------------------------------------------------------
+    def load_model(self, checkpoint: str, device: str) -> None:
+        self.engine_status.set_model("loading…", device)
+        self.client.load_model(checkpoint, device)
+
+    def propagate(self, direction: str) -> None:
+        if self.document.num_frames == 0 or not self.document.all_prompts():
+            self.statusBar().showMessage("Add a prompt before propagating", 4000)
+            return
+        self.playback.stop()
+        self.session.propagate(direction)
+        self.progress.start(direction)
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.engine_status.set_model(info.variant, info.device)
+        self.statusBar().showMessage(f"Model {info.variant} ready on {info.device}", 4000)
+
+    def _on_frame_ready(self, result: Any) -> None:
+        # Follow the propagation so masks are seen as they arrive.
+        self.document.set_current_frame(result.frame)
+
+    def _on_propagation_finished(self, summary: PropagationSummary) -> None:
+        self.progress.finish()
+        verb = "cancelled after" if summary.cancelled else "finished:"
+        self.statusBar().showMessage(f"Propagation {verb} {summary.frames} frames", 5000)
+
+    def _on_job_failed(self, error: JobError) -> None:
+        self.report_error(f"Error while {error.action}", error.message)
+
+    def _on_stats_changed(self, stats: EngineStats) -> None:
+        self.engine_status.set_stats(stats)
+        if stats.encoding is not None:
+            self.canvas.set_busy(f"Encoding frame {stats.encoding}…")
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        self.canvas.set_busy("Working…" if busy else None)
+
+    # ---- reporting -------------------------------------------------------------------------
+    def report_error(self, title: str, message: str) -> None:
+        """Status bar plus a non-blocking message box; the app stays usable."""
+        self.last_error = f"{title}: {message}"
+        self.statusBar().showMessage(self.last_error, 10000)
+        if self.error_box is not None:
+            self.error_box.close()
+        self.error_box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
+        self.error_box.setWindowModality(Qt.WindowModality.WindowModal)
+        self.error_box.open()
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self._update_title()
+
+    def _update_title(self) -> None:
+        name = Path(self.project.path or self.document.video_path or "").name
+        dirty = "" if self.undo_stack.isClean() else " *"
+        self.setWindowTitle(f"{name}{dirty} — Masklet" if name else "Masklet")
+
+    # ---- window ----------------------------------------------------------------------------
+    def _restore_window(self) -> None:
+        geometry = self.settings.window_geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.open_path(urls[0]))
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self.undo_stack.isClean() and not self.confirm_discard():
+            event.ignore()
+            return
+        self.playback.stop()
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.client.shutdown()
+        self.project.shutdown()
+        event.accept()
+
+    def _confirm_discard_dialog(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            "Close without saving? Your prompts and masks since the last save will be lost.",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _on_about(self) -> None:
+        QMessageBox.about(
+            self, "About Masklet", "Masklet — interactive video object segmentation on SAM 2."
+        )

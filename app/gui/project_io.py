@@ -1,0 +1,154 @@
+"""Project files and autosave for the document, over the plain-Python `app.project` API.
+
+Converts the document to and from `Project` + `MaskStore`, saves and opens project files,
+and feeds every document change to the `Autosaver` (prompt and object changes are saved
+at once, masks at most every few seconds from a GUI-thread timer).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.autosave import Autosaver, RecoveryInfo
+from app.gui.document import AnnotationDocument, FramePrompts, MaskletObject
+from app.gui.session_controller import SessionController
+from app.mask_store import MaskStore
+from app.project import FramePrompt, ObjectInfo, Project, load_project, save_project
+
+AUTOSAVE_TICK_MS = 500
+
+
+class ProjectController(QObject):
+    saved = Signal(str)
+    autosave_failed = Signal(str)
+
+    def __init__(
+        self,
+        document: AnnotationDocument,
+        session: SessionController,
+        autosaver: Autosaver | None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._doc = document
+        self._session = session
+        self._autosaver = autosaver
+        self.path: str | None = None
+        self.settings: dict = {}
+        self._loading = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(AUTOSAVE_TICK_MS)
+        self._timer.timeout.connect(self._on_autosave_tick)
+        document.prompts_changed.connect(lambda _f, _o: self._mark("prompts"))
+        for signal in (document.objects_changed, document.object_changed):
+            signal.connect(lambda *_: self._mark("objects"))
+        document.masks_changed.connect(lambda _f: self._mark("masks"))
+
+    @property
+    def autosaver(self) -> Autosaver | None:
+        return self._autosaver
+
+    # ---- conversion ------------------------------------------------------------------------
+    def to_project(self) -> Project:
+        doc = self._doc
+        objects = [
+            ObjectInfo(o.obj_id, o.name, o.category, tuple(o.color), o.visible)
+            for o in doc.objects()
+        ]
+        prompts = [
+            FramePrompt(frame, obj_id, [tuple(p) for p in fp.points], fp.box)
+            for (frame, obj_id), fp in sorted(doc.all_prompts().items())
+        ]
+        settings = {**self.settings, "current_frame": doc.current_frame}
+        return Project(
+            video_path=doc.video_path or "",
+            objects=objects,
+            prompts=prompts,
+            settings=settings,
+            num_frames=doc.num_frames,
+            video_size=doc.video_size,
+        )
+
+    def state(self) -> tuple[Project, MaskStore]:
+        return self.to_project(), self._doc.store
+
+    def apply(self, project: Project, store: MaskStore) -> None:
+        """Fill the (freshly reset) document from a project; the engine syncs lazily."""
+        doc = self._doc
+        if tuple(project.video_size) != tuple(doc.video_size):
+            raise ValueError(
+                f"the project is for a {project.video_size} video, this one is {doc.video_size}"
+            )
+        self._loading = True
+        self._session.set_muted(True)
+        try:
+            for info in project.objects:
+                color = tuple(int(c) for c in info.color)
+                doc.insert_object(
+                    MaskletObject(info.obj_id, info.name, info.category, color, info.visible)
+                )
+            for p in project.prompts:
+                if doc.has_object(p.obj_id) and p.frame < doc.num_frames:
+                    points = tuple((float(x), float(y), int(lab)) for x, y, lab in p.points)
+                    box = None if p.box is None else tuple(float(v) for v in p.box)
+                    doc.set_prompts(p.frame, p.obj_id, FramePrompts(points, box))
+            doc.adopt_store(store)
+            self.settings = dict(project.settings)
+            if doc.objects():
+                doc.set_active_object(doc.objects()[0].obj_id)
+            doc.set_current_frame(int(self.settings.get("current_frame", 0) or 0))
+        finally:
+            self._session.set_muted(False)
+            self._loading = False
+        self._session.mark_all_unsynced()
+        self._flush()
+
+    # ---- files -----------------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write the project; raises ValueError or OSError with a message for the user."""
+        project, store = self.state()
+        save_project(path, project, store, only_dirty=path == self.path)
+        self.path = path
+        if self._autosaver is not None:
+            self._autosaver.set_project_path(path)
+        self.saved.emit(path)
+
+    @staticmethod
+    def read(path: str) -> tuple[Project, MaskStore]:
+        """Load a project file; raises `ProjectError` for anything unreadable."""
+        return load_project(path)
+
+    # ---- autosave --------------------------------------------------------------------------
+    def start_autosave(self) -> None:
+        if self._autosaver is None:
+            return
+        self._autosaver.attach(self.state, project_path=self.path)
+        self._timer.start()
+
+    def _mark(self, kind: str) -> None:
+        if self._autosaver is None or self._loading or not self._timer.isActive():
+            return
+        self._autosaver.mark_dirty(kind)
+        self._report()
+
+    def _flush(self) -> None:
+        if self._autosaver is not None and self._timer.isActive():
+            self._autosaver.flush()
+            self._report()
+
+    def _on_autosave_tick(self) -> None:
+        if self._autosaver is not None and self._autosaver.tick():
+            self._report()
+
+    def _report(self) -> None:
+        if self._autosaver is not None and self._autosaver.last_error:
+            self.autosave_failed.emit(self._autosaver.last_error)
+
+    def find_recoverable(self) -> list[RecoveryInfo]:
+        return [] if self._autosaver is None else self._autosaver.find_recoverable()
+
+    def shutdown(self) -> None:
+        """The user's work is saved or deliberately discarded: drop recovery data."""
+        self._timer.stop()
+        if self._autosaver is not None:
+            self._autosaver.clean_shutdown()

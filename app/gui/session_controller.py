@@ -1,0 +1,113 @@
+"""Keeps the engine session in step with the document, through the worker client.
+
+Prompt edits (from clicks, undo or redo) are sent as the full prompt set of that
+(frame, object); masks coming back are written into the document. After a project is
+opened or the model is switched, the engine holds no prompts: they are marked unsynced
+and re-applied lazily, a frame when it is edited and all of them before propagating.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.gui.document import AnnotationDocument
+from app.gui.jobs import FrameMasks, JobError, MaskResult, SessionInfo
+from app.gui.worker import WorkerClient
+
+
+class SessionController(QObject):
+    propagation_started = Signal(str)
+    session_ready = Signal(object)
+
+    def __init__(
+        self, document: AnnotationDocument, client: WorkerClient, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._doc = document
+        self._client = client
+        self._unsynced: set[tuple[int, int]] = set()
+        self._sent: dict[int, tuple[int, int]] = {}
+        self._muted = False
+        document.prompts_changed.connect(self._on_prompts_changed)
+        document.object_removed.connect(self._on_object_removed)
+        document.current_frame_changed.connect(self._on_current_frame_changed)
+        client.mask_ready.connect(self._on_mask_ready)
+        client.frame_ready.connect(self._on_frame_ready)
+        client.job_failed.connect(self._on_job_failed)
+        client.session_opened.connect(self._on_session_opened)
+
+    @property
+    def unsynced(self) -> set[tuple[int, int]]:
+        """(frame, obj_id) prompt sets the engine has not seen yet."""
+        return set(self._unsynced)
+
+    def set_muted(self, muted: bool) -> None:
+        """While muted (loading a project), prompt changes are only marked unsynced."""
+        self._muted = muted
+
+    def mark_all_unsynced(self) -> None:
+        self._unsynced = set(self._doc.all_prompts())
+
+    def propagate(self, direction: str) -> int:
+        """Re-apply unsynced prompts, then propagate from the current frame."""
+        self.sync_all()
+        request_id = self._client.propagate(self._doc.current_frame, direction)
+        self.propagation_started.emit(direction)
+        return request_id
+
+    def sync_all(self) -> None:
+        for frame, obj_id in sorted(self._unsynced):
+            if self._doc.has_object(obj_id):
+                self._send(frame, obj_id)
+        self._unsynced.clear()
+
+    def _send(self, frame: int, obj_id: int) -> None:
+        prompts = self._doc.prompts(frame, obj_id)
+        request_id = self._client.set_prompts(frame, obj_id, list(prompts.points), prompts.box)
+        self._sent[request_id] = (frame, obj_id)
+        self._unsynced.discard((frame, obj_id))
+
+    # ---- document events -------------------------------------------------------------------
+    @Slot(int, int)
+    def _on_prompts_changed(self, frame: int, obj_id: int) -> None:
+        if self._muted:
+            self._unsynced.add((frame, obj_id))
+            return
+        self._send(frame, obj_id)
+
+    @Slot(int)
+    def _on_object_removed(self, obj_id: int) -> None:
+        self._unsynced = {key for key in self._unsynced if key[1] != obj_id}
+        if not self._muted:
+            self._client.remove_object(obj_id)
+
+    @Slot(int)
+    def _on_current_frame_changed(self, frame: int) -> None:
+        self._client.focus(frame)
+
+    # ---- worker results --------------------------------------------------------------------
+    @Slot(object)
+    def _on_session_opened(self, info: SessionInfo) -> None:
+        self.mark_all_unsynced()
+        self.session_ready.emit(info)
+
+    @Slot(object)
+    def _on_mask_ready(self, result: MaskResult) -> None:
+        self._sent.pop(result.request_id, None)
+        if not self._doc.has_object(result.obj_id):
+            return
+        if result.mask is None:
+            self._doc.clear_mask(result.frame, result.obj_id)
+        elif result.mask.shape == self._doc.video_size:
+            self._doc.set_mask(result.frame, result.obj_id, result.mask)
+
+    @Slot(object)
+    def _on_frame_ready(self, result: FrameMasks) -> None:
+        if 0 <= result.frame < self._doc.num_frames:
+            self._doc.set_frame_masks(result.frame, result.masks)
+
+    @Slot(object)
+    def _on_job_failed(self, error: JobError) -> None:
+        key = self._sent.pop(error.request_id, None)
+        if key is not None:
+            self._unsynced.add(key)

@@ -1,0 +1,83 @@
+"""Persistent app settings (QSettings): model choice, recent files, window state, display.
+
+Tests pass their own `QSettings` (an INI file in a temporary folder) so they never read
+or write the user's settings.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "Masklet"
+APPLICATION = "Masklet"
+MAX_RECENT = 10
+
+
+class AppSettings:
+    """Typed accessors over one QSettings store."""
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        self._s = store if store is not None else QSettings(ORGANIZATION, APPLICATION)
+
+    @property
+    def store(self) -> QSettings:
+        return self._s
+
+    def sync(self) -> None:
+        self._s.sync()
+
+    # ---- model -----------------------------------------------------------------------------
+    @property
+    def checkpoint(self) -> str:
+        return str(self._s.value("model/checkpoint", "") or "")
+
+    @checkpoint.setter
+    def checkpoint(self, path: str) -> None:
+        self._s.setValue("model/checkpoint", path)
+
+    @property
+    def device(self) -> str:
+        return str(self._s.value("model/device", "cpu") or "cpu")
+
+    @device.setter
+    def device(self, device: str) -> None:
+        self._s.setValue("model/device", device)
+
+    # ---- files -----------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self._s.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or []) if v]
+
+    def add_recent_file(self, path: str) -> None:
+        files = [path, *(f for f in self.recent_files() if f != path)][:MAX_RECENT]
+        self._s.setValue("files/recent", files)
+
+    def clear_recent_files(self) -> None:
+        self._s.setValue("files/recent", [])
+
+    # ---- window and display ----------------------------------------------------------------
+    def window_geometry(self) -> QByteArray | None:
+        value = self._s.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self._s.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self._s.setValue("window/geometry", geometry)
+        self._s.setValue("window/state", state)
+
+    @property
+    def opacity(self) -> float:
+        try:
+            value = float(self._s.value("display/opacity", 0.5))
+        except (TypeError, ValueError):
+            return 0.5
+        return min(max(value, 0.0), 1.0)
+
+    @opacity.setter
+    def opacity(self, value: float) -> None:
+        self._s.setValue("display/opacity", float(value))

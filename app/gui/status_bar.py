@@ -1,0 +1,100 @@
+"""Status bar widgets: engine facts (device, model, cache) and propagation progress."""
+
+from __future__ import annotations
+
+import math
+
+import qtawesome
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
+
+from app.gui.jobs import EngineStats, Progress
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    seconds = max(int(round(seconds)), 0)
+    minutes, s = divmod(seconds, 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class EngineStatus(QWidget):
+    """ "cpu · sam2.1-tiny · cache 120.0 MB" with icons."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        self.device = _icon_label("mdi6.chip", "no device")
+        self.model = _icon_label("mdi6.brain", "no model")
+        self.cache = _icon_label("mdi6.memory", "cache 0 B")
+        for pair in (self.device, self.model, self.cache):
+            layout.addWidget(pair[0])
+            layout.addWidget(pair[1])
+        self.device[1].setToolTip("Device the model runs on")
+        self.model[1].setToolTip("Model variant")
+        self.cache[1].setToolTip("Memory used by cached frame embeddings")
+
+    def set_model(self, variant: str, device: str) -> None:
+        self.model[1].setText(variant)
+        self.device[1].setText(device)
+
+    def set_stats(self, stats: EngineStats) -> None:
+        if stats.variant:
+            self.set_model(stats.variant, stats.device)
+        self.cache[1].setText(f"cache {human_bytes(stats.cache_bytes)}")
+
+
+class PropagationProgress(QWidget):
+    """Progress bar with frames/s and ETA, and a cancel button; hidden when idle."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(180)
+        self.bar.setTextVisible(True)
+        self.rate = QLabel()
+        self.cancel = QToolButton()
+        self.cancel.setIcon(qtawesome.icon("mdi6.close-circle-outline"))
+        self.cancel.setToolTip("Cancel propagation (Esc)")
+        self.cancel.setAutoRaise(True)
+        layout.addWidget(QLabel("Propagating"))
+        layout.addWidget(self.bar)
+        layout.addWidget(self.rate)
+        layout.addWidget(self.cancel)
+        self.cancel.clicked.connect(self.cancel_requested)
+        self.hide()
+
+    def start(self, direction: str) -> None:
+        self.bar.setRange(0, 0)
+        self.rate.setText(f"{direction}…")
+        self.show()
+
+    def set_progress(self, progress: Progress) -> None:
+        self.bar.setRange(0, max(progress.total, 1))
+        self.bar.setValue(min(progress.done, progress.total))
+        self.rate.setText(f"{progress.fps:.1f} frames/s · ETA {format_eta(progress.eta_s)}")
+
+    def finish(self) -> None:
+        self.hide()
+
+
+def _icon_label(icon: str, text: str) -> tuple[QLabel, QLabel]:
+    picture = QLabel()
+    picture.setPixmap(qtawesome.icon(icon, color="#8a8f98").pixmap(14, 14))
+    return picture, QLabel(text)

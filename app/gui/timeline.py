@@ -1,0 +1,214 @@
+"""The timeline: a scrub bar with frame number and timecode, and one painted row per object.
+
+Rows show where an object has masks, where the tracker predicted it absent, and its
+keyframes (prompted frames). Painting works on run-length spans computed with NumPy
+from the document's per-object state track, so a 100k-frame video costs a handful of
+rectangles per row rather than one per frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QWidget
+
+from app.gui.document import AnnotationDocument, MaskState
+
+ROW_HEIGHT = 16
+ROW_GAP = 3
+HEADER = 6
+ABSENT_COLOR = QColor(110, 110, 118)
+
+
+def spans(track: np.ndarray, value: int) -> np.ndarray:
+    """(K, 2) int start/stop (exclusive) of the runs where `track == value`."""
+    hit = np.concatenate(([False], track == value, [False]))
+    edges = np.flatnonzero(hit[1:] != hit[:-1])
+    return edges.reshape(-1, 2)
+
+
+def timecode(frame: int, fps: float) -> str:
+    """`HH:MM:SS.ff` for a frame index at `fps` (ff = frame within the second)."""
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    seconds, ff = divmod(frame, max(round(fps), 1))
+    minutes, ss = divmod(int(seconds), 60)
+    hh, mm = divmod(minutes, 60)
+    return f"{hh:02d}:{mm:02d}:{ss:02d}.{int(ff):02d}"
+
+
+class TimelineTracks(QWidget):
+    """Per-object rows of mask/absent spans and keyframe ticks; click or drag to jump."""
+
+    frame_clicked = Signal(int)
+
+    def __init__(self, document: AnnotationDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._doc = document
+        self.setMinimumHeight(HEADER + ROW_HEIGHT + ROW_GAP)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        for signal in (document.objects_changed, document.video_changed):
+            signal.connect(self._on_layout_changed)
+        document.object_changed.connect(lambda _obj: self.update())
+        document.masks_changed.connect(lambda _frame: self.update())
+        document.prompts_changed.connect(lambda _f, _o: self.update())
+        document.current_frame_changed.connect(lambda _frame: self.update())
+        document.active_object_changed.connect(lambda _obj: self.update())
+
+    def _on_layout_changed(self) -> None:
+        rows = max(len(self._doc.objects()), 1)
+        self.setFixedHeight(HEADER + rows * (ROW_HEIGHT + ROW_GAP))
+        self.update()
+
+    def frame_at(self, x: float) -> int:
+        n = self._doc.num_frames
+        if n <= 1:
+            return 0
+        return int(np.clip(round(x / max(self.width() - 1, 1) * (n - 1)), 0, n - 1))
+
+    def x_of(self, frame: float) -> float:
+        n = self._doc.num_frames
+        return 0.0 if n <= 1 else frame / (n - 1) * (self.width() - 1)
+
+    def row_rect(self, row: int) -> QRectF:
+        return QRectF(0, HEADER + row * (ROW_HEIGHT + ROW_GAP), self.width(), ROW_HEIGHT)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(36, 37, 40))
+        n = self._doc.num_frames
+        if n == 0:
+            return
+        # One frame's width; spans shorter than a pixel still get one pixel.
+        unit = self.width() / n
+        for row, obj in enumerate(self._doc.objects()):
+            rect = self.row_rect(row)
+            active = obj.obj_id == self._doc.active_object
+            painter.fillRect(rect, QColor(56, 58, 64) if active else QColor(46, 47, 52))
+            track = self._doc.state_track(obj.obj_id)
+            self._paint_spans(painter, rect, spans(track, MaskState.ABSENT), ABSENT_COLOR, unit)
+            color = QColor(*obj.color)
+            color.setAlpha(200 if obj.visible else 90)
+            self._paint_spans(painter, rect, spans(track, MaskState.MASK), color, unit)
+            self._paint_keyframes(painter, rect, self._doc.keyframes(obj.obj_id))
+        x = self.x_of(self._doc.current_frame)
+        painter.setPen(QPen(QColor(255, 255, 255), 2))
+        painter.drawLine(round(x), 0, round(x), self.height())
+
+    def _paint_spans(
+        self, painter: QPainter, rect: QRectF, runs: np.ndarray, color: QColor, unit: float
+    ) -> None:
+        top, height = rect.top() + 3, rect.height() - 6
+        for start, stop in runs:
+            x0 = start * unit
+            painter.fillRect(QRectF(x0, top, max((stop - start) * unit, 1.0), height), color)
+
+    def _paint_keyframes(self, painter: QPainter, rect: QRectF, frames: list[int]) -> None:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(255, 255, 255))
+        unit = self.width() / max(self._doc.num_frames, 1)
+        mid = rect.center().y()
+        for frame in frames:
+            cx = (frame + 0.5) * unit
+            diamond = [QPointF(cx, mid - 5), QPointF(cx + 4, mid), QPointF(cx, mid + 5)]
+            painter.drawPolygon([*diamond, QPointF(cx - 4, mid)])
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._jump(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._jump(event)
+
+    def _jump(self, event: QMouseEvent) -> None:
+        n = self._doc.num_frames
+        if n:
+            frame = int(np.clip(event.position().x() / max(self.width(), 1) * n, 0, n - 1))
+            self.frame_clicked.emit(frame)
+
+
+class ScrubBar(QWidget):
+    """Slider, frame spin box and timecode for the document's current frame."""
+
+    def __init__(self, document: AnnotationDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._doc = document
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.spin = QSpinBox()
+        self.spin.setKeyboardTracking(False)
+        self.spin.setToolTip("Current frame")
+        self.timecode = QLabel("00:00:00.00")
+        self.timecode.setToolTip("Timecode (hh:mm:ss.frame)")
+        self.timecode.setMinimumWidth(170)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.spin)
+        layout.addWidget(self.timecode)
+        self.slider.valueChanged.connect(self._doc.set_current_frame)
+        self.spin.valueChanged.connect(self._doc.set_current_frame)
+        document.video_changed.connect(self._on_video_changed)
+        document.current_frame_changed.connect(self._on_current_frame_changed)
+        self._on_video_changed()
+
+    def _on_video_changed(self) -> None:
+        last = max(self._doc.num_frames - 1, 0)
+        for widget in (self.slider, self.spin):
+            widget.blockSignals(True)
+            widget.setRange(0, last)
+            widget.blockSignals(False)
+        self.slider.setPageStep(max(last // 20, 10))
+        self._on_current_frame_changed(self._doc.current_frame)
+
+    def _on_current_frame_changed(self, frame: int) -> None:
+        for widget in (self.slider, self.spin):
+            widget.blockSignals(True)
+            widget.setValue(frame)
+            widget.blockSignals(False)
+        fps = self._doc.fps
+        last = max(self._doc.num_frames - 1, 0)
+        self.timecode.setText(f"{timecode(frame, fps)} / {timecode(last, fps)}")
+
+
+class Playback(QObject):
+    """Plays the document at the video's fps by advancing the current frame on a timer."""
+
+    playing_changed = Signal(bool)
+
+    def __init__(self, document: AnnotationDocument, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._doc = document
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._on_tick)
+
+    @property
+    def is_playing(self) -> bool:
+        return self._timer.isActive()
+
+    def toggle(self) -> None:
+        if self.is_playing:
+            self.stop()
+        else:
+            self.play()
+
+    def play(self) -> None:
+        if self._doc.num_frames <= 1:
+            return
+        if self._doc.current_frame >= self._doc.num_frames - 1:
+            self._doc.set_current_frame(0)
+        self._timer.start(max(round(1000 / self._doc.fps), 1))
+        self.playing_changed.emit(True)
+
+    def stop(self) -> None:
+        if self._timer.isActive():
+            self._timer.stop()
+            self.playing_changed.emit(False)
+
+    def _on_tick(self) -> None:
+        frame = self._doc.current_frame + 1
+        if frame >= self._doc.num_frames:
+            self.stop()
+            return
+        self._doc.set_current_frame(frame)

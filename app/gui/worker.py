@@ -1,0 +1,418 @@
+"""The background inference worker: owns the model, the tracking session and its cache.
+
+`InferenceWorker` lives on its own `QThread` (moveToThread). The GUI side talks to it
+only through `WorkerClient`: requests go out as one queued `Signal(object)` carrying a
+request dataclass; results come back as `Signal(object)` carrying NumPy arrays the
+worker has copied and no longer touches. Cancelling is a `threading.Event` the engine
+polls between frames, so it takes effect within one frame and keeps what was computed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from app.gui.engine import Engine, FrameSource
+from app.gui.jobs import (
+    EngineStats,
+    Focus,
+    FrameMasks,
+    JobError,
+    LoadModel,
+    MaskResult,
+    ModelInfo,
+    OpenVideo,
+    PendingBook,
+    Progress,
+    Propagate,
+    PropagationSummary,
+    RemoveObject,
+    SessionInfo,
+    SetPrompts,
+)
+
+# Frames encoded ahead of the current one while idle; behind gets half as many.
+PREFETCH_AHEAD = 6
+
+
+class InferenceWorker(QObject):
+    """Runs every model call; lives on its own thread and is driven by queued requests."""
+
+    model_loaded = Signal(object)
+    session_opened = Signal(object)
+    mask_ready = Signal(object)
+    frame_ready = Signal(object)
+    propagation_progress = Signal(object)
+    propagation_finished = Signal(object)
+    job_failed = Signal(object)
+    stats_changed = Signal(object)
+    request_done = Signal(int)
+
+    def __init__(self, *, engine: Engine, pending: PendingBook, cancel: threading.Event) -> None:
+        super().__init__()
+        self._engine = engine
+        self._pending = pending
+        self._cancel = cancel
+        self._model: Any = None
+        self._variant = ""
+        self._device = "cpu"
+        self._session: Any = None
+        self._open_source: Callable[[], FrameSource] | None = None
+        self._focus = 0
+        self._prefetch_queue: list[int] = []
+
+    # ---- dispatch --------------------------------------------------------------------------
+    @Slot(object)
+    def _on_request(self, request: Any) -> None:
+        with self._pending.lock:
+            self._pending.count -= 1
+            superseded = _is_superseded(self._pending, request)
+        if not superseded:
+            self._handle(request)
+        self.request_done.emit(request.request_id)
+
+    def _handle(self, request: Any) -> None:
+        handlers = {
+            LoadModel: ("loading the model", self._load_model),
+            OpenVideo: ("opening the video", self._open_video),
+            SetPrompts: ("segmenting", self._set_prompts),
+            Propagate: ("propagating", self._propagate),
+            RemoveObject: ("removing an object", self._remove_object),
+            Focus: ("encoding ahead", self._set_focus),
+        }
+        action, handler = handlers[type(request)]
+        try:
+            handler(request)
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the GUI
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self.job_failed.emit(
+                JobError(request.request_id, action, message, traceback.format_exc())
+            )
+        self._emit_stats()
+        self._schedule_prefetch()
+
+    # ---- handlers --------------------------------------------------------------------------
+    def _load_model(self, request: LoadModel) -> None:
+        self._session = None
+        self._model = None
+        self._model = self._engine.load_model(request.checkpoint, request.device)
+        self._device = request.device
+        config = getattr(self._model, "config", None)
+        self._variant = getattr(config, "name", "") or "unknown"
+        self.model_loaded.emit(ModelInfo(request.request_id, self._variant, self._device))
+        if self._open_source is not None:
+            self._start_session(request.request_id)
+
+    def _open_video(self, request: OpenVideo) -> None:
+        self._session = None
+        self._open_source = request.open_source
+        if self._model is not None:
+            self._start_session(request.request_id)
+
+    def _start_session(self, request_id: int) -> None:
+        assert self._open_source is not None
+        source = self._open_source()
+        self._session = self._engine.open_session(self._model, source, self._device)
+        h, w = self._session.video_size
+        self.session_opened.emit(SessionInfo(request_id, self._session.num_frames, (h, w)))
+
+    def _require_session(self) -> Any:
+        if self._session is None:
+            what = "no model is loaded" if self._model is None else "no video is open"
+            raise RuntimeError(f"cannot run the model: {what}")
+        return self._session
+
+    def _set_prompts(self, request: SetPrompts) -> None:
+        session = self._require_session()
+        if len(request.points) == 0 and request.box is None:
+            if request.obj_id in session.object_ids:
+                session.clear_prompts(request.frame, request.obj_id)
+            cleared = MaskResult(request.request_id, request.frame, request.obj_id, None)
+            self.mask_ready.emit(cleared)
+            return
+        if not session.is_encoded(request.frame):
+            self._emit_stats(encoding=request.frame)
+        points = request.points if len(request.points) else None
+        labels = request.labels if len(request.points) else None
+        prompt = self._engine.make_prompt(points, labels, request.box)
+        result = session.add_prompt(request.frame, request.obj_id, prompt, clear_old=True)
+        mask = np.array(result.mask, dtype=bool, copy=True)
+        self.mask_ready.emit(
+            MaskResult(request.request_id, request.frame, request.obj_id, mask, float(result.score))
+        )
+
+    def _propagate(self, request: Propagate) -> None:
+        session = self._require_session()
+        self._cancel.clear()
+        total = _frames_to_visit(session.num_frames, request.start, request.direction)
+        started = time.perf_counter()
+        done = 0
+        frames = session.propagate(
+            request.start, request.direction, should_stop=self._cancel.is_set
+        )
+        for frame_result in frames:
+            masks = {
+                obj_id: (np.array(r.mask, dtype=bool, copy=True) if r.score > 0 else None)
+                for obj_id, r in frame_result.objects.items()
+            }
+            self.frame_ready.emit(FrameMasks(request.request_id, frame_result.frame, masks))
+            done += 1
+            fps = done / max(time.perf_counter() - started, 1e-6)
+            self.propagation_progress.emit(Progress(request.request_id, done, total, fps))
+            if self._cancel.is_set():
+                break
+        cancelled = self._cancel.is_set()
+        self._cancel.clear()
+        self.propagation_finished.emit(PropagationSummary(request.request_id, done, cancelled))
+
+    def _remove_object(self, request: RemoveObject) -> None:
+        if self._session is not None and request.obj_id in self._session.object_ids:
+            self._session.remove_object(request.obj_id)
+
+    def _set_focus(self, request: Focus) -> None:
+        self._focus = request.frame
+        self._prefetch_queue = []
+
+    # ---- idle encoding ---------------------------------------------------------------------
+    def _schedule_prefetch(self) -> None:
+        if self._session is None:
+            return
+        if not self._prefetch_queue:
+            n = self._session.num_frames
+            ahead = range(self._focus, min(self._focus + PREFETCH_AHEAD + 1, n))
+            behind = range(self._focus - 1, max(self._focus - PREFETCH_AHEAD // 2, 0) - 1, -1)
+            self._prefetch_queue = [f for f in (*ahead, *behind) if 0 <= f < n]
+        # A zero timer runs after already-queued requests, so new requests always go first.
+        QTimer.singleShot(0, self, self._prefetch_step)
+
+    @Slot()
+    def _prefetch_step(self) -> None:
+        with self._pending.lock:
+            busy = self._pending.count > 0
+        if busy or self._session is None:
+            return
+        while self._prefetch_queue:
+            frame = self._prefetch_queue.pop(0)
+            if not self._session.is_encoded(frame):
+                try:
+                    self._session.encode_frame(frame)
+                except Exception as exc:  # noqa: BLE001 - prefetch is best-effort
+                    self.job_failed.emit(JobError(-1, "encoding ahead", str(exc)))
+                    self._prefetch_queue = []
+                    return
+                self._emit_stats()
+                QTimer.singleShot(0, self, self._prefetch_step)
+                return
+
+    def _emit_stats(self, encoding: int | None = None) -> None:
+        cache = int(getattr(self._session, "cache_bytes_used", 0) or 0)
+        self.stats_changed.emit(EngineStats(self._device, self._variant, cache, encoding))
+
+
+def _is_superseded(pending: PendingBook, request: Any) -> bool:
+    key = _supersede_key(request)
+    return key is not None and pending.latest.get(key, request.request_id) > request.request_id
+
+
+def _supersede_key(request: Any) -> Any:
+    if isinstance(request, SetPrompts):
+        return ("prompts", request.frame, request.obj_id)
+    if isinstance(request, Focus):
+        return "focus"
+    return None
+
+
+def _frames_to_visit(num_frames: int, start: int, direction: str) -> int:
+    if direction == "forward":
+        return num_frames - start
+    if direction == "backward":
+        return start + 1
+    return num_frames
+
+
+_live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+
+
+def running_worker_threads() -> list[QThread]:
+    """Worker threads still running; tests fail if any outlive them."""
+    return [t for t in _live_threads if t.isRunning()]
+
+
+class WorkerClient(QObject):
+    """GUI-side handle: starts the worker thread, numbers requests, drops stale results.
+
+    Result signals are re-emitted on the GUI thread only when they belong to the latest
+    request of their kind, so a slow answer to a superseded click never overwrites a
+    newer one.
+    """
+
+    _request = Signal(object)
+    model_loaded = Signal(object)
+    session_opened = Signal(object)
+    mask_ready = Signal(object)
+    frame_ready = Signal(object)
+    propagation_progress = Signal(object)
+    propagation_finished = Signal(object)
+    job_failed = Signal(object)
+    stats_changed = Signal(object)
+    busy_changed = Signal(bool)
+
+    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pending = PendingBook()
+        self._cancel = threading.Event()
+        self._next_id = 1
+        self._session_floor = 0
+        self._propagation_id: int | None = None
+        self._outstanding: set[int] = set()
+        self._thread = QThread()
+        self._thread.setObjectName("masklet-inference")
+        _live_threads.add(self._thread)
+        self._worker = InferenceWorker(engine=engine, pending=self._pending, cancel=self._cancel)
+        self._worker.moveToThread(self._thread)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._request.connect(self._worker._on_request)
+        self._connect_results()
+        self._thread.start()
+
+    def _connect_results(self) -> None:
+        w = self._worker
+        w.model_loaded.connect(self._on_model_loaded)
+        w.session_opened.connect(self._on_session_opened)
+        w.mask_ready.connect(self._on_mask_ready)
+        w.frame_ready.connect(self._on_frame_ready)
+        w.propagation_progress.connect(self._on_progress)
+        w.propagation_finished.connect(self._on_propagation_finished)
+        w.job_failed.connect(self._on_job_failed)
+        w.stats_changed.connect(self.stats_changed)
+        w.request_done.connect(self._finish)
+
+    # ---- requests --------------------------------------------------------------------------
+    def _send(self, make: Callable[[int], Any], *, track: bool = True) -> int:
+        request_id = self._next_id
+        self._next_id += 1
+        request = make(request_id)
+        with self._pending.lock:
+            self._pending.count += 1
+            key = _supersede_key(request)
+            if key is not None:
+                self._pending.latest[key] = request_id
+        if track:
+            self._outstanding.add(request_id)
+            if len(self._outstanding) == 1:
+                self.busy_changed.emit(True)
+        self._request.emit(request)
+        return request_id
+
+    def load_model(self, checkpoint: str, device: str) -> int:
+        return self._send(lambda i: LoadModel(i, checkpoint, device))
+
+    def open_video(self, open_source: Callable[[], FrameSource]) -> int:
+        self.cancel()
+        request_id = self._send(lambda i: OpenVideo(i, open_source))
+        self._session_floor = request_id
+        return request_id
+
+    def set_prompts(
+        self,
+        frame: int,
+        obj_id: int,
+        points: list[tuple[float, float, int]],
+        box: tuple[float, float, float, float] | None,
+    ) -> int:
+        # A prompt change invalidates a running propagation's memory; stop it first.
+        self.cancel()
+        xy = np.array([(x, y) for x, y, _ in points], dtype=np.float32).reshape(-1, 2)
+        labels = np.array([label for _, _, label in points], dtype=np.int32)
+        box_arr = None if box is None else np.array(box, dtype=np.float32)
+        return self._send(lambda i: SetPrompts(i, frame, obj_id, xy, labels, box_arr))
+
+    def propagate(self, start: int, direction: str) -> int:
+        if direction not in ("forward", "backward", "both"):
+            raise ValueError(f"direction must be forward, backward or both, got {direction!r}")
+        self.cancel()
+        self._propagation_id = self._send(lambda i: Propagate(i, start, direction))
+        return self._propagation_id
+
+    def remove_object(self, obj_id: int) -> int:
+        return self._send(lambda i: RemoveObject(i, obj_id))
+
+    def focus(self, frame: int) -> None:
+        self._send(lambda i: Focus(i, frame), track=False)
+
+    def cancel(self) -> None:
+        """Stop a running propagation after the frame in progress; safe from any thread."""
+        if self._propagation_id is not None:
+            self._cancel.set()
+
+    @property
+    def is_busy(self) -> bool:
+        return bool(self._outstanding)
+
+    @property
+    def is_propagating(self) -> bool:
+        return self._propagation_id is not None
+
+    def shutdown(self) -> None:
+        """Cancel, stop the thread and wait for it (the app is closing; nothing else runs)."""
+        self._cancel.set()
+        self._thread.quit()
+        self._thread.wait()
+
+    # ---- results ---------------------------------------------------------------------------
+    @Slot(int)
+    def _finish(self, request_id: int) -> None:
+        if request_id in self._outstanding:
+            self._outstanding.discard(request_id)
+            if not self._outstanding:
+                self.busy_changed.emit(False)
+
+    def _current(self, request_id: int) -> bool:
+        return request_id >= self._session_floor
+
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.model_loaded.emit(info)
+
+    @Slot(object)
+    def _on_session_opened(self, info: SessionInfo) -> None:
+        if self._current(info.request_id):
+            self.session_opened.emit(info)
+
+    @Slot(object)
+    def _on_mask_ready(self, result: MaskResult) -> None:
+        key = ("prompts", result.frame, result.obj_id)
+        with self._pending.lock:
+            latest = self._pending.latest.get(key, result.request_id)
+        if self._current(result.request_id) and latest == result.request_id:
+            self.mask_ready.emit(result)
+
+    @Slot(object)
+    def _on_frame_ready(self, result: FrameMasks) -> None:
+        if result.request_id == self._propagation_id:
+            self.frame_ready.emit(result)
+
+    @Slot(object)
+    def _on_progress(self, progress: Progress) -> None:
+        if progress.request_id == self._propagation_id:
+            self.propagation_progress.emit(progress)
+
+    @Slot(object)
+    def _on_propagation_finished(self, summary: PropagationSummary) -> None:
+        if summary.request_id == self._propagation_id:
+            self._propagation_id = None
+            self.propagation_finished.emit(summary)
+
+    @Slot(object)
+    def _on_job_failed(self, error: JobError) -> None:
+        if error.request_id == self._propagation_id:
+            self._propagation_id = None
+            self.propagation_finished.emit(PropagationSummary(error.request_id, 0, True))
+        self.job_failed.emit(error)
