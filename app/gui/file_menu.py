@@ -219,7 +219,9 @@ class FileMenuMixin:
             return
         from app.gui.export_dialog import ExportDialog
 
-        ExportDialog(self.document, self.reader, parent=self).open()
+        opener, path = self.video_opener, self.document.video_path
+        self.export_dialog = ExportDialog(self.document, lambda: opener(path), parent=self)
+        self.export_dialog.open()
 
 
 def _run_model_dialog(parent: Any, settings: Any) -> tuple[str, str] | None:

@@ -1,0 +1,243 @@
+"""File > Export…: format, output, frame range and step, objects; runs off the GUI thread.
+
+The export reads a snapshot of the mask store and its own video reader on a worker
+thread (moveToThread, like inference), reports progress per frame and stops within a
+frame when cancelled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.export import ExportOptions, ObjectMeta, StoreSource, export
+from app.gui.document import AnnotationDocument
+from app.mask_store import MaskStore
+
+FORMAT_LABELS = {
+    "png": "DAVIS palette PNGs (folder)",
+    "coco": "COCO instance JSON",
+    "ytvis": "YouTube-VIS JSON",
+    "mp4": "Overlay video (MP4)",
+}
+_SUFFIX = {"png": "", "coco": ".json", "ytvis": ".json", "mp4": ".mp4"}
+
+
+def snapshot_store(store: MaskStore) -> MaskStore:
+    """A copy the export thread can read while the GUI keeps editing the original."""
+    copy = MaskStore(store.video_size, num_frames=store.num_frames)
+    for chunk in store.chunks():
+        for frame, obj_id, present, data in store.chunk_entries(chunk):
+            copy.set_encoded(frame, obj_id, data, present=present)
+    return copy
+
+
+class ExportJob(QObject):
+    """Runs one export on its own thread; emits progress, then finished or failed."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(
+        self, *, open_reader: Callable[[], Any], store: MaskStore, objects: list[ObjectMeta],
+        name: str, fmt: str, out: str, options: ExportOptions,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self._open_reader, self._store, self._objects = open_reader, store, objects
+        self._name, self._fmt, self._out, self._options = name, fmt, out, options
+        self._stop = threading.Event()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            reader = self._open_reader()
+            source = StoreSource(
+                name=self._name, reader=reader, store=self._store, objects=self._objects
+            )
+            result = export(
+                source, self._fmt, self._out, self._options,
+                progress=self.progress.emit, should_stop=self._stop.is_set,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the dialog shows any failure
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        self.finished.emit(result)
+
+
+class ExportDialog(QDialog):
+    export_finished = Signal(object)
+    export_failed = Signal(str)
+
+    def __init__(
+        self,
+        document: AnnotationDocument,
+        open_reader: Callable[[], Any],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self._doc = document
+        self._open_reader = open_reader
+        self._thread: QThread | None = None
+        self._job: ExportJob | None = None
+        self._build()
+        self._on_format_changed()
+
+    def _build(self) -> None:
+        n = self._doc.num_frames
+        self.format = QComboBox()
+        for key, label in FORMAT_LABELS.items():
+            self.format.addItem(label, key)
+        self.output = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._on_browse)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(browse)
+        self.start = _spin(0, n - 1, 0)
+        self.stop = _spin(1, n, n)
+        self.step = _spin(1, max(n, 1), 1)
+        self.objects = QListWidget()
+        for obj in self._doc.objects():
+            item = QListWidgetItem(obj.name)
+            item.setData(Qt.ItemDataRole.UserRole, obj.obj_id)
+            item.setCheckState(Qt.CheckState.Checked)
+            self.objects.addItem(item)
+        form = QFormLayout()
+        form.addRow("Format", self.format)
+        form.addRow("Output", out_row)
+        form.addRow("First frame", self.start)
+        form.addRow("End frame (exclusive)", self.stop)
+        form.addRow("Every Nth frame", self.step)
+        form.addRow("Objects", self.objects)
+        self.bar = QProgressBar()
+        self.status = QLabel()
+        self.run_button = QPushButton("Export")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        close = QPushButton("Close")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.status, 1)
+        for button in (self.run_button, self.cancel_button, close):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.bar)
+        layout.addLayout(buttons)
+        self.format.currentIndexChanged.connect(self._on_format_changed)
+        self.run_button.clicked.connect(self.start_export)
+        self.cancel_button.clicked.connect(self.cancel_export)
+        close.clicked.connect(self.reject)
+
+    def _on_format_changed(self) -> None:
+        fmt = self.format.currentData()
+        stem = Path(self._doc.video_path or "export").with_suffix("")
+        self.output.setText(f"{stem}-{fmt}{_SUFFIX[fmt]}")
+
+    def _on_browse(self) -> None:
+        if self.format.currentData() == "png":
+            path = QFileDialog.getExistingDirectory(self, "Export to folder")
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, "Export to file", self.output.text())
+        if path:
+            self.output.setText(path)
+
+    def options(self) -> ExportOptions:
+        """The chosen range, step and objects; raises ValueError when they make no sense."""
+        ids = tuple(
+            self.objects.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.objects.count())
+            if self.objects.item(i).checkState() == Qt.CheckState.Checked
+        )
+        return ExportOptions(
+            start=self.start.value(), stop=self.stop.value(), step=self.step.value(), object_ids=ids
+        )
+
+    def start_export(self) -> None:
+        try:
+            options = self.options()
+        except ValueError as exc:
+            self._on_failed(str(exc))
+            return
+        objects = [
+            ObjectMeta(o.obj_id, o.name, o.category, tuple(o.color)) for o in self._doc.objects()
+        ]
+        self._job = ExportJob(
+            open_reader=self._open_reader, store=snapshot_store(self._doc.store),
+            objects=objects, name=Path(self._doc.video_path or "video").stem,
+            fmt=self.format.currentData(), out=self.output.text(), options=options,
+        )  # fmt: skip
+        self._thread = QThread(self)
+        self._job.moveToThread(self._thread)
+        self._thread.started.connect(self._job.run)
+        self._job.progress.connect(self._on_progress)
+        self._job.finished.connect(self._on_finished)
+        self._job.failed.connect(self._on_failed)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Exporting…")
+        self._thread.start()
+
+    def cancel_export(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(done)
+
+    def _on_finished(self, result: Any) -> None:
+        self._stop_thread()
+        verb = "Cancelled after" if result.cancelled else "Exported"
+        self.status.setText(f"{verb} {result.frames_done} of {result.frames_total} frames")
+        self.export_finished.emit(result)
+
+    def _on_failed(self, message: str) -> None:
+        self._stop_thread()
+        self.status.setText(f"Export failed: {message}")
+        self.export_failed.emit(message)
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread = None
+            self._job = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def done(self, result: int) -> None:
+        self.cancel_export()
+        self._stop_thread()
+        super().done(result)
+
+
+def _spin(low: int, high: int, value: int) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, max(high, low))
+    spin.setValue(value)
+    return spin
