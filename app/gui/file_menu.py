@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.autosave import RecoveryInfo
+from app.gui.model_dialog import ModelDialog
 from app.project import ProjectError
 
 PROJECT_SUFFIX = ".masklet"
@@ -225,17 +226,8 @@ class FileMenuMixin:
 
 
 def _run_model_dialog(parent: Any, settings: Any) -> tuple[str, str] | None:
-    """The persistence engineer's ModelDialog when present; else a plain file picker."""
-    try:
-        from app.gui.model_dialog import ModelDialog
-    except ImportError:  # ModelDialog is written in parallel; keep a usable fallback
-        ModelDialog = None  # noqa: N806
-    if ModelDialog is not None:
-        dialog = ModelDialog(parent)
-        if not dialog.exec():
-            return None
-        return str(dialog.checkpoint_path()), str(dialog.device())
-    path, _ = QFileDialog.getOpenFileName(
-        parent, "Choose a SAM 2 checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)"
-    )
-    return (path, settings.device) if path else None
+    """Ask for a checkpoint and device; None when the user cancels."""
+    dialog = ModelDialog(parent, device=settings.device)
+    if not dialog.exec() or dialog.checkpoint_path() is None:
+        return None
+    return str(dialog.checkpoint_path()), dialog.device()

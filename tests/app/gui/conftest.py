@@ -15,6 +15,7 @@ from app.autosave import Autosaver
 from app.gui.main_window import MainWindow
 from app.gui.settings import AppSettings
 from app.gui.worker import running_worker_threads
+from app.video import open_video
 
 NUM_FRAMES = 20
 WIDTH, HEIGHT = 160, 120
@@ -68,37 +69,12 @@ def recovery_root(tmp_path: Path) -> Path:
     return tmp_path / "recovery"
 
 
-class _DecodedVideo:
-    """Interim reader until app.video lands: every frame decoded into memory."""
-
-    def __init__(self, path: str) -> None:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            self.fps = float(stream.average_rate or 25)
-            self._frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-        self.size = self._frames[0].shape[:2]
-
-    def __len__(self) -> int:
-        return len(self._frames)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self._frames[i]
-
-
-def open_test_video(path: str):
-    try:
-        from app.video import open_video
-    except ImportError:
-        return _DecodedVideo(path)
-    return open_video(path)
-
-
 def make_window(qtbot, settings: AppSettings, recovery_root: Path, **engine_kw) -> MainWindow:
     window = MainWindow(
         engine=fake_engine(**engine_kw),
         settings=settings,
         autosaver=Autosaver(root=recovery_root, mask_interval_s=0.0),
-        video_opener=open_test_video,
+        video_opener=open_video,
     )
     window.confirm_discard = lambda: True
     window.ask_recovery = lambda info: "later"
