@@ -167,3 +167,41 @@ def fake_engine(
         return session
 
     return Engine(load_model=load_model, open_session=open_session, make_prompt=FakePrompt)
+
+
+def run_until_killed(video: str, recovery_root: str, settings_file: str) -> int:
+    """Subprocess entry for the kill-and-recover test: annotate, propagate slowly, report.
+
+    Prints "frame N" per propagated frame so the test knows when to SIGKILL us.
+    """
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.autosave import Autosaver
+    from app.gui.commands import add_point
+    from app.gui.main_window import MainWindow
+    from app.gui.settings import AppSettings
+    from app.video import open_video
+
+    app = QApplication([])
+    settings = AppSettings(QSettings(settings_file, QSettings.Format.IniFormat))
+    window = MainWindow(
+        engine=fake_engine(frame_delay=0.15),
+        settings=settings,
+        autosaver=Autosaver(root=recovery_root, mask_interval_s=0.0),
+        video_opener=open_video,
+    )
+    window.show()
+    window.load_model("fake.pt", "cpu")
+    window.open_video(video)
+    obj = window.new_object()
+    window.undo_stack.push(add_point(window.document, 0, obj, 40.0, 50.0, 1))
+    window.client.frame_ready.connect(lambda r: print(f"frame {r.frame}", flush=True))
+    window.client.mask_ready.connect(lambda r: window.propagate("forward"))
+    return app.exec()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run_until_killed(*sys.argv[1:4]))
