@@ -23,15 +23,21 @@ Chunk file format (`encode_chunk` / `decode_chunk`), all integers little-endian:
 
 from __future__ import annotations
 
+import shutil
 import struct
+import tempfile
+import weakref
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 __all__ = [
     "CHUNK_FRAMES",
+    "DEFAULT_MEMORY_BUDGET",
     "ChunkError",
     "MaskStore",
     "decode_chunk",
@@ -42,6 +48,7 @@ __all__ = [
 ]
 
 CHUNK_FRAMES = 256
+DEFAULT_MEMORY_BUDGET = 256 * 2**20  # resident RLE bytes before chunks spill to disk
 _MAX_KEY = 2**31 - 1  # frames and ids are uint32 in chunk files; keep them int32-safe too
 _ABSENT = b""  # present masks always hold at least one run, so empty bytes is unambiguous
 _CHUNK_MAGIC = b"MKLC"
@@ -95,10 +102,21 @@ def decode_rle(data: bytes, shape: tuple[int, int]) -> np.ndarray:
 class MaskStore:
     """RLE masks per (frame, obj_id) for one video of `video_size` (H, W).
 
-    Not thread-safe: the owner (the annotation document, on the GUI thread) serialises access.
+    Memory stays bounded whatever the video's length: when the resident RLE data exceeds
+    `memory_budget` bytes, the least recently used chunks are spilled to a private temporary
+    folder (chunk file format) and reloaded on access. Only a small index (which entries
+    exist, present or absent) stays in memory for spilled chunks, so `status`, `frames` and
+    `len` never reload them. Not thread-safe: the owner (the annotation document, on the GUI
+    thread) serialises access.
     """
 
-    def __init__(self, video_size: tuple[int, int], *, num_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        video_size: tuple[int, int],
+        *,
+        num_frames: int | None = None,
+        memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    ) -> None:
         height, width = (int(v) for v in video_size)
         if height <= 0 or width <= 0:
             raise ValueError(f"video size must be positive (H, W), got {video_size}")
@@ -106,7 +124,13 @@ class MaskStore:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
         self._size = (height, width)
         self._num_frames = num_frames
-        self._frames: dict[int, dict[int, bytes]] = {}
+        self._budget = memory_budget
+        self._frames: dict[int, dict[int, bytes]] = {}  # resident chunks only
+        self._resident_bytes = 0
+        self._lru: OrderedDict[int, None] = OrderedDict()  # resident chunks, oldest first
+        self._spilled: dict[int, dict[int, dict[int, bool]]] = {}  # chunk -> frame -> obj
+        self._spilled_bytes: dict[int, int] = {}
+        self._spill_dir: Path | None = None
         self._revision = 0
         self._chunk_rev: dict[int, int] = {}
         self._clean: dict[str, dict[int, int]] = {}
@@ -122,11 +146,20 @@ class MaskStore:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of encoded mask data held (the dominant memory cost)."""
-        return sum(len(data) for objs in self._frames.values() for data in objs.values())
+        """Bytes of encoded mask data held, in memory or spilled."""
+        return self._resident_bytes + sum(self._spilled_bytes.values())
+
+    @property
+    def resident_nbytes(self) -> int:
+        """Bytes of encoded mask data in memory (bounded by `memory_budget` plus one chunk)."""
+        return self._resident_bytes
+
+    def is_resident(self, chunk: int) -> bool:
+        return chunk not in self._spilled
 
     def __len__(self) -> int:
-        return sum(len(objs) for objs in self._frames.values())
+        resident = sum(len(objs) for objs in self._frames.values())
+        return resident + sum(_index_len(idx) for idx in self._spilled.values())
 
     # -- editing -----------------------------------------------------------------------------
 
@@ -141,8 +174,7 @@ class MaskStore:
             if mask.shape != self._size:
                 raise ValueError(f"mask shape {mask.shape} does not match video {self._size}")
             data = encode_rle(mask)
-        self._frames.setdefault(frame, {})[obj_id] = data
-        self._touch(frame)
+        self._store(frame, obj_id, data)
 
     def set_encoded(self, frame: int, obj_id: int, data: bytes, *, present: bool = True) -> None:
         """Store already-encoded RLE bytes (validated against the video size, not decoded)."""
@@ -151,27 +183,34 @@ class MaskStore:
             total = rle_pixel_count(data)
             if total != self._size[0] * self._size[1]:
                 raise ValueError(f"RLE covers {total} pixels, video is {self._size}")
-        self._frames.setdefault(frame, {})[obj_id] = bytes(data) if present else _ABSENT
-        self._touch(frame)
+        self._store(frame, obj_id, bytes(data) if present else _ABSENT)
 
     def clear_frame(self, frame: int, obj_id: int) -> None:
         """Forget the entry of `obj_id` on `frame` (back to status "none")."""
-        objs = self._frames.get(frame)
-        if objs is None or obj_id not in objs:
+        if self.status(frame, obj_id) == "none":
             return
-        del objs[obj_id]
+        objs = self._resident(frame)
+        self._resident_bytes -= len(objs.pop(obj_id))
         if not objs:
             del self._frames[frame]
+            chunk = frame // CHUNK_FRAMES
+            start = chunk * CHUNK_FRAMES
+            if not any(f in self._frames for f in range(start, start + CHUNK_FRAMES)):
+                self._lru.pop(chunk, None)
         self._touch(frame)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget every entry of `obj_id`."""
-        for frame in [f for f, objs in self._frames.items() if obj_id in objs]:
+        for frame in self.frames(obj_id):
             self.clear_frame(frame, obj_id)
 
     # -- queries -----------------------------------------------------------------------------
 
     def status(self, frame: int, obj_id: int) -> Status:
+        index = self._spilled.get(frame // CHUNK_FRAMES)
+        if index is not None:
+            present = index.get(frame, {}).get(obj_id)
+            return "none" if present is None else "present" if present else "absent"
         data = self._frames.get(frame, {}).get(obj_id)
         if data is None:
             return "none"
@@ -179,36 +218,43 @@ class MaskStore:
 
     def get(self, frame: int, obj_id: int) -> np.ndarray | None:
         """The (H, W) bool mask, or None when absent or never computed (see `status`)."""
-        data = self._frames.get(frame, {}).get(obj_id)
-        if not data:
-            return None
-        return decode_rle(data, self._size)
+        data = self.encoded(frame, obj_id)
+        return None if data is None else decode_rle(data, self._size)
 
     def objects_at(self, frame: int) -> dict[int, np.ndarray]:
         """Decoded masks of the objects present on `frame`, by obj_id."""
-        objs = self._frames.get(frame, {})
+        objs = self._resident(frame) if self._has_frame(frame) else {}
         return {oid: decode_rle(data, self._size) for oid, data in sorted(objs.items()) if data}
 
     def frames(self, obj_id: int) -> list[int]:
         """Sorted frames that hold an entry (present or absent) for `obj_id`."""
-        return sorted(f for f, objs in self._frames.items() if obj_id in objs)
+        out = [f for f, objs in self._frames.items() if obj_id in objs]
+        for index in self._spilled.values():
+            out.extend(f for f, objs in index.items() if obj_id in objs)
+        return sorted(out)
 
     def object_ids(self) -> list[int]:
-        return sorted({oid for objs in self._frames.values() for oid in objs})
+        ids = {oid for objs in self._frames.values() for oid in objs}
+        for index in self._spilled.values():
+            ids.update(oid for objs in index.values() for oid in objs)
+        return sorted(ids)
 
     def encoded(self, frame: int, obj_id: int) -> bytes | None:
         """Raw RLE bytes of a present entry (for exporters that re-encode without decoding)."""
-        data = self._frames.get(frame, {}).get(obj_id)
-        return data or None
+        if self.status(frame, obj_id) != "present":
+            return None
+        return self._resident(frame)[obj_id]
 
     # -- persistence hooks -------------------------------------------------------------------
 
     def chunks(self) -> list[int]:
         """Indices of chunks that currently hold at least one entry."""
-        return sorted({f // CHUNK_FRAMES for f in self._frames})
+        return sorted({f // CHUNK_FRAMES for f in self._frames} | self._spilled.keys())
 
     def chunk_entries(self, chunk: int) -> list[ChunkEntry]:
         """Every entry of one chunk as (frame, obj_id, present, rle bytes), sorted."""
+        if chunk in self._spilled:
+            self._load(chunk)
         start = chunk * CHUNK_FRAMES
         out: list[ChunkEntry] = []
         for frame in range(start, start + CHUNK_FRAMES):
@@ -240,6 +286,77 @@ class MaskStore:
     def forget_target(self, target: str) -> None:
         self._clean.pop(target, None)
 
+    # -- internals ---------------------------------------------------------------------------
+
+    def _store(self, frame: int, obj_id: int, data: bytes) -> None:
+        chunk = frame // CHUNK_FRAMES
+        if chunk in self._spilled:
+            self._load(chunk)
+        self._lru[chunk] = None
+        self._lru.move_to_end(chunk)
+        objs = self._frames.setdefault(frame, {})
+        old = objs.get(obj_id)
+        self._resident_bytes += len(data) - (0 if old is None else len(old))
+        objs[obj_id] = data
+        self._touch(frame)
+        self._evict(keep=chunk)
+
+    def _has_frame(self, frame: int) -> bool:
+        index = self._spilled.get(frame // CHUNK_FRAMES)
+        return frame in self._frames if index is None else frame in index
+
+    def _resident(self, frame: int) -> dict[int, bytes]:
+        """The entries of a frame known to exist, reloading its chunk if it was spilled."""
+        chunk = frame // CHUNK_FRAMES
+        if chunk in self._spilled:
+            self._load(chunk)
+            self._evict(keep=chunk)
+        self._lru.move_to_end(chunk)
+        return self._frames[frame]
+
+    def _evict(self, keep: int) -> None:
+        if self._budget is None:
+            return
+        while self._resident_bytes > self._budget and len(self._lru) > 1:
+            chunk = next(iter(self._lru))
+            if chunk == keep:
+                self._lru.move_to_end(chunk)
+                continue
+            try:
+                self._spill(chunk)
+            except OSError:
+                # No room for the spill files: keep going in memory rather than lose edits.
+                self._budget = None
+                return
+
+    def _spill(self, chunk: int) -> None:
+        entries = self.chunk_entries(chunk)
+        if self._spill_dir is None:
+            self._spill_dir = Path(tempfile.mkdtemp(prefix="masklet-spill-"))
+            weakref.finalize(self, shutil.rmtree, self._spill_dir, ignore_errors=True)
+        (self._spill_dir / f"{chunk}.bin").write_bytes(encode_chunk(chunk, self._size, entries))
+        index: dict[int, dict[int, bool]] = {}
+        size = 0
+        for frame, oid, present, data in entries:
+            index.setdefault(frame, {})[oid] = present
+            size += len(data)
+            self._frames[frame].pop(oid)
+            if not self._frames[frame]:
+                del self._frames[frame]
+        self._resident_bytes -= size
+        self._spilled[chunk], self._spilled_bytes[chunk] = index, size
+        del self._lru[chunk]
+
+    def _load(self, chunk: int) -> None:
+        assert self._spill_dir is not None
+        blob = (self._spill_dir / f"{chunk}.bin").read_bytes()
+        _, entries = decode_chunk(blob, self._size)
+        del self._spilled[chunk]
+        self._resident_bytes += self._spilled_bytes.pop(chunk)
+        for frame, oid, _present, data in entries:
+            self._frames.setdefault(frame, {})[oid] = data
+        self._lru[chunk] = None
+
     def _touch(self, frame: int) -> None:
         self._revision += 1
         self._chunk_rev[frame // CHUNK_FRAMES] = self._revision
@@ -251,6 +368,10 @@ class MaskStore:
             raise ValueError(f"frame {frame} out of range (video has {self._num_frames})")
         if not _is_key(obj_id):
             raise ValueError(f"obj_id must be an int in 0-{_MAX_KEY}, got {obj_id!r}")
+
+
+def _index_len(index: dict[int, dict[int, bool]]) -> int:
+    return sum(len(objs) for objs in index.values())
 
 
 def _is_key(value: object) -> bool:

@@ -158,3 +158,55 @@ def test_chunk_codec_round_trip_and_damage():
         decode_chunk(blob, (6, 10))
     with pytest.raises(ChunkError, match="not a Masklet"):
         decode_chunk(b"X" * 40, (6, 9))
+
+
+def test_memory_stays_bounded_by_spilling_chunks():
+    shape = (60, 80)
+    masks = {f: _disc(shape, 30, f % 80, 5 + f % 20) for f in range(0, 8 * CHUNK_FRAMES, 7)}
+    one_chunk = sum(len(encode_rle(m)) for f, m in masks.items() if f < CHUNK_FRAMES)
+    store = MaskStore(shape, memory_budget=2 * one_chunk)
+    for f, m in masks.items():
+        store.set(f, 1, m)
+        store.set(f, 2, None)
+    assert store.resident_nbytes <= 3 * one_chunk
+    assert store.nbytes == sum(len(encode_rle(m)) for m in masks.values())
+    spilled = [c for c in store.chunks() if not store.is_resident(c)]
+    assert len(spilled) >= 4
+    # Index queries answer without reloading.
+    assert store.status(0, 1) == "present" and store.status(0, 2) == "absent"
+    assert store.status(1, 1) == "none"
+    assert store.frames(1) == sorted(masks)
+    assert len(store) == 2 * len(masks)
+    assert not store.is_resident(0)
+    # Reading reloads, bit-exact; the bound still holds afterwards.
+    for f, m in masks.items():
+        np.testing.assert_array_equal(store.get(f, 1), m)
+    assert store.resident_nbytes <= 3 * one_chunk
+
+
+def test_spilled_chunks_stay_editable_and_dirty_tracked():
+    shape = (20, 20)
+    store = MaskStore(shape, memory_budget=1)
+    full = np.ones(shape, bool)
+    for c in range(4):
+        store.set(c * CHUNK_FRAMES, 1, full)
+    store.mark_clean("t", store.chunk_revisions())
+    assert not store.is_resident(0)
+    store.set(1, 1, full)  # a new frame in a spilled chunk
+    store.remove_object(1)
+    assert store.frames(1) == [] and len(store) == 0
+    assert store.dirty_chunks("t") == [0, 1, 2, 3]
+    assert store.chunks() == []
+
+
+def test_spill_folder_is_removed_with_the_store():
+    import gc
+
+    store = MaskStore((10, 10), memory_budget=1)
+    store.set(0, 1, np.ones((10, 10), bool))
+    store.set(CHUNK_FRAMES, 1, np.ones((10, 10), bool))
+    folder = store._spill_dir
+    assert folder is not None and any(folder.iterdir())
+    del store
+    gc.collect()
+    assert not folder.exists()

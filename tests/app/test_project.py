@@ -277,3 +277,17 @@ def test_fuzzed_json_only_raises_project_error(saved):
             load_project(path)
         except ProjectError as exc:
             assert "\n" not in str(exc)
+
+
+def test_spilling_store_saves_and_reloads(tmp_path):
+    project = _project(tmp_path / "v.mp4")
+    small = MaskStore(SIZE, num_frames=FRAMES, memory_budget=1)
+    reference = _masks()
+    for chunk in reference.chunks():
+        for frame, oid, present, data in reference.chunk_entries(chunk):
+            small.set_encoded(frame, oid, data, present=present)
+    assert not small.is_resident(0)
+    path = tmp_path / "spill.masklet"
+    save_project(path, project, small)
+    _, loaded = load_project(path)
+    _assert_same_masks(reference, loaded)
