@@ -23,9 +23,8 @@ class SetPromptsCommand(QUndoCommand):
         obj_id: int,
         new: FramePrompts,
         text: str,
-        parent: QUndoCommand | None = None,
     ) -> None:
-        super().__init__(text, parent)
+        super().__init__(text)
         self._doc, self._frame, self._obj_id = doc, frame, obj_id
         self._new = new
         self._old = doc.prompts(frame, obj_id)
@@ -40,10 +39,8 @@ class SetPromptsCommand(QUndoCommand):
 class NewObjectCommand(QUndoCommand):
     """Add an object and make it the active one."""
 
-    def __init__(
-        self, doc: AnnotationDocument, obj: MaskletObject, parent: QUndoCommand | None = None
-    ) -> None:
-        super().__init__(f"New {obj.name}", parent)
+    def __init__(self, doc: AnnotationDocument, obj: MaskletObject) -> None:
+        super().__init__(f"New {obj.name}")
         self._doc, self._obj = doc, obj
         self._previous_active = doc.active_object
 
@@ -131,15 +128,27 @@ def remove_nearest_point(
     return None
 
 
-def clear_frame(doc: AnnotationDocument, frame: int) -> QUndoCommand | None:
+class ClearFrameCommand(QUndoCommand):
     """Remove every object's prompts on one frame, as one undo step."""
-    prompted = doc.prompts_at(frame)
-    if not prompted:
-        return None
-    macro = QUndoCommand(f"Clear prompts on frame {frame}")
-    for obj_id in prompted:
-        SetPromptsCommand(doc, frame, obj_id, FramePrompts(), "", macro)
-    return macro
+
+    def __init__(self, doc: AnnotationDocument, frame: int, obj_ids: list[int]) -> None:
+        super().__init__(f"Clear prompts on frame {frame}")
+        # Kept as Python references rather than Qt children, so their overrides stay alive.
+        self._steps = [SetPromptsCommand(doc, frame, o, FramePrompts(), "") for o in obj_ids]
+
+    def redo(self) -> None:
+        for step in self._steps:
+            step.redo()
+
+    def undo(self) -> None:
+        for step in reversed(self._steps):
+            step.undo()
+
+
+def clear_frame(doc: AnnotationDocument, frame: int) -> QUndoCommand | None:
+    """The command clearing one frame's prompts, or None when there are none."""
+    prompted = list(doc.prompts_at(frame))
+    return ClearFrameCommand(doc, frame, prompted) if prompted else None
 
 
 def _inside(box: tuple[float, float, float, float], x: float, y: float) -> bool:
