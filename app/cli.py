@@ -145,14 +145,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     options = _export_options(args)
     project, store = load_project(args.project)
-    reader = open_video(project.video_path)
-    if len(reader) != project.num_frames or tuple(reader.size) != tuple(project.video_size):
-        raise ProjectError(
-            f"{args.project.name}: the video {project.video_path} no longer matches the project "
-            f"({len(reader)} frames of {tuple(reader.size)}, expected {project.num_frames} of "
-            f"{tuple(project.video_size)})"
-        )
-    _run_export(StoreSource.from_project(project, store, reader), args, options)
+    with open_video(project.video_path) as reader:
+        if len(reader) != project.num_frames or tuple(reader.size) != tuple(project.video_size):
+            raise ProjectError(
+                f"{args.project.name}: the video {project.video_path} no longer matches the "
+                f"project ({len(reader)} frames of {tuple(reader.size)}, expected "
+                f"{project.num_frames} of {tuple(project.video_size)})"
+            )
+        _run_export(StoreSource.from_project(project, store, reader), args, options)
     return 0
 
 
@@ -165,13 +165,13 @@ def _cmd_track(args: argparse.Namespace) -> int:
     prompts = load_prompts(args.prompts)
     if not args.video.exists():
         raise ValueError(f"video not found: {args.video}")
-    reader = open_video(args.video)
-    prompts.check_video(len(reader), tuple(reader.size))
-    model = _load_model(args.checkpoint, args.image_size, args.device)
-    store = _track(model, reader, prompts, args)
     objects = [ObjectMeta(o.obj_id, o.name, o.category) for o in prompts.objects]
-    name = args.video.stem
-    _run_export(StoreSource(name=name, reader=reader, store=store, objects=objects), args, options)
+    with open_video(args.video) as reader:
+        prompts.check_video(len(reader), tuple(reader.size))
+        model = _load_model(args.checkpoint, args.image_size, args.device)
+        store = _track(model, reader, prompts, args)
+        source = StoreSource(name=args.video.stem, reader=reader, store=store, objects=objects)
+        _run_export(source, args, options)
     return 0
 
 

@@ -147,32 +147,36 @@ def _short(segmentation: dict) -> bool:
     counts = segmentation["counts"]
     height, width = (int(v) for v in segmentation["size"])
     try:
-        runs = list(counts) if isinstance(counts, list) else _string_runs(counts)
-    except UnicodeEncodeError:
+        runs = np.asarray(counts, np.int64) if isinstance(counts, list) else _string_runs(counts)
+    except (UnicodeEncodeError, OverflowError):
         return True
-    return runs is None or min(runs, default=0) < 0 or sum(runs) != height * width
+    return runs is None or bool((runs < 0).any()) or int(runs.sum()) != height * width
 
 
-def _string_runs(counts: str) -> list[int] | None:
-    """Run lengths of a compressed COCO RLE string (6-bit chars, deltas after the 3rd run)."""
-    runs: list[int] = []
-    data = counts.encode("ascii")
-    pos = 0
-    while pos < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            if pos >= len(data):
-                return None
-            chunk = data[pos] - 48
-            value |= (chunk & 0x1F) << shift
-            more = bool(chunk & 0x20)
-            pos += 1
-            shift += 5
-            if not more and chunk & 0x10:
-                value |= -1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
+def _string_runs(counts: str) -> np.ndarray | None:
+    """Run lengths of a compressed COCO RLE string, or None if it is not well formed.
+
+    Each run is a little-endian base-32 number in characters '0' + 6 bits (bit 5 = more
+    follows, bit 4 of the last = negative); from the third run on, runs are stored as
+    deltas to the run two before. Vectorised, since files can hold many large masks.
+    """
+    data = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    if data.size == 0:
+        return np.zeros(0, np.int64)
+    if data.min() < 0 or data.max() > 63 or data[-1] & 0x20:
+        return None
+    last = (data & 0x20) == 0
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    group = np.concatenate(([0], np.cumsum(last)[:-1]))
+    digit = np.arange(data.size) - starts[group]
+    if digit.max() > 11:  # more than 60 bits cannot be a run length
+        return None
+    runs = np.add.reduceat((data & 0x1F) << (5 * digit), starts)
+    negative = (data[ends] & 0x10) != 0
+    runs = runs - np.where(negative, np.left_shift(1, 5 * (digit[ends] + 1)), 0)
+    runs[1::2] = np.cumsum(runs[1::2])
+    runs[2::2] = np.cumsum(runs[2::2])
     return runs
 
 
