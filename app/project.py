@@ -153,6 +153,8 @@ def _check_consistent(project: Project, masks: MaskStore) -> None:
     stray = set(masks.object_ids()) - known
     if stray:
         raise ValueError(f"masks exist for objects not in the project: {sorted(stray)}")
+    if len({(p.frame, p.obj_id) for p in project.prompts}) != len(project.prompts):
+        raise ValueError("two prompts for the same frame and object")
     for p in project.prompts:
         if p.obj_id not in known:
             raise ValueError(f"prompt on frame {p.frame} names unknown object {p.obj_id}")
@@ -297,6 +299,8 @@ def _project_from_json(path: Path, doc: dict) -> Project:
     prompts = [
         _prompt_from_json(p, i, num_frames, size, set(ids)) for i, p in enumerate(raw_prompts)
     ]
+    if len({(p.frame, p.obj_id) for p in prompts}) != len(prompts):
+        raise _Invalid("two prompts for the same frame and object")
     known = {"format", "version", "video", "objects", "prompts", "settings", "masks"}
     return Project(
         video_path=_resolve_video(path, video),

@@ -156,8 +156,12 @@ def test_save_rejects_inconsistent_state(tmp_path):
     with pytest.raises(ValueError, match="not in the project"):
         save_project(tmp_path / "x.masklet", project, masks)
     assert not (tmp_path / "x.masklet").exists()
-    project.settings = {"bad": object()}
     masks.remove_object(99)
+    project.prompts.append(FramePrompt(0, 1, []))
+    with pytest.raises(ValueError, match="same frame"):
+        save_project(tmp_path / "x.masklet", project, masks)
+    project.prompts.pop()
+    project.settings = {"bad": object()}
     with pytest.raises(ValueError, match="JSON"):
         save_project(tmp_path / "x.masklet", project, masks)
 
@@ -186,6 +190,10 @@ def _set(keys, value):
     return apply
 
 
+def _dup_prompt(doc):
+    doc["prompts"].append(dict(doc["prompts"][0]))
+
+
 def _drop_object_7(doc):
     doc["objects"] = doc["objects"][:1]
     doc["prompts"] = doc["prompts"][:1]
@@ -209,6 +217,7 @@ def _drop_object_7(doc):
         (_set(["prompts", 0, "box"], [1, 2, 3]), "box"),
         (_set(["prompts", 1, "mask"], "!!notbase64"), "mask"),
         (_set(["prompts", 1, "mask"], "AAAAAA=="), "mask"),
+        (_dup_prompt, "same frame"),
         (_set(["settings"], []), "settings must be dict"),
         (_set(["prompts"], {"a": 1}), "prompts must be list"),
         (_set(["objects", 0], 5), "must be an object"),
@@ -291,3 +300,25 @@ def test_spilling_store_saves_and_reloads(tmp_path):
     save_project(path, project, small)
     _, loaded = load_project(path)
     _assert_same_masks(reference, loaded)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    import os
+
+    from app import atomic
+
+    target = tmp_path / "f.txt"
+    atomic.atomic_write_text(target, "old")
+    target.chmod(0o640)
+    atomic.atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert target.stat().st_mode & 0o777 == 0o640
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space"):
+        atomic.atomic_write_bytes(target, b"never")
+    assert target.read_text() == "new"
+    assert os.listdir(tmp_path) == ["f.txt"]  # the temporary file is gone
