@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
@@ -67,9 +68,13 @@ class StreamDecoder:
         return self._index
 
     def set_index(self, index: FrameIndex) -> None:
-        """Use a corrected index; frame numbers may have changed, so the next read repositions."""
+        """Use `index`, a subset of the current one, keeping the decoder's position."""
+        old = self._index
+        if 0 <= self._last < len(old):
+            self._last = int(np.searchsorted(index.pts, old.pts[self._last], side="right")) - 1
+        elif self._last >= len(old):
+            self._last = len(index)
         self._index = index
-        self._last = len(index)
 
     def close(self) -> None:
         if self._container is not None:
@@ -94,12 +99,18 @@ class StreamDecoder:
         raise VideoError(f"frame {i} of {self._path} cannot be decoded")
 
     def first_frame(self) -> tuple[int, av.VideoFrame] | None:
-        """The first frame a decoder shows from the start, with its number, or None."""
+        """The first frame a decoder shows from the start, with its number, or None.
+
+        The frame stays queued, so reading on from the start decodes nothing twice.
+        """
         self._ensure_at_start()
         while (frame := self._next_frame(math.inf)) is not None:
             j = self._number(frame)
             if j >= 0:
-                self._last = j
+                self._pending.appendleft(frame)
+                if self._index.counted:
+                    self._counted -= 1
+                self._last = j - 1
                 return j, frame
         return None
 

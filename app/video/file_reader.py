@@ -96,17 +96,17 @@ class VideoFileReader(VideoReader):
             # Without timestamps the only reliable numbering is counting from the start.
             index = FrameIndex.by_count(decoder.count_frames(), index.time_base)
             decoder.set_index(index)
+        if index.suspect_tail:
+            index = self._verify_tail(index)
+        # Last, so that the decoder is left at the start, ready for reading on from frame 0.
         found = decoder.first_frame()
-        if found is None:
+        if found is None or len(index) == 0:
             raise VideoError(f"no decodable video frames in {self._path}")
         j, frame = found
         if j > 0:
-            index = index.keep(np.arange(len(index)) >= j)
-            decoder.set_index(index)
-        if index.suspect_tail:
-            index = self._verify_tail(index)
-            if len(index) == 0:
-                raise VideoError(f"no decodable video frames in {self._path}")
+            # The decoder never shows those from the start, so they are no frames of ours.
+            decoder.set_index(index.keep(np.arange(len(index)) >= j))
+        decoder.stats = DecoderStats()
         return frame
 
     def _verify_tail(self, index: FrameIndex) -> FrameIndex:
