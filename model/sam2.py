@@ -1,0 +1,581 @@
+"""The assembled SAM 2 model: image features, SAM heads, memory conditioning, memory encoding.
+
+`Sam2Model` owns the five components and the tracker's own parameters (memory
+temporal encodings, no-memory / no-object embeddings, object-pointer projections).
+It holds no per-video state: the tracking session decides which past frames are
+remembered, asks `plan_memories` which of them the model would read for a frame,
+and passes the resolved tensors to `condition_on_memories`. Keeping the selection
+(pure integers) apart from the tensor maths lets the session know in advance which
+frames it must keep or recompute.
+
+Tensor conventions: images (B, 3, S, S); feature maps (B, C, h, w) with h = S / 16;
+low-resolution mask logits (B, 1, 4h, 4w); high-resolution ones (B, 1, S, S).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.common import MLP
+from model.config import Sam2Config
+from model.image_encoder import ImageEncoder
+from model.mask_decoder import MaskDecoder
+from model.memory_attention import MemoryAttention
+from model.memory_encoder import MemoryEncoder
+from model.prompt_encoder import PromptEncoder
+
+# Mask logit standing for "object absent": far below any real prediction.
+NO_OBJ_SCORE = -1024.0
+# A mask used directly as output becomes logits of -10 / +10 (sigmoid ~0 / ~1).
+_MASK_OUT_SCALE, _MASK_OUT_BIAS = 20.0, -10.0
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """Backbone features of one frame, batched over B (frames, or one frame per object)."""
+
+    vision: torch.Tensor  # (B, C, h, w), the level memory attention and the decoder use
+    vision_pos: torch.Tensor  # (B, C, h, w)
+    # Decoder skip connections, already projected by conv_s0 / conv_s1:
+    # ((B, C/8, 4h, 4w), (B, C/4, 2h, 2w)), or () without high-res features.
+    high_res: tuple[torch.Tensor, ...] = ()
+
+    @property
+    def batch_size(self) -> int:
+        return self.vision.shape[0]
+
+    def expand(self, batch_size: int) -> ImageFeatures:
+        """The same single frame seen by `batch_size` objects (views, no copies)."""
+        if self.batch_size != 1:
+            raise ValueError(f"only single-frame features can be expanded, got B={self.batch_size}")
+        return ImageFeatures(
+            vision=self.vision.expand(batch_size, -1, -1, -1),
+            vision_pos=self.vision_pos.expand(batch_size, -1, -1, -1),
+            high_res=tuple(x.expand(batch_size, -1, -1, -1) for x in self.high_res),
+        )
+
+
+@dataclass(frozen=True)
+class PointInputs:
+    """Clicks in model-input pixels (the S x S image)."""
+
+    coords: torch.Tensor  # (B, N, 2) float x, y
+    labels: torch.Tensor  # (B, N) int32: 1 positive, 0 negative, 2/3 box corners, -1 padding
+
+    @property
+    def num_points(self) -> int:
+        return self.labels.shape[1]
+
+
+@dataclass(frozen=True)
+class SamOutput:
+    """What the SAM heads predict for B objects on one frame."""
+
+    low_res_multimasks: torch.Tensor  # (B, M, 4h, 4w), M = 3 with multimask output else 1
+    high_res_multimasks: torch.Tensor  # (B, M, S, S)
+    ious: torch.Tensor  # (B, M)
+    low_res_masks: torch.Tensor  # (B, 1, 4h, 4w) the chosen mask
+    high_res_masks: torch.Tensor  # (B, 1, S, S)
+    obj_ptr: torch.Tensor  # (B, C)
+    object_score_logits: torch.Tensor  # (B, 1), > 0 means the object is present
+
+    @property
+    def best_iou(self) -> torch.Tensor:
+        """(B,) predicted IoU of the chosen mask."""
+        return self.ious.max(dim=1).values
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Which past frames the model reads when tracking one frame (frame indices only).
+
+    A frame listed in `recent` or `pointer_recent` is used if the session has a
+    non-conditioning output for it, or if it is one of `unselected_cond`.
+    """
+
+    cond: tuple[int, ...]  # conditioning frames attended with temporal position 0
+    unselected_cond: frozenset[int]  # conditioning frames beyond max_cond_frames_in_attn
+    recent: tuple[tuple[int, int], ...]  # (temporal position 1..num_maskmem-1, frame)
+    pointer_cond: tuple[tuple[int, int], ...]  # (signed/abs distance, cond frame)
+    pointer_recent: tuple[tuple[int, int], ...]  # (distance, frame)
+    max_pointers: int  # normalises the pointers' temporal encoding
+
+    def frames(self) -> set[int]:
+        """Every frame whose memory this plan may read."""
+        out = set(self.cond) | {t for _, t in self.recent}
+        return out | {t for _, t in self.pointer_cond} | {t for _, t in self.pointer_recent}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A remembered frame as memory attention consumes it, batched over B objects."""
+
+    features: torch.Tensor  # (B, mem_dim, h, w), possibly bf16 in storage
+    obj_ptr: torch.Tensor  # (B, C)
+
+
+@dataclass(frozen=True)
+class TrackOutput:
+    """One `track_step`: the SAM output and, when requested, the new memory."""
+
+    sam: SamOutput
+    memory_features: torch.Tensor | None  # (B, mem_dim, h, w)
+    memory_pos: torch.Tensor | None  # (B, mem_dim, h, w)
+
+
+def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0):
+    """(N,) float positions -> (N, dim): sines in the first half, cosines in the second."""
+    half = dim // 2
+    k = torch.arange(half, dtype=torch.float32, device=positions.device)
+    freq = temperature ** (2 * torch.div(k, 2, rounding_mode="floor") / half)
+    angles = positions[:, None] / freq
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class Sam2Model(nn.Module):
+    """SAM 2 / 2.1 with official parameter names; inference building blocks only."""
+
+    def __init__(
+        self,
+        *,
+        cfg: Sam2Config,
+        image_encoder: ImageEncoder,
+        prompt_encoder: PromptEncoder,
+        mask_decoder: MaskDecoder,
+        memory_encoder: MemoryEncoder,
+        memory_attention: MemoryAttention,
+    ) -> None:
+        super().__init__()
+        dec = cfg.mask_decoder
+        if dec.transformer_dim != cfg.memory_attention.d_model:
+            raise ValueError("mask decoder and memory attention widths differ")
+        if cfg.fixed_no_obj_ptr and not (dec.pred_obj_scores and cfg.use_obj_ptrs_in_encoder):
+            raise ValueError("fixed_no_obj_ptr needs pred_obj_scores and use_obj_ptrs_in_encoder")
+        if cfg.proj_tpos_enc_in_obj_ptrs and not cfg.add_tpos_enc_to_obj_ptrs:
+            raise ValueError("proj_tpos_enc_in_obj_ptrs needs add_tpos_enc_to_obj_ptrs")
+        self.cfg = cfg
+        hidden, mem = cfg.hidden_dim, cfg.mem_dim
+        self.image_encoder = image_encoder
+        self.sam_prompt_encoder = prompt_encoder
+        self.sam_mask_decoder = mask_decoder
+        self.memory_encoder = memory_encoder
+        self.memory_attention = memory_attention
+
+        self.maskmem_tpos_enc = nn.Parameter(_trunc_normal(cfg.num_maskmem, 1, 1, mem))
+        self.no_mem_embed = nn.Parameter(_trunc_normal(1, 1, hidden))
+        self.no_mem_pos_enc = nn.Parameter(_trunc_normal(1, 1, hidden))
+        if dec.pred_obj_scores and cfg.use_obj_ptrs_in_encoder:
+            self.no_obj_ptr = nn.Parameter(_trunc_normal(1, hidden))
+        if cfg.no_obj_embed_spatial:
+            self.no_obj_embed_spatial = nn.Parameter(_trunc_normal(1, mem))
+        if cfg.use_obj_ptrs_in_encoder:
+            # Brings a mask prompt to the decoder's low-res logit scale (stride 4).
+            self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
+            if cfg.use_mlp_for_obj_ptr_proj:
+                self.obj_ptr_proj: nn.Module = MLP(
+                    input_dim=hidden, hidden_dim=hidden, output_dim=hidden, num_layers=3
+                )
+            else:
+                self.obj_ptr_proj = nn.Linear(hidden, hidden)
+        else:
+            self.obj_ptr_proj = nn.Identity()
+        self.obj_ptr_tpos_proj: nn.Module = (
+            nn.Linear(hidden, mem) if cfg.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.no_mem_embed.device
+
+    @property
+    def image_size(self) -> int:
+        return self.cfg.image_size
+
+    @property
+    def low_res_size(self) -> int:
+        """Side of the decoder's low-resolution mask logits."""
+        return 4 * self.cfg.feat_size
+
+    # ------------------------------------------------------------------ image features
+
+    def encode_image(self, images: torch.Tensor) -> ImageFeatures:
+        """(B, 3, S, S) normalised images -> features for the heads and the memory."""
+        out = self.image_encoder(images)
+        fpn, pos = list(out.backbone_fpn), list(out.vision_pos_enc)
+        high_res: tuple[torch.Tensor, ...] = ()
+        if self.cfg.mask_decoder.use_high_res_features:
+            # Projected once per frame here rather than on every click in the decoder.
+            high_res = (
+                self.sam_mask_decoder.conv_s0(fpn[0]),
+                self.sam_mask_decoder.conv_s1(fpn[1]),
+            )
+        return ImageFeatures(vision=fpn[-1], vision_pos=pos[-1], high_res=high_res)
+
+    # ------------------------------------------------------------------ SAM heads
+
+    def use_multimask(self, *, is_init_cond_frame: bool, num_points: int) -> bool:
+        """Whether the decoder should propose three masks for this prompt."""
+        cfg = self.cfg
+        return (
+            cfg.multimask_output_in_sam
+            and (is_init_cond_frame or cfg.multimask_output_for_tracking)
+            and cfg.multimask_min_pt_num <= num_points <= cfg.multimask_max_pt_num
+        )
+
+    def forward_sam_heads(
+        self,
+        backbone_features: torch.Tensor,
+        *,
+        points: PointInputs | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        high_res: tuple[torch.Tensor, ...] = (),
+        multimask_output: bool = False,
+    ) -> SamOutput:
+        """Prompt encoder + mask decoder on (B, C, h, w) features.
+
+        `mask_inputs` is a (B, 1, H', W') mask or logit map, resized to the prompt
+        encoder's mask size when needed.
+        """
+        b, device = backbone_features.shape[0], backbone_features.device
+        if points is None:
+            # The decoder always gets at least one token: a padding point.
+            points = PointInputs(
+                coords=torch.zeros(b, 1, 2, device=device),
+                labels=-torch.ones(b, 1, dtype=torch.int32, device=device),
+            )
+        mask_prompt = None
+        if mask_inputs is not None:
+            mask_prompt = mask_inputs
+            target = self.sam_prompt_encoder.mask_input_size
+            if tuple(mask_inputs.shape[-2:]) != tuple(target):
+                mask_prompt = F.interpolate(
+                    mask_inputs.float(), size=target, mode="bilinear", antialias=True
+                )
+        sparse, dense = self.sam_prompt_encoder(
+            points=(points.coords, points.labels), boxes=None, masks=mask_prompt
+        )
+        low_multi, ious, tokens, score_logits = self.sam_mask_decoder(
+            image_embeddings=backbone_features,
+            image_pe=self.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask_output,
+            repeat_image=False,
+            high_res_features=list(high_res) if high_res else None,
+        )
+        present = score_logits > 0  # (B, 1)
+        if self.cfg.mask_decoder.pred_obj_scores:
+            # Masks are a hard present/absent choice, consistent with the memories.
+            low_multi = torch.where(present[:, :, None, None], low_multi, NO_OBJ_SCORE)
+        low_multi = low_multi.float()
+        high_multi = self._upsample(low_multi)
+        token = tokens[:, 0]
+        if multimask_output:
+            best = torch.argmax(ious, dim=-1)
+            rows = torch.arange(b, device=device)
+            low, high = low_multi[rows, best].unsqueeze(1), high_multi[rows, best].unsqueeze(1)
+            if tokens.shape[1] > 1:
+                token = tokens[rows, best]
+        else:
+            low, high = low_multi, high_multi
+        obj_ptr = self._mix_no_object_pointer(self.obj_ptr_proj(token), score_logits, present)
+        return SamOutput(low_multi, high_multi, ious, low, high, obj_ptr, score_logits)
+
+    def _mix_no_object_pointer(
+        self, obj_ptr: torch.Tensor, score_logits: torch.Tensor, present: torch.Tensor
+    ) -> torch.Tensor:
+        cfg = self.cfg
+        if not cfg.mask_decoder.pred_obj_scores:
+            return obj_ptr
+        weight = score_logits.sigmoid() if cfg.soft_no_obj_ptr else present.float()
+        if cfg.fixed_no_obj_ptr:
+            obj_ptr = weight * obj_ptr
+        return obj_ptr + (1 - weight) * self.no_obj_ptr
+
+    def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
+        size = (self.image_size, self.image_size)
+        return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+
+    def use_mask_as_output(
+        self,
+        backbone_features: torch.Tensor,
+        high_res: tuple[torch.Tensor, ...],
+        mask: torch.Tensor,
+    ) -> SamOutput:
+        """Take a (B, 1, S, S) binary mask prompt as the prediction itself."""
+        mask = mask.float()
+        high = mask * _MASK_OUT_SCALE + _MASK_OUT_BIAS
+        low = F.interpolate(
+            high, size=(high.shape[-2] // 4, high.shape[-1] // 4), mode="bilinear", antialias=True
+        )
+        ious = mask.new_ones(mask.shape[0], 1)
+        if self.cfg.use_obj_ptrs_in_encoder:
+            # The pointer still comes from the decoder, prompted with the mask.
+            obj_ptr = self.forward_sam_heads(
+                backbone_features, mask_inputs=self.mask_downsample(mask), high_res=high_res
+            ).obj_ptr
+        else:
+            obj_ptr = mask.new_zeros(mask.shape[0], self.cfg.hidden_dim)
+        # Presence follows the mask itself, not the decoder's object score.
+        present = (mask.flatten(1) > 0).any(dim=1, keepdim=True)  # (B, 1)
+        score_logits = _MASK_OUT_SCALE * present.float() + _MASK_OUT_BIAS
+        if self.cfg.mask_decoder.pred_obj_scores:
+            weight = present.float()
+            if self.cfg.fixed_no_obj_ptr:
+                obj_ptr = weight * obj_ptr
+            obj_ptr = obj_ptr + (1 - weight) * self.no_obj_ptr
+        return SamOutput(low, high, ious, low, high, obj_ptr, score_logits)
+
+    # ------------------------------------------------------------------ memory selection
+
+    def plan_memories(
+        self,
+        frame: int,
+        cond_frames: Collection[int],
+        *,
+        num_frames: int,
+        reverse: bool = False,
+    ) -> MemoryPlan:
+        """Which frames' memories tracking `frame` reads (conditioning frames first)."""
+        cfg = self.cfg
+        selected, unselected = select_closest_cond_frames(
+            frame, cond_frames, cfg.max_cond_frames_in_attn
+        )
+        step = -1 if reverse else 1  # direction of "before" in tracking order
+        stride = cfg.memory_temporal_stride_for_eval
+        recent = []
+        for t_pos in range(1, cfg.num_maskmem):
+            back = cfg.num_maskmem - t_pos  # frames before the current one
+            if back == 1:
+                prev = frame - step
+            elif not reverse:
+                # Every stride-th frame, the nearest at or before frame - 2.
+                prev = ((frame - 2) // stride) * stride - (back - 2) * stride
+            else:
+                prev = -(-(frame + 2) // stride) * stride + (back - 2) * stride
+            recent.append((t_pos, prev))
+
+        max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
+        ptr_cond = []
+        for t in selected:
+            if cfg.only_obj_ptrs_in_the_past_for_eval and (t < frame if reverse else t > frame):
+                continue
+            dist = (frame - t) * step if cfg.use_signed_tpos_enc_to_obj_ptrs else abs(frame - t)
+            ptr_cond.append((dist, t))
+        ptr_recent = []
+        for t_diff in range(1, max_ptrs):
+            t = frame - step * t_diff
+            if t < 0 or t >= num_frames:
+                break
+            ptr_recent.append((t_diff, t))
+        return MemoryPlan(
+            cond=tuple(selected),
+            unselected_cond=frozenset(unselected),
+            recent=tuple(recent),
+            pointer_cond=tuple(ptr_cond),
+            pointer_recent=tuple(ptr_recent),
+            max_pointers=max_ptrs,
+        )
+
+    # ------------------------------------------------------------------ memory attention
+
+    def condition_on_memories(
+        self,
+        features: ImageFeatures,
+        *,
+        is_init_cond_frame: bool,
+        memories: Sequence[tuple[int, Memory]] = (),
+        pointers: Sequence[tuple[int, torch.Tensor]] = (),
+        max_pointers: int = 1,
+    ) -> torch.Tensor:
+        """Fuse the frame's features with its memories -> (B, C, h, w).
+
+        memories: (temporal position 0..num_maskmem-1, memory), conditioning frames at 0.
+        pointers: (temporal distance, (B, C) object pointer).
+        """
+        x = features.vision
+        b, c, h, w = x.shape
+        if self.cfg.num_maskmem == 0:
+            return x
+        if is_init_cond_frame:
+            if self.cfg.directly_add_no_mem_embed:
+                return x + self.no_mem_embed.reshape(1, c, 1, 1)
+            tokens = [self.no_mem_embed.expand(1, b, -1)]
+            tokens_pos = [self.no_mem_pos_enc.expand(1, b, -1)]
+            num_ptr_tokens = 0
+        else:
+            if not memories:
+                raise ValueError("a frame that is not an initial conditioning frame needs memories")
+            tokens, tokens_pos = self._spatial_memory_tokens(memories, dtype=x.dtype)
+            num_ptr_tokens = 0
+            if self.cfg.use_obj_ptrs_in_encoder and pointers:
+                ptr_tokens, ptr_pos = self._pointer_tokens(pointers, max_pointers, b)
+                tokens.append(ptr_tokens.to(x.dtype))
+                tokens_pos.append(ptr_pos.to(x.dtype))
+                num_ptr_tokens = ptr_tokens.shape[0]
+        fused = self.memory_attention(
+            curr=x.flatten(2).permute(2, 0, 1),  # (hw, B, C)
+            curr_pos=features.vision_pos.flatten(2).permute(2, 0, 1),
+            memory=torch.cat(tokens, dim=0),
+            memory_pos=torch.cat(tokens_pos, dim=0),
+            num_obj_ptr_tokens=num_ptr_tokens,
+        )
+        return fused.permute(1, 2, 0).reshape(b, c, h, w)
+
+    def _spatial_memory_tokens(
+        self, memories: Sequence[tuple[int, Memory]], *, dtype: torch.dtype
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        pos = self.memory_encoder.position_encoding
+        tokens, tokens_pos = [], []
+        for t_pos, memory in memories:
+            feats = memory.features.to(self.device, dtype)
+            tokens.append(feats.flatten(2).permute(2, 0, 1))  # (hw, B, mem)
+            enc = pos(feats).to(dtype).flatten(2).permute(2, 0, 1)
+            tokens_pos.append(enc + self.maskmem_tpos_enc[self.cfg.num_maskmem - t_pos - 1])
+        return tokens, tokens_pos
+
+    def _pointer_tokens(
+        self, pointers: Sequence[tuple[int, torch.Tensor]], max_pointers: int, b: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object pointers as (P * C / mem_dim, B, mem_dim) tokens and their encodings."""
+        cfg, c, mem = self.cfg, self.cfg.hidden_dim, self.cfg.mem_dim
+        ptrs = torch.stack([p.to(self.device) for _, p in pointers])  # (P, B, C)
+        if cfg.add_tpos_enc_to_obj_ptrs:
+            dist = torch.tensor([d for d, _ in pointers], device=self.device, dtype=torch.float32)
+            # max(…, 1): a one-frame video would otherwise divide by zero.
+            dim = c if cfg.proj_tpos_enc_in_obj_ptrs else mem
+            enc = sine_encoding_1d(dist / max(max_pointers - 1, 1), dim)
+            enc = self.obj_ptr_tpos_proj(enc).unsqueeze(1).expand(-1, b, mem)
+        else:
+            enc = ptrs.new_zeros(len(pointers), b, mem)
+        if mem < c:
+            # Each C-wide pointer becomes C / mem_dim tokens of the memory width.
+            split = c // mem
+            ptrs = ptrs.reshape(-1, b, split, mem).permute(0, 2, 1, 3).flatten(0, 1)
+            enc = enc.repeat_interleave(split, dim=0)
+        return ptrs, enc
+
+    # ------------------------------------------------------------------ memory encoding
+
+    def encode_memory(
+        self,
+        vision: torch.Tensor,
+        high_res_masks: torch.Tensor,
+        object_score_logits: torch.Tensor,
+        *,
+        is_mask_from_pts: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, h, w) features + (B, 1, S, S) logits -> memory (B, mem, h, w) and its pos."""
+        cfg = self.cfg
+        if cfg.non_overlap_masks_for_mem_enc:
+            high_res_masks = non_overlapping(high_res_masks)
+        if cfg.binarize_mask_from_pts_for_mem_enc and is_mask_from_pts:
+            # Clicked frames are remembered exactly as the user saw them.
+            mask = (high_res_masks > 0).float()
+        else:
+            mask = torch.sigmoid(high_res_masks)
+        if cfg.sigmoid_scale_for_mem_enc != 1.0:
+            mask = mask * cfg.sigmoid_scale_for_mem_enc
+        if cfg.sigmoid_bias_for_mem_enc != 0.0:
+            mask = mask + cfg.sigmoid_bias_for_mem_enc
+        feats, pos = self.memory_encoder(vision, mask, skip_mask_sigmoid=True)
+        if cfg.no_obj_embed_spatial:
+            absent = (object_score_logits <= 0).to(feats.dtype)  # (B, 1)
+            feats = feats + absent[:, :, None, None] * self.no_obj_embed_spatial[:, :, None, None]
+        return feats, pos
+
+    # ------------------------------------------------------------------ one tracking step
+
+    def track_step(
+        self,
+        features: ImageFeatures,
+        *,
+        is_init_cond_frame: bool,
+        points: PointInputs | None = None,
+        mask_inputs: torch.Tensor | None = None,
+        memories: Sequence[tuple[int, Memory]] = (),
+        pointers: Sequence[tuple[int, torch.Tensor]] = (),
+        max_pointers: int = 1,
+        prev_logits: torch.Tensor | None = None,
+        run_memory_encoder: bool = True,
+    ) -> TrackOutput:
+        """Segment B objects on one frame from prompts and memories; optionally remember it."""
+        if points is not None and mask_inputs is not None:
+            raise ValueError("points and a mask prompt cannot be given on the same step")
+        if mask_inputs is not None and self.cfg.use_mask_input_as_output_without_sam:
+            sam = self.use_mask_as_output(features.vision, features.high_res, mask_inputs)
+        else:
+            fused = self.condition_on_memories(
+                features,
+                is_init_cond_frame=is_init_cond_frame,
+                memories=memories,
+                pointers=pointers,
+                max_pointers=max_pointers,
+            )
+            if prev_logits is not None:
+                if points is None or mask_inputs is not None:
+                    raise ValueError("previous logits refine a point prompt, and only that")
+                mask_inputs = prev_logits
+            num_points = 0 if points is None else points.num_points
+            sam = self.forward_sam_heads(
+                fused,
+                points=points,
+                mask_inputs=mask_inputs,
+                high_res=features.high_res,
+                multimask_output=self.use_multimask(
+                    is_init_cond_frame=is_init_cond_frame, num_points=num_points
+                ),
+            )
+        mem_feats = mem_pos = None
+        if run_memory_encoder and self.cfg.num_maskmem > 0:
+            mem_feats, mem_pos = self.encode_memory(
+                features.vision,
+                sam.high_res_masks,
+                sam.object_score_logits,
+                is_mask_from_pts=points is not None,
+            )
+        return TrackOutput(sam=sam, memory_features=mem_feats, memory_pos=mem_pos)
+
+
+def select_closest_cond_frames(
+    frame: int, cond_frames: Collection[int], max_count: int
+) -> tuple[list[int], list[int]]:
+    """Split conditioning frames into the `max_count` closest to `frame` and the rest.
+
+    The closest one before and the closest one at-or-after are always kept; -1
+    keeps all of them.
+    """
+    frames = sorted(cond_frames)
+    if max_count == -1 or len(frames) <= max_count:
+        return frames, []
+    if max_count < 2:
+        raise ValueError("max_cond_frames_in_attn must be -1 or at least 2")
+    chosen = []
+    before = [t for t in frames if t < frame]
+    after = [t for t in frames if t >= frame]
+    if before:
+        chosen.append(before[-1])
+    if after:
+        chosen.append(after[0])
+    rest = sorted((t for t in frames if t not in chosen), key=lambda t: abs(t - frame))
+    chosen += rest[: max_count - len(chosen)]
+    return sorted(chosen), [t for t in frames if t not in chosen]
+
+
+def non_overlapping(logits: torch.Tensor) -> torch.Tensor:
+    """Keep each pixel only for its highest-scoring object: (B, 1, H, W) -> same."""
+    if logits.shape[0] == 1:
+        return logits
+    winner = torch.argmax(logits, dim=0, keepdim=True)
+    index = torch.arange(logits.shape[0], device=logits.device)[:, None, None, None]
+    # -10 keeps the losers' sigmoid near zero while preserving their order.
+    return torch.where(winner == index, logits, logits.clamp(max=-10.0))
+
+
+def _trunc_normal(*shape: int, std: float = 0.02) -> torch.Tensor:
+    return nn.init.trunc_normal_(torch.empty(*shape), std=std)
