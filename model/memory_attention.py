@@ -1,0 +1,275 @@
+"""Memory attention: conditions the current frame's features on the memory bank.
+
+Each layer runs self-attention over the current frame's tokens, cross-attention
+from those tokens to the memories of past frames (plus object-pointer tokens), and
+an MLP. Both attentions use 2D axial rotary position encoding (RoPE) on the
+feature grid; memories of several frames share the grid's rotations, and the
+object-pointer tokens, which have no grid position, are not rotated.
+
+Tensors are sequence-first at the public boundary, like the tracker that calls
+this: tokens (L, B, C); internally batch-first (B, L, C).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import MemoryAttentionConfig
+
+
+class AxialRotaryEncoding:
+    """2D axial RoPE for tokens of a row-major (h, w) grid.
+
+    Channel pairs of a head are rotated by angles proportional to the token's x
+    coordinate (first half of the pairs) or y coordinate (second half). The
+    cos/sin tables are cached per grid and device. It holds no parameters (a plain
+    object, not a module), so one instance serves every attention module of the
+    same head size and nothing of it appears in the state dict.
+    """
+
+    def __init__(self, *, head_dim: int, theta: float = 10000.0) -> None:
+        if head_dim % 4:
+            raise ValueError(f"axial RoPE needs a head_dim divisible by 4, got {head_dim}")
+        self.head_dim = head_dim
+        self.theta = theta
+        self._cache: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def tables(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) float32 tables of shape (h * w, head_dim / 2)."""
+        key = (h, w, torch.device(device))
+        if key not in self._cache:
+            # Built as ordinary tensors even when first called under inference_mode,
+            # so a later autograd-enabled call can still use them.
+            with torch.inference_mode(False), torch.no_grad():
+                self._cache[key] = self._build(h, w, key[2])
+        return self._cache[key]
+
+    def _build(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        n_freqs = self.head_dim // 4
+        exponents = torch.arange(n_freqs, dtype=torch.float32, device=device) * 4 / self.head_dim
+        inv_freq = 1.0 / (self.theta**exponents)  # (head_dim / 4,)
+        index = torch.arange(h * w, device=device)
+        xs = (index % w).to(torch.float32)
+        ys = torch.div(index, w, rounding_mode="floor").to(torch.float32)
+        angles = torch.cat((xs[:, None] * inv_freq, ys[:, None] * inv_freq), dim=1)
+        return angles.cos(), angles.sin()  # (h * w, head_dim / 2) each
+
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Rotate (..., N, head_dim) tokens whose grid positions are those of the tables.
+
+        N may be a whole multiple of the table length (several frames on the same
+        grid); every block of `h * w` tokens gets the same rotations. The maths runs
+        in float32 and the result is cast back to x's dtype (bf16 under autocast).
+        """
+        n, grid = x.shape[-2], cos.shape[0]
+        if n % grid:
+            raise ValueError(f"{n} rotated tokens are not whole frames of {grid} grid tokens")
+        pairs = x.float().unflatten(-2, (n // grid, grid)).unflatten(-1, (-1, 2))
+        even, odd = pairs[..., 0], pairs[..., 1]  # (..., frames, grid, head_dim / 2)
+        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+        return rotated.flatten(-2).flatten(-3, -2).to(x.dtype)
+
+
+class RoPEAttention(nn.Module):
+    """Multi-head attention with axial RoPE on queries and (the first) keys.
+
+    Queries are the current frame's grid tokens; keys are one or more frames on
+    the same grid, optionally followed by `num_k_exclude_rope` unrotated tokens.
+    """
+
+    def __init__(
+        self,
+        *,
+        embedding_dim: int,
+        num_heads: int,
+        rope: AxialRotaryEncoding,
+        kv_in_dim: int | None = None,
+        rope_k_repeat: bool = False,
+    ) -> None:
+        super().__init__()
+        if embedding_dim % num_heads:
+            raise ValueError(f"num_heads {num_heads} must divide embedding_dim {embedding_dim}")
+        if rope.head_dim != embedding_dim // num_heads:
+            raise ValueError("the RoPE head_dim must equal embedding_dim / num_heads")
+        kv_in_dim = embedding_dim if kv_in_dim is None else kv_in_dim
+        self.num_heads = num_heads
+        self.rope_k_repeat = rope_k_repeat
+        self.q_proj = nn.Linear(embedding_dim, embedding_dim)
+        self.k_proj = nn.Linear(kv_in_dim, embedding_dim)
+        self.v_proj = nn.Linear(kv_in_dim, embedding_dim)
+        self.out_proj = nn.Linear(embedding_dim, embedding_dim)
+        self.rope = rope
+
+    def forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        *,
+        num_k_exclude_rope: int = 0,
+    ) -> torch.Tensor:
+        """q: (B, Nq, C), k and v: (B, Nk, kv_in_dim) -> (B, Nq, C).
+
+        Nq must be a square grid's token count; the first Nk - num_k_exclude_rope
+        keys must be whole frames on that grid (one frame unless rope_k_repeat).
+        """
+        q = self._split_heads(self.q_proj(q))  # (B, heads, Nq, head_dim)
+        k = self._split_heads(self.k_proj(k))  # (B, heads, Nk, head_dim)
+        v = self._split_heads(self.v_proj(v))
+        q, k = self._apply_rope(q, k, num_k_exclude_rope)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, head_dim)
+        return self.out_proj(out.transpose(1, 2).flatten(2))
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+
+    def _apply_rope(
+        self, q: torch.Tensor, k: torch.Tensor, num_k_exclude_rope: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        num_q, num_k = q.shape[-2], k.shape[-2]
+        side = math.isqrt(num_q)
+        if side * side != num_q:
+            raise ValueError(f"{num_q} query tokens do not form a square feature grid")
+        if not 0 <= num_k_exclude_rope <= num_k:
+            raise ValueError(f"cannot exclude {num_k_exclude_rope} of {num_k} keys from RoPE")
+        num_k_rope = num_k - num_k_exclude_rope
+        if num_k_rope != num_q and not (self.rope_k_repeat and num_k_rope % num_q == 0):
+            raise ValueError(
+                f"{num_k_rope} rotated keys do not match {num_q} queries"
+                + ("" if self.rope_k_repeat else " (rope_k_repeat is off)")
+            )
+        cos, sin = self.rope.tables(side, side, q.device)
+        q = self.rope.rotate(q, cos, sin)
+        if num_k_rope:
+            k_rot = self.rope.rotate(k[..., :num_k_rope, :], cos, sin)
+            k = torch.cat((k_rot, k[..., num_k_rope:, :]), dim=-2) if num_k_exclude_rope else k_rot
+        return q, k
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Pre-norm self-attention, cross-attention to memories, and ReLU MLP, each residual.
+
+    Dropout of the training recipe is omitted: this model is used for inference only.
+    """
+
+    def __init__(self, *, cfg: MemoryAttentionConfig, rope: AxialRotaryEncoding) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.self_attn = RoPEAttention(
+            embedding_dim=cfg.d_model, num_heads=cfg.num_heads, rope=rope
+        )
+        self.cross_attn_image = RoPEAttention(
+            embedding_dim=cfg.d_model,
+            num_heads=cfg.num_heads,
+            rope=rope,
+            kv_in_dim=cfg.kv_in_dim,
+            rope_k_repeat=True,
+        )
+        self.linear1 = nn.Linear(cfg.d_model, cfg.dim_feedforward)
+        self.linear2 = nn.Linear(cfg.dim_feedforward, cfg.d_model)
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.norm3 = nn.LayerNorm(cfg.d_model)
+
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        *,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        num_k_exclude_rope: int = 0,
+    ) -> torch.Tensor:
+        """tgt/query_pos: (B, HW, C); memory/pos: (B, M, kv_in_dim) -> (B, HW, C)."""
+        cfg = self.cfg
+        x = self.norm1(tgt)
+        qk = x + query_pos if cfg.pos_enc_at_attn else x
+        tgt = tgt + self.self_attn(qk, qk, x)
+
+        x = self.norm2(tgt)
+        tgt = tgt + self.cross_attn_image(
+            x + query_pos if cfg.pos_enc_at_cross_attn_queries else x,
+            memory + pos if cfg.pos_enc_at_cross_attn_keys else memory,
+            memory,
+            num_k_exclude_rope=num_k_exclude_rope,
+        )
+
+        x = self.norm3(tgt)
+        return tgt + self.linear2(F.relu(self.linear1(x)))
+
+
+class MemoryAttention(nn.Module):
+    """A stack of memory attention layers (`layers.{i}`) and a final LayerNorm (`norm`)."""
+
+    def __init__(self, *, cfg: MemoryAttentionConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.rope = AxialRotaryEncoding(head_dim=cfg.d_model // cfg.num_heads, theta=cfg.rope_theta)
+        self.layers = nn.ModuleList(
+            MemoryAttentionLayer(cfg=cfg, rope=self.rope) for _ in range(cfg.num_layers)
+        )
+        self.norm = nn.LayerNorm(cfg.d_model)
+
+    def forward(
+        self,
+        *,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int = 0,
+    ) -> torch.Tensor:
+        """Condition the current frame on its memories.
+
+        curr, curr_pos: (HW, B, d_model), the current frame's tokens on a square grid.
+        memory, memory_pos: (M, B, kv_in_dim) with M = frames * HW + num_obj_ptr_tokens:
+            the spatial memories of `frames` past frames, then the object-pointer tokens.
+        Returns (HW, B, d_model).
+        """
+        self._check_inputs(curr, curr_pos, memory, memory_pos, num_obj_ptr_tokens)
+        output = curr
+        if self.cfg.pos_enc_at_input:
+            output = output + 0.1 * curr_pos
+        output = output.transpose(0, 1)  # (B, HW, C)
+        query_pos = curr_pos.transpose(0, 1)
+        memory = memory.transpose(0, 1)  # (B, M, kv_in_dim)
+        memory_pos = memory_pos.transpose(0, 1)
+        for layer in self.layers:
+            output = layer(
+                output,
+                memory,
+                pos=memory_pos,
+                query_pos=query_pos,
+                num_k_exclude_rope=num_obj_ptr_tokens,
+            )
+        return self.norm(output).transpose(0, 1)  # (HW, B, C)
+
+    def _check_inputs(
+        self,
+        curr: torch.Tensor,
+        curr_pos: torch.Tensor,
+        memory: torch.Tensor,
+        memory_pos: torch.Tensor,
+        num_obj_ptr_tokens: int,
+    ) -> None:
+        cfg = self.cfg
+        if curr.ndim != 3 or curr.shape[-1] != cfg.d_model:
+            raise ValueError(f"curr must be (HW, B, {cfg.d_model}), got {tuple(curr.shape)}")
+        if curr_pos.shape != curr.shape:
+            raise ValueError(f"curr_pos {tuple(curr_pos.shape)} must match curr")
+        if memory.ndim != 3 or memory.shape[-1] != cfg.kv_in_dim:
+            raise ValueError(f"memory must be (M, B, {cfg.kv_in_dim}), got {tuple(memory.shape)}")
+        if memory_pos.shape != memory.shape:
+            raise ValueError(f"memory_pos {tuple(memory_pos.shape)} must match memory")
+        if memory.shape[1] != curr.shape[1]:
+            raise ValueError(
+                f"batch size of memory ({memory.shape[1]}) and curr ({curr.shape[1]}) differ"
+            )
+        if not 0 <= num_obj_ptr_tokens <= memory.shape[0]:
+            raise ValueError(
+                f"num_obj_ptr_tokens={num_obj_ptr_tokens} is outside [0, {memory.shape[0]}]"
+            )
