@@ -70,9 +70,14 @@ class FrameCanvas(QGraphicsView):
         self._auto_fit = True
         self._busy = _BusyNote(self.viewport())
         self._busy.hide()
+        self._hint = QLabel("Open a video (Ctrl+O) or drop a video file or image folder here")
+        self._hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._hint.setStyleSheet("color: #8a8f98; font-size: 14px;")
+        self._hint.setParent(self.viewport())
 
     # ---- content ---------------------------------------------------------------------------
     def set_frame(self, image: QImage | None) -> None:
+        self._hint.setVisible(image is None)
         if image is None:
             self._frame_item.setPixmap(QPixmap())
             self._overlay_item.setPixmap(QPixmap())
@@ -159,6 +164,7 @@ class FrameCanvas(QGraphicsView):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
+        self._hint.setGeometry(self.viewport().rect())
         if self._auto_fit:
             self.fit_to_window()
 

@@ -31,7 +31,7 @@ from app.gui.session_controller import SessionController
 from app.gui.settings import AppSettings
 from app.gui.status_bar import EngineStatus, PropagationProgress
 from app.gui.timeline import Playback, ScrubBar, TimelineTracks
-from app.gui.worker import WorkerClient
+from app.gui.worker_client import WorkerClient
 
 VideoOpener = Callable[[str], Any]
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.gui.document import AnnotationDocument
 from app.gui.jobs import FrameMasks, JobError, MaskResult, SessionInfo
-from app.gui.worker import WorkerClient
+from app.gui.worker_client import WorkerClient
 
 
 class SessionController(QObject):

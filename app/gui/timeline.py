@@ -92,6 +92,7 @@ class TimelineTracks(QWidget):
             color.setAlpha(200 if obj.visible else 90)
             self._paint_spans(painter, rect, spans(track, MaskState.MASK), color, unit)
             self._paint_keyframes(painter, rect, self._doc.keyframes(obj.obj_id))
+            self._paint_name(painter, rect, obj.name)
         x = self.x_of(self._doc.current_frame)
         painter.setPen(QPen(QColor(255, 255, 255), 2))
         painter.drawLine(round(x), 0, round(x), self.height())
@@ -113,6 +114,14 @@ class TimelineTracks(QWidget):
             cx = (frame + 0.5) * unit
             diamond = [QPointF(cx, mid - 5), QPointF(cx + 4, mid), QPointF(cx, mid + 5)]
             painter.drawPolygon([*diamond, QPointF(cx - 4, mid)])
+
+    def _paint_name(self, painter: QPainter, rect: QRectF, name: str) -> None:
+        font = painter.font()
+        font.setPointSizeF(max(font.pointSizeF() * 0.8, 6.0))
+        painter.setFont(font)
+        label = QRectF(rect.left() + 14, rect.top(), 120, rect.height())
+        painter.setPen(QColor(255, 255, 255, 230))
+        painter.drawText(label, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
         if event.button() == Qt.MouseButton.LeftButton:

@@ -1,10 +1,11 @@
 """The background inference worker: owns the model, the tracking session and its cache.
 
-`InferenceWorker` lives on its own `QThread` (moveToThread). The GUI side talks to it
-only through `WorkerClient`: requests go out as one queued `Signal(object)` carrying a
-request dataclass; results come back as `Signal(object)` carrying NumPy arrays the
-worker has copied and no longer touches. Cancelling is a `threading.Event` the engine
-polls between frames, so it takes effect within one frame and keeps what was computed.
+`InferenceWorker` lives on its own `QThread` (moveToThread). The GUI talks to it only
+through `app.gui.worker_client.WorkerClient`: requests come in as one queued
+`Signal(object)` carrying a request dataclass; results go back as `Signal(object)`
+carrying NumPy arrays the worker has copied and no longer touches. Cancelling is a
+`threading.Event` the engine polls between frames, so it takes effect within one frame
+and keeps what was computed.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.gui.engine import Engine, FrameSource
 from app.gui.jobs import (
@@ -217,11 +217,11 @@ class InferenceWorker(QObject):
 
 
 def _is_superseded(pending: PendingBook, request: Any) -> bool:
-    key = _supersede_key(request)
+    key = supersede_key(request)
     return key is not None and pending.latest.get(key, request.request_id) > request.request_id
 
 
-def _supersede_key(request: Any) -> Any:
+def supersede_key(request: Any) -> Any:
     if isinstance(request, SetPrompts):
         return ("prompts", request.frame, request.obj_id)
     if isinstance(request, Focus):
@@ -235,184 +235,3 @@ def _frames_to_visit(num_frames: int, start: int, direction: str) -> int:
     if direction == "backward":
         return start + 1
     return num_frames
-
-
-_live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
-
-
-def running_worker_threads() -> list[QThread]:
-    """Worker threads still running; tests fail if any outlive them."""
-    return [t for t in _live_threads if t.isRunning()]
-
-
-class WorkerClient(QObject):
-    """GUI-side handle: starts the worker thread, numbers requests, drops stale results.
-
-    Result signals are re-emitted on the GUI thread only when they belong to the latest
-    request of their kind, so a slow answer to a superseded click never overwrites a
-    newer one.
-    """
-
-    _request = Signal(object)
-    model_loaded = Signal(object)
-    session_opened = Signal(object)
-    mask_ready = Signal(object)
-    frame_ready = Signal(object)
-    propagation_progress = Signal(object)
-    propagation_finished = Signal(object)
-    job_failed = Signal(object)
-    stats_changed = Signal(object)
-    busy_changed = Signal(bool)
-
-    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._pending = PendingBook()
-        self._cancel = threading.Event()
-        self._next_id = 1
-        self._session_floor = 0
-        self._propagation_id: int | None = None
-        self._outstanding: set[int] = set()
-        self._thread = QThread()
-        self._thread.setObjectName("masklet-inference")
-        _live_threads.add(self._thread)
-        self._worker = InferenceWorker(engine=engine, pending=self._pending, cancel=self._cancel)
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.deleteLater)
-        self._request.connect(self._worker._on_request)
-        self._connect_results()
-        self._thread.start()
-
-    def _connect_results(self) -> None:
-        w = self._worker
-        w.model_loaded.connect(self._on_model_loaded)
-        w.session_opened.connect(self._on_session_opened)
-        w.mask_ready.connect(self._on_mask_ready)
-        w.frame_ready.connect(self._on_frame_ready)
-        w.propagation_progress.connect(self._on_progress)
-        w.propagation_finished.connect(self._on_propagation_finished)
-        w.job_failed.connect(self._on_job_failed)
-        w.stats_changed.connect(self.stats_changed)
-        w.request_done.connect(self._finish)
-
-    # ---- requests --------------------------------------------------------------------------
-    def _send(self, make: Callable[[int], Any], *, track: bool = True) -> int:
-        request_id = self._next_id
-        self._next_id += 1
-        request = make(request_id)
-        with self._pending.lock:
-            self._pending.count += 1
-            key = _supersede_key(request)
-            if key is not None:
-                self._pending.latest[key] = request_id
-        if track:
-            self._outstanding.add(request_id)
-            if len(self._outstanding) == 1:
-                self.busy_changed.emit(True)
-        self._request.emit(request)
-        return request_id
-
-    def load_model(self, checkpoint: str, device: str) -> int:
-        return self._send(lambda i: LoadModel(i, checkpoint, device))
-
-    def open_video(self, open_source: Callable[[], FrameSource]) -> int:
-        self.cancel()
-        request_id = self._send(lambda i: OpenVideo(i, open_source))
-        self._session_floor = request_id
-        return request_id
-
-    def set_prompts(
-        self,
-        frame: int,
-        obj_id: int,
-        points: list[tuple[float, float, int]],
-        box: tuple[float, float, float, float] | None,
-    ) -> int:
-        # A prompt change invalidates a running propagation's memory; stop it first.
-        self.cancel()
-        xy = np.array([(x, y) for x, y, _ in points], dtype=np.float32).reshape(-1, 2)
-        labels = np.array([label for _, _, label in points], dtype=np.int32)
-        box_arr = None if box is None else np.array(box, dtype=np.float32)
-        return self._send(lambda i: SetPrompts(i, frame, obj_id, xy, labels, box_arr))
-
-    def propagate(self, start: int, direction: str) -> int:
-        if direction not in ("forward", "backward", "both"):
-            raise ValueError(f"direction must be forward, backward or both, got {direction!r}")
-        self.cancel()
-        self._propagation_id = self._send(lambda i: Propagate(i, start, direction))
-        return self._propagation_id
-
-    def remove_object(self, obj_id: int) -> int:
-        return self._send(lambda i: RemoveObject(i, obj_id))
-
-    def focus(self, frame: int) -> None:
-        self._send(lambda i: Focus(i, frame), track=False)
-
-    def cancel(self) -> None:
-        """Stop a running propagation after the frame in progress; safe from any thread."""
-        if self._propagation_id is not None:
-            self._cancel.set()
-
-    @property
-    def is_busy(self) -> bool:
-        return bool(self._outstanding)
-
-    @property
-    def is_propagating(self) -> bool:
-        return self._propagation_id is not None
-
-    def shutdown(self) -> None:
-        """Cancel, stop the thread and wait for it (the app is closing; nothing else runs)."""
-        self._cancel.set()
-        self._thread.quit()
-        self._thread.wait()
-
-    # ---- results ---------------------------------------------------------------------------
-    @Slot(int)
-    def _finish(self, request_id: int) -> None:
-        if request_id in self._outstanding:
-            self._outstanding.discard(request_id)
-            if not self._outstanding:
-                self.busy_changed.emit(False)
-
-    def _current(self, request_id: int) -> bool:
-        return request_id >= self._session_floor
-
-    @Slot(object)
-    def _on_model_loaded(self, info: ModelInfo) -> None:
-        self.model_loaded.emit(info)
-
-    @Slot(object)
-    def _on_session_opened(self, info: SessionInfo) -> None:
-        if self._current(info.request_id):
-            self.session_opened.emit(info)
-
-    @Slot(object)
-    def _on_mask_ready(self, result: MaskResult) -> None:
-        key = ("prompts", result.frame, result.obj_id)
-        with self._pending.lock:
-            latest = self._pending.latest.get(key, result.request_id)
-        if self._current(result.request_id) and latest == result.request_id:
-            self.mask_ready.emit(result)
-
-    @Slot(object)
-    def _on_frame_ready(self, result: FrameMasks) -> None:
-        if result.request_id == self._propagation_id:
-            self.frame_ready.emit(result)
-
-    @Slot(object)
-    def _on_progress(self, progress: Progress) -> None:
-        if progress.request_id == self._propagation_id:
-            self.propagation_progress.emit(progress)
-
-    @Slot(object)
-    def _on_propagation_finished(self, summary: PropagationSummary) -> None:
-        if summary.request_id == self._propagation_id:
-            self._propagation_id = None
-            self.propagation_finished.emit(summary)
-
-    @Slot(object)
-    def _on_job_failed(self, error: JobError) -> None:
-        if error.request_id == self._propagation_id:
-            self._propagation_id = None
-            self.propagation_finished.emit(PropagationSummary(error.request_id, 0, True))
-        self.job_failed.emit(error)

@@ -14,7 +14,7 @@ from PySide6.QtTest import QTest
 from app.autosave import Autosaver
 from app.gui.main_window import MainWindow
 from app.gui.settings import AppSettings
-from app.gui.worker import running_worker_threads
+from app.gui.worker_client import running_worker_threads
 from app.video import open_video
 
 NUM_FRAMES = 20

@@ -9,7 +9,8 @@ import pytest
 from fake_engine import fake_engine
 from PySide6.QtCore import QThread
 
-from app.gui.worker import PREFETCH_AHEAD, WorkerClient
+from app.gui.worker import PREFETCH_AHEAD
+from app.gui.worker_client import WorkerClient
 
 
 class FrameList:
@@ -147,7 +148,8 @@ def test_errors_reach_gui_and_worker_survives(qtbot, sessions):
         assert "out of memory" in blocker.args[0].message
         with qtbot.waitSignal(client.mask_ready, timeout=5000):
             client.set_prompts(0, 1, [(10.0, 20.0, 1)], None)
-        assert not client.is_busy
+        # "Done" follows the result through the same queue, so it is at most one event away.
+        qtbot.waitUntil(lambda: not client.is_busy, timeout=5000)
     finally:
         client.shutdown()
 
