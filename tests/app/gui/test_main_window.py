@@ -152,3 +152,53 @@ def test_overlay_toggle_and_zoom(qtbot, opened):
     assert canvas.zoom > fit
     qtbot.keyClick(canvas, Qt.Key.Key_F)
     assert canvas.zoom == pytest.approx(fit)
+
+
+def test_progress_bar_and_cancel_button_keep_computed_masks(
+    qtbot, settings, recovery_root, video_path
+):
+    from conftest import make_window
+
+    window = make_window(qtbot, settings, recovery_root, frame_delay=0.05)
+    try:
+        with qtbot.waitSignal(window.session.session_ready, timeout=10000):
+            window.open_video(str(video_path))
+        with qtbot.waitSignal(window.client.mask_ready, timeout=5000):
+            click_frame(window, 40, 50)
+        obj = _only_object(window.document)
+        window.propagate("forward")
+        assert window.progress.isVisible()
+        qtbot.waitUntil(lambda: window.progress.bar.value() >= 3, timeout=5000)
+        assert "frames/s" in window.progress.rate.text() and "ETA" in window.progress.rate.text()
+        with qtbot.waitSignal(window.client.propagation_finished, timeout=5000) as blocker:
+            qtbot.mouseClick(window.progress.cancel, Qt.MouseButton.LeftButton)
+        summary = blocker.args[0]
+        assert summary.cancelled and 3 <= summary.frames < NUM_FRAMES
+        assert not window.progress.isVisible()
+        track = window.document.state_track(obj)
+        assert (track[: summary.frames] == MaskState.MASK).all()
+        assert (track[summary.frames :] == MaskState.NONE).all()
+    finally:
+        window.close()
+
+
+def test_space_drag_pans_without_prompting(qtbot, opened):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    canvas = opened.canvas
+    canvas.zoom_by(4)
+    v = canvas.verticalScrollBar().value()
+    viewport = canvas.viewport()
+    canvas.setFocus()
+    QTest.keyPress(canvas, Qt.Key.Key_Space)
+    QTest.mousePress(
+        viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(200, 200)
+    )
+    QTest.mouseMove(viewport, QPoint(200, 140))
+    QTest.mouseRelease(
+        viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(200, 140)
+    )
+    QTest.keyRelease(canvas, Qt.Key.Key_Space)
+    assert canvas.verticalScrollBar().value() != v
+    assert opened.document.objects() == []
