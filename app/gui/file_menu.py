@@ -67,9 +67,12 @@ class FileMenuMixin:
             return self.open_project(path)
         return self.open_video(path)
 
+    def _may_replace_document(self: Any) -> bool:
+        return self.undo_stack.isClean() or self.confirm_discard()
+
     def open_video(self: Any, path: str) -> bool:
         """Open a video for a fresh document; on failure the current one stays."""
-        if not self._load_video(path):
+        if not self._may_replace_document() or not self._load_video(path):
             return False
         self.project.path = None
         self.project.start_autosave()
@@ -102,6 +105,8 @@ class FileMenuMixin:
 
     def open_project(self: Any, path: str) -> bool:
         """Open a project file: its video, objects, prompts and stored masks."""
+        if not self._may_replace_document():
+            return False
         try:
             project, store = self.project.read(path)
         except (ProjectError, OSError) as exc:
@@ -170,6 +175,7 @@ class FileMenuMixin:
             if self._apply_project(project, store):
                 self.project.path = info.project_path
                 self.project.start_autosave()
+                self.project.flush()
                 autosaver.discard(info)
                 # Recovered work is not on disk under the user's name yet.
                 self.undo_stack.resetClean()

@@ -101,7 +101,7 @@ class ProjectController(QObject):
             self._session.set_muted(False)
             self._loading = False
         self._session.mark_all_unsynced()
-        self._flush()
+        self.flush()
 
     # ---- files -----------------------------------------------------------------------------
     def save(self, path: str) -> None:
@@ -131,7 +131,8 @@ class ProjectController(QObject):
         self._autosaver.mark_dirty(kind)
         self._report()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Autosave everything now (e.g. right after recovering, before the old set goes)."""
         if self._autosaver is not None and self._timer.isActive():
             self._autosaver.flush()
             self._report()

@@ -100,9 +100,9 @@ class InferenceWorker(QObject):
 
     # ---- handlers --------------------------------------------------------------------------
     def _load_model(self, request: LoadModel) -> None:
-        self._session = None
-        self._model = None
-        self._model = self._engine.load_model(request.checkpoint, request.device)
+        # Load first: a bad checkpoint must leave the working model and session in place.
+        model = self._engine.load_model(request.checkpoint, request.device)
+        self._model, self._session = model, None
         self._device = request.device
         config = getattr(self._model, "config", None)
         self._variant = getattr(config, "name", "") or "unknown"

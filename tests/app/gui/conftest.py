@@ -90,6 +90,7 @@ def make_window(qtbot, settings: AppSettings, recovery_root: Path, **engine_kw) 
 def window(qtbot, settings, recovery_root):
     w = make_window(qtbot, settings, recovery_root)
     yield w
+    w.confirm_discard = lambda: True
     w.close()
 
 

@@ -73,6 +73,19 @@ def test_bad_checkpoint_reports_and_session_keeps_masks(qtbot, opened):
         opened.load_model("bad.pt", "cpu")
     assert "not a SAM 2 checkpoint" in opened.last_error
     assert opened.document.mask(3, obj) is not None
+    # The model and session that worked before are still there.
+    opened.document.set_current_frame(4)
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        click_frame(opened, 100, 60)
+    assert opened.document.keyframes(obj) == [0, 4]
+
+
+def test_unsaved_changes_are_confirmed_before_replacing(qtbot, opened, video_path):
+    _annotate(qtbot, opened)
+    asked = []
+    opened.confirm_discard = lambda: asked.append(1) and False
+    assert not opened.open_video(str(video_path))
+    assert asked and len(opened.document.objects()) == 1
 
 
 def test_autosave_and_recovery_offer(qtbot, opened, settings, recovery_root, tmp_path):
