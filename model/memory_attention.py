@@ -25,8 +25,10 @@ class AxialRotaryEncoding:
     """2D axial RoPE for tokens of a row-major (h, w) grid.
 
     Channel pairs of a head are rotated by angles proportional to the token's x
-    coordinate (first half of the pairs) or y coordinate (second half). The
-    cos/sin tables are cached per grid and device. It holds no parameters (a plain
+    coordinate (first half of the pairs) or y coordinate (second half). Each pair
+    is treated as a complex number and multiplied by a unit phase, one complex
+    multiply per element; the phase tables are cached per grid and device. It
+    holds no parameters (a plain
     object, not a module), so one instance serves every attention module of the
     same head size and nothing of it appears in the state dict.
     """
@@ -36,10 +38,10 @@ class AxialRotaryEncoding:
             raise ValueError(f"axial RoPE needs a head_dim divisible by 4, got {head_dim}")
         self.head_dim = head_dim
         self.theta = theta
-        self._cache: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cache: dict[tuple[int, int, torch.device], torch.Tensor] = {}
 
-    def tables(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos, sin) float32 tables of shape (h * w, head_dim / 2)."""
+    def phases(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """complex64 unit phases of shape (h * w, head_dim / 2)."""
         key = (h, w, torch.device(device))
         if key not in self._cache:
             # Built as ordinary tensors even when first called under inference_mode,
@@ -48,7 +50,7 @@ class AxialRotaryEncoding:
                 self._cache[key] = self._build(h, w, key[2])
         return self._cache[key]
 
-    def _build(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _build(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         n_freqs = self.head_dim // 4
         exponents = torch.arange(n_freqs, dtype=torch.float32, device=device) * 4 / self.head_dim
         inv_freq = 1.0 / (self.theta**exponents)  # (head_dim / 4,)
@@ -56,22 +58,25 @@ class AxialRotaryEncoding:
         xs = (index % w).to(torch.float32)
         ys = torch.div(index, w, rounding_mode="floor").to(torch.float32)
         angles = torch.cat((xs[:, None] * inv_freq, ys[:, None] * inv_freq), dim=1)
-        return angles.cos(), angles.sin()  # (h * w, head_dim / 2) each
+        return torch.polar(torch.ones_like(angles), angles)  # (h * w, head_dim / 2)
 
-    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Rotate (..., N, head_dim) tokens whose grid positions are those of the tables.
+    def rotate(self, x: torch.Tensor, phases: torch.Tensor) -> torch.Tensor:
+        """Rotate (..., N, head_dim) tokens whose grid positions are those of `phases`.
 
         N may be a whole multiple of the table length (several frames on the same
-        grid); every block of `h * w` tokens gets the same rotations. The maths runs
+        grid); every block of `h * w` tokens gets the same phases. The maths runs
         in float32 and the result is cast back to x's dtype (bf16 under autocast).
         """
-        n, grid = x.shape[-2], cos.shape[0]
+        n, grid = x.shape[-2], phases.shape[0]
         if n % grid:
             raise ValueError(f"{n} rotated tokens are not whole frames of {grid} grid tokens")
         pairs = x.float().unflatten(-2, (n // grid, grid)).unflatten(-1, (-1, 2))
-        even, odd = pairs[..., 0], pairs[..., 1]  # (..., frames, grid, head_dim / 2)
-        rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
-        return rotated.flatten(-2).flatten(-3, -2).to(x.dtype)
+        # A complex view needs (re, im) adjacent and every other stride/offset even.
+        strides = pairs.stride()
+        if strides[-1] != 1 or pairs.storage_offset() % 2 or any(st % 2 for st in strides[:-1]):
+            pairs = pairs.contiguous()
+        rotated = torch.view_as_complex(pairs) * phases  # (..., frames, grid, head_dim / 2)
+        return torch.view_as_real(rotated).flatten(-2).flatten(-3, -2).to(x.dtype)
 
 
 class RoPEAttention(nn.Module):
@@ -142,10 +147,10 @@ class RoPEAttention(nn.Module):
                 f"{num_k_rope} rotated keys do not match {num_q} queries"
                 + ("" if self.rope_k_repeat else " (rope_k_repeat is off)")
             )
-        cos, sin = self.rope.tables(side, side, q.device)
-        q = self.rope.rotate(q, cos, sin)
+        phases = self.rope.phases(side, side, q.device)
+        q = self.rope.rotate(q, phases)
         if num_k_rope:
-            k_rot = self.rope.rotate(k[..., :num_k_rope, :], cos, sin)
+            k_rot = self.rope.rotate(k[..., :num_k_rope, :], phases)
             k = torch.cat((k_rot, k[..., num_k_rope:, :]), dim=-2) if num_k_exclude_rope else k_rot
         return q, k
 

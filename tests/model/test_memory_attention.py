@@ -95,25 +95,25 @@ def test_rope_matches_reference_rotation():
     k = torch.randn(2, 1, 3 * 36, 32, generator=gen)
     cis = compute_axial_cis(dim=32, end_x=6, end_y=6, theta=10000.0)
     ref_q, ref_k = apply_rotary_enc(q, k, freqs_cis=cis, repeat_freqs_k=True)
-    cos, sin = rope.tables(6, 6, q.device)
-    torch.testing.assert_close(rope.rotate(q, cos, sin), ref_q, atol=1e-5, rtol=0)
-    torch.testing.assert_close(rope.rotate(k, cos, sin), ref_k, atol=1e-5, rtol=0)
+    phases = rope.phases(6, 6, q.device)
+    torch.testing.assert_close(rope.rotate(q, phases), ref_q, atol=1e-5, rtol=0)
+    torch.testing.assert_close(rope.rotate(k, phases), ref_k, atol=1e-5, rtol=0)
     # Low-precision inputs are rotated in float32 and come back in their own dtype.
-    q_bf16 = rope.rotate(q.bfloat16(), cos, sin)
+    q_bf16 = rope.rotate(q.bfloat16(), phases)
     assert q_bf16.dtype == torch.bfloat16
     torch.testing.assert_close(q_bf16.float(), ref_q, atol=0.05, rtol=0)
 
 
-def test_rope_tables_are_cached_and_usable_outside_inference_mode():
+def test_rope_phases_are_cached_and_usable_outside_inference_mode():
     rope = AxialRotaryEncoding(head_dim=16)
     with torch.inference_mode():
-        cos, sin = rope.tables(4, 4, torch.device("cpu"))
-    assert rope.tables(4, 4, torch.device("cpu"))[0] is cos
-    assert not cos.is_inference() and not sin.is_inference()
-    assert cos.shape == (16, 8) and cos.dtype == torch.float32
+        phases = rope.phases(4, 4, torch.device("cpu"))
+    assert rope.phases(4, 4, torch.device("cpu")) is phases
+    assert not phases.is_inference()
+    assert phases.shape == (16, 8) and phases.dtype == torch.complex64
     # Position (0, 0) is not rotated; other positions are pure rotations.
     x = torch.randn(16, 16, requires_grad=True)
-    out = rope.rotate(x, cos, sin)
+    out = rope.rotate(x, phases)
     torch.testing.assert_close(out[0], x[0])
     torch.testing.assert_close(out.norm(dim=-1), x.norm(dim=-1))
     out.sum().backward()
