@@ -203,7 +203,7 @@ def _expected_frames(prompts, num_frames: int, direction: str) -> int:
         return num_frames - min(frames)
     if direction == "backward":
         return max(frames) + 1
-    return num_frames
+    return num_frames - min(frames) + max(frames) + 1
 
 
 def _track(model, reader, prompts, args: argparse.Namespace):
@@ -216,19 +216,27 @@ def _track(model, reader, prompts, args: argparse.Namespace):
     for obj in prompts.objects:
         for p in obj.prompts:
             prompt = Prompt(points=p.points, labels=p.labels, box=p.box)
-            result = session.add_prompt(p.frame, obj.obj_id, prompt)
-            store.set(p.frame, obj.obj_id, result.mask, present=bool(result.mask.any()))
+            _record(store, p.frame, session.add_prompt(p.frame, obj.obj_id, prompt))
     total = _expected_frames(prompts, len(reader), args.direction)
     bar = ProgressBar("tracking")
     bar(0, total)
     try:
-        for done, frame_result in enumerate(session.propagate(direction=args.direction), 1):
-            for obj_id, result in frame_result.objects.items():
-                store.set(frame_result.frame, obj_id, result.mask, present=bool(result.mask.any()))
+        # "full" visits every frame from the first (or last) keyframe, which is what a
+        # fresh headless run wants; "local" is for re-tracking after edits in the app.
+        results = session.propagate(direction=args.direction, mode="full")
+        for done, frame_result in enumerate(results, 1):
+            for result in frame_result.objects.values():
+                _record(store, frame_result.frame, result)
             bar(min(done, total), total)
     finally:
         bar.close()
     return store
+
+
+def _record(store, frame: int, result) -> None:
+    """Store one object's mask; absent when the model says so or the mask is empty."""
+    present = bool(result.present and result.mask.any())
+    store.set(frame, result.obj_id, result.mask if present else None, present=present)
 
 
 def _run_subcommand(argv: list[str]) -> int:

@@ -1,0 +1,245 @@
+"""`masklet` command line: track and export end to end, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools.coco import COCO
+
+from app.cli import ProgressBar, main
+from app.mask_store import MaskStore
+from app.project import ObjectInfo, Project, save_project
+
+ROOT = Path(__file__).resolve().parents[2]
+H, W, N = 96, 128, 6
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    """A 6-frame 128x96 H.264 clip of a bright square drifting right."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=6)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(N):
+            rgb = np.full((H, W, 3), 40, np.uint8)
+            rgb[30:60, 20 + 5 * i : 50 + 5 * i] = (230, 200, 60)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture
+def prompts(tmp_path) -> Path:
+    path = tmp_path / "prompts.json"
+    path.write_text(
+        json.dumps(
+            {
+                "objects": [
+                    {
+                        "id": 1,
+                        "name": "square",
+                        "category": "shape",
+                        "prompts": [{"frame": 0, "points": [[35, 45, 1], [100, 80, 0]]}],
+                    },
+                    {"id": 2, "prompts": [{"frame": 2, "box": [0, 0, 20, 20]}]},
+                ]
+            }
+        )
+    )
+    return path
+
+
+def track_args(video: Path, prompts: Path, fmt: str, out: Path) -> list[str]:
+    return [
+        "track",
+        str(video),
+        "--prompts",
+        str(prompts),
+        "--checkpoint",
+        "random:sam2.1-tiny",
+        "--image-size",
+        "256",
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+    ]
+
+
+@pytest.mark.slow  # a real (random-init) SAM 2.1 tiny on 6 frames: ~20 s of CPU
+def test_track_in_process_writes_valid_coco(video, prompts, tmp_path, capsys):
+    out = tmp_path / "masks.json"
+    assert main(track_args(video, prompts, "coco", out)) == 0
+    err = capsys.readouterr().err
+    assert "\rtracking [" in err and f"wrote {out}" in err
+    coco = COCO(str(out))
+    assert len(coco.dataset["images"]) == N
+    assert {c["name"] for c in coco.dataset["categories"]} <= {"shape", "object"}
+    for ann in coco.dataset["annotations"]:
+        mask = coco.annToMask(ann)
+        assert mask.shape == (H, W) and mask.sum() == ann["area"] > 0
+        assert ann["track_id"] in (1, 2)
+
+
+@pytest.mark.slow
+def test_track_subprocess_png(video, prompts, tmp_path):
+    out = tmp_path / "png"
+    command = [sys.executable, "-m", "app.cli", *track_args(video, prompts, "png", out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    files = sorted((out / "Annotations").glob("*.png"))
+    assert [f.name for f in files] == [f"{i:05d}.png" for i in range(N)]
+    image = Image.open(files[0])
+    assert image.mode == "P" and image.size == (W, H)
+    assert set(np.unique(np.array(image))) <= {0, 1, 2}
+
+
+@pytest.fixture
+def project(video, tmp_path) -> tuple[Path, MaskStore]:
+    store = MaskStore((H, W), num_frames=N)
+    for f in range(N):
+        mask = np.zeros((H, W), bool)
+        mask[10 + f : 40, 5:70] = True
+        mask[20:25, 20:30] = False
+        store.set(f, 4, mask)
+        store.set(f, 8, mask[::-1].copy() if f % 2 else None, present=f % 2 == 1)
+    objects = [ObjectInfo(4, "a", "x", (255, 0, 0)), ObjectInfo(8, "b", "y", (0, 255, 0))]
+    proj = Project(str(video), objects, [], {}, N, (H, W))
+    path = tmp_path / "p.masklet"
+    save_project(path, proj, store)
+    return path, store
+
+
+@pytest.mark.parametrize("fmt", ["png", "coco", "ytvis", "mp4"])
+def test_export_project(project, tmp_path, fmt):
+    path, store = project
+    out = tmp_path / ("out" if fmt == "png" else f"out.{fmt}")
+    code = main(
+        [
+            "export",
+            str(path),
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+            "--frames",
+            "1:5",
+            "--step",
+            "2",
+            "--objects",
+            "8,4",
+        ]
+    )
+    assert code == 0 and out.exists()
+    if fmt == "coco":
+        coco = COCO(str(out))
+        assert [img["frame_index"] for img in coco.dataset["images"]] == [1, 3]
+        for ann in coco.dataset["annotations"]:
+            frame = coco.imgs[ann["image_id"]]["frame_index"]
+            np.testing.assert_array_equal(
+                coco.annToMask(ann).astype(bool), store.get(frame, ann["track_id"])
+            )
+    if fmt == "mp4":
+        with av.open(str(out)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 2
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_line(video, prompts, project, tmp_path, capsys):
+    out = str(tmp_path / "o.json")
+    assert main(track_args(tmp_path / "nope.mp4", prompts, "coco", tmp_path / "o.json")) == 1
+    assert "video not found" in one_line_error(capsys)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"objects": [{"id": 1, "prompts": [{"frame": 0, "box": [1, 2]}]}]}))
+    assert main(track_args(video, bad, "coco", tmp_path / "o.json")) == 1
+    assert "objects[0].prompts[0].box: expected 4 numbers" in one_line_error(capsys)
+
+    far = tmp_path / "far.json"
+    far.write_text(
+        json.dumps({"objects": [{"id": 1, "prompts": [{"frame": 9, "box": [1, 2, 3, 4]}]}]})
+    )
+    assert main(track_args(video, far, "coco", tmp_path / "o.json")) == 1
+    assert "past the end of the video (6 frames)" in one_line_error(capsys)
+
+    garbage = tmp_path / "ckpt.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    args = track_args(video, prompts, "coco", tmp_path / "o.json")
+    args[args.index("random:sam2.1-tiny")] = str(garbage)
+    assert main(args) == 1
+    assert "ckpt.pt" in one_line_error(capsys)
+    args[args.index(str(garbage))] = "random:sam9-huge"
+    assert main(args) == 1
+    assert "sam9-huge" in one_line_error(capsys)
+
+    broken = tmp_path / "broken.masklet"
+    broken.write_text("{")
+    assert main(["export", str(broken), "--format", "coco", "--out", out]) == 1
+    assert "broken.masklet" in one_line_error(capsys)
+
+    path, _ = project
+    for extra, message in [
+        (["--frames", "x"], "--frames: expected A:B"),
+        (["--objects", "1,q"], "--objects: expected ids"),
+        (["--objects", "5"], r"unknown object id(s) [5]"),
+        (["--frames", "2:99"], "frame range ends at 99"),
+    ]:
+        assert main(["export", str(path), "--format", "coco", "--out", out, *extra]) == 1
+        assert message in one_line_error(capsys)
+    assert main(["export", str(path), "--format", "gif", "--out", out]) == 2
+    assert "invalid choice: 'gif'" in one_line_error(capsys)
+    assert not Path(out).exists()
+
+
+def test_subprocess_bad_input_exit_code(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "export",
+        str(tmp_path / "none.masklet"),
+        "--format",
+        "png",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "masklet export: error: none.masklet: file not found"
+    ]
+
+
+def test_no_subcommand_starts_the_gui(monkeypatch):
+    opened = []
+    fake = types.ModuleType("app.gui.main")
+    fake.run_app = lambda video: opened.append(video) or 0
+    monkeypatch.setitem(sys.modules, "app.gui.main", fake)
+    assert main(["clip.mp4"]) == 0 and main([]) == 0
+    assert opened == ["clip.mp4", None]
+
+
+def test_progress_bar_redraws_in_place():
+    stream = io.StringIO()
+    bar = ProgressBar("work", stream, width=4)
+    bar(0, 4)
+    bar(2, 4)
+    bar(4, 4)
+    bar.close()
+    assert stream.getvalue() == "\rwork [----] 0/4\rwork [##--] 2/4\rwork [####] 4/4\n"
