@@ -26,18 +26,25 @@ class SinePositionEncoding(nn.Module):
     def _grid(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         key = (h, w, device)
         if key not in self._cache:
-            scale, eps = 2 * math.pi, 1e-6
-            y = torch.arange(1, h + 1, dtype=torch.float32, device=device) / (h + eps) * scale
-            x = torch.arange(1, w + 1, dtype=torch.float32, device=device) / (w + eps) * scale
-            k = torch.arange(self.half, dtype=torch.float32, device=device)
-            dim_t = self.temperature ** (2 * torch.div(k, 2, rounding_mode="floor") / self.half)
-            pos_y = self._interleave(y[:, None] / dim_t)  # (H, half)
-            pos_x = self._interleave(x[:, None] / dim_t)  # (W, half)
-            pos = torch.cat(
-                (pos_y[:, None, :].expand(h, w, -1), pos_x[None, :, :].expand(h, w, -1)), dim=-1
-            )
-            self._cache[key] = pos.permute(2, 0, 1).contiguous()  # (C, H, W)
+            self._cache[key] = self._build(h, w, device)
         return self._cache[key]
+
+    # Built outside inference mode: a cached inference tensor could not be
+    # used later by code that records autograd.
+    @torch.inference_mode(False)
+    @torch.no_grad()
+    def _build(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        scale, eps = 2 * math.pi, 1e-6
+        y = torch.arange(1, h + 1, dtype=torch.float32, device=device) / (h + eps) * scale
+        x = torch.arange(1, w + 1, dtype=torch.float32, device=device) / (w + eps) * scale
+        k = torch.arange(self.half, dtype=torch.float32, device=device)
+        dim_t = self.temperature ** (2 * torch.div(k, 2, rounding_mode="floor") / self.half)
+        pos_y = self._interleave(y[:, None] / dim_t)  # (H, half)
+        pos_x = self._interleave(x[:, None] / dim_t)  # (W, half)
+        pos = torch.cat(
+            (pos_y[:, None, :].expand(h, w, -1), pos_x[None, :, :].expand(h, w, -1)), dim=-1
+        )
+        return pos.permute(2, 0, 1).contiguous()  # (C, H, W)
 
     @staticmethod
     def _interleave(angles: torch.Tensor) -> torch.Tensor:
@@ -66,9 +73,11 @@ class RandomFourierEncoding(nn.Module):
 
     def _encode(self, coords: torch.Tensor) -> torch.Tensor:
         """(..., 2) coordinates in [0, 1] -> (..., 2 * num_pos_feats)."""
-        proj = (2 * coords - 1) @ self.positional_encoding_gaussian_matrix
-        proj = 2 * math.pi * proj
-        return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
+        # In fp32 even under autocast: bf16 phases lose about 0.1 of accuracy.
+        with torch.autocast(coords.device.type, enabled=False):
+            proj = (2 * coords.float() - 1) @ self.positional_encoding_gaussian_matrix.float()
+            proj = 2 * math.pi * proj
+            return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
 
     def forward(self, size: tuple[int, int]) -> torch.Tensor:
         """Dense encoding of an (h, w) grid at pixel centres -> (C, h, w)."""
