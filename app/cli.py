@@ -187,7 +187,13 @@ def _load_model(checkpoint: str, image_size: int | None, device: str):
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("--device mps: no MPS device is available")
     if not checkpoint.startswith(RANDOM_PREFIX):
-        return load_model(checkpoint, image_size=image_size, device=device)
+        try:
+            return load_model(checkpoint, image_size=image_size, device=device)
+        except (KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            # torch's unpickler fails on some garbage files with bare lookup errors.
+            raise ValueError(
+                f"{Path(checkpoint).name}: not a PyTorch checkpoint ({type(exc).__name__})"
+            ) from None
     from model.build import build_model
     from model.config import get_config
 

@@ -184,9 +184,16 @@ def test_bad_inputs_give_one_line(video, prompts, project, tmp_path, capsys):
     args[args.index("random:sam2.1-tiny")] = str(garbage)
     assert main(args) == 1
     assert "ckpt.pt" in one_line_error(capsys)
+    garbage.write_bytes(b"junk\n")  # torch's unpickler fails with a bare KeyError on this
+    assert main(args) == 1
+    assert "ckpt.pt: not a PyTorch checkpoint" in one_line_error(capsys)
     args[args.index(str(garbage))] = "random:sam9-huge"
     assert main(args) == 1
     assert "sam9-huge" in one_line_error(capsys)
+    args[args.index("random:sam9-huge")] = "random:sam2.1-tiny"
+    args[args.index("256")] = "100"
+    assert main(args) == 1
+    assert "image_size must be a positive multiple of 32" in one_line_error(capsys)
 
     broken = tmp_path / "broken.masklet"
     broken.write_text("{")
