@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,37 @@ def test_bad_requests(source, tmp_path):
 def test_store_source_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match=r"masks are \(8, 8\) but the video is \(16, 20\)"):
         StoreSource(name="v", reader=FakeReader(), store=MaskStore((8, 8)), objects=[])
+
+
+class WatchfulSource:
+    """Hands out fresh masks and records whether masks of older frames are still alive."""
+
+    name, num_frames, video_size, fps = "w", 12, (H, W), 5.0
+    objects = [ObjectMeta(1, "a", "thing"), ObjectMeta(2, "b", "thing")]
+
+    def __init__(self) -> None:
+        self.handed_out: list[tuple[int, weakref.ref]] = []
+        self.alive_old: list[int] = []
+
+    def masks(self, frame: int) -> dict[int, np.ndarray]:
+        old = [f for f, ref in self.handed_out if f < frame - 1 and ref() is not None]
+        self.alive_old.extend(old)
+        masks = {}
+        for obj_id in (1, 2):
+            mask = np.zeros((H, W), bool)
+            mask[obj_id : obj_id + frame % 5 + 2, 3:9] = True
+            self.handed_out.append((frame, weakref.ref(mask)))
+            masks[obj_id] = mask
+        return masks
+
+    def image(self, frame: int) -> np.ndarray:
+        return np.zeros((H, W, 3), np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["png", "coco", "ytvis", "mp4"])
+def test_exporters_hold_one_frame_of_masks_at_a_time(tmp_path, fmt):
+    source = WatchfulSource()
+    out = tmp_path / ("out" if fmt == "png" else f"out.{fmt}")
+    assert export(source, fmt, out).frames_done == 12
+    assert len(source.handed_out) == 24
+    assert source.alive_old == []
