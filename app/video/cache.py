@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-
-import numpy as np
+from typing import Generic, TypeVar
 
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 
+T = TypeVar("T")
 
-class FrameCache:
-    """Decoded RGB frames by frame number, evicting the least recently used beyond `max_bytes`.
 
-    Thread-safe: one lock guards the table, and it is held only for dictionary work, never
-    while decoding, so a cache hit on the GUI thread never waits for a decode running on the
-    worker thread. Stored arrays are made read-only; callers get copies from the reader.
+class FrameCache(Generic[T]):
+    """Decoded frames by frame number, dropping the least recently used beyond `max_bytes`.
+
+    Items are stored as given and must never be written to afterwards: readers hand out
+    conversions or copies of them, never the items themselves.
+
+    Thread-safe: one lock guards the table and is held only for dictionary work, never while
+    decoding, so a cache hit on the GUI thread never waits for a decode on the worker thread.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         if max_bytes < 0:
             raise ValueError(f"cache size must be >= 0 bytes, got {max_bytes}")
         self._max_bytes = int(max_bytes)
-        self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[int, tuple[T, int]] = OrderedDict()
         self._nbytes = 0
         self._lock = threading.Lock()
 
@@ -32,43 +35,42 @@ class FrameCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the cached frames now (always <= `max_bytes`)."""
+        """Bytes held by the cached items now (always <= `max_bytes`)."""
         with self._lock:
             return self._nbytes
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._frames)
+            return len(self._items)
 
     def __contains__(self, key: int) -> bool:
         with self._lock:
-            return key in self._frames
+            return key in self._items
 
-    def get(self, key: int) -> np.ndarray | None:
-        """The cached (read-only) frame, marked as most recently used, or None."""
+    def get(self, key: int) -> T | None:
+        """The cached item, now the most recently used, or None."""
         with self._lock:
-            frame = self._frames.get(key)
-            if frame is not None:
-                self._frames.move_to_end(key)
-            return frame
+            entry = self._items.get(key)
+            if entry is None:
+                return None
+            self._items.move_to_end(key)
+            return entry[0]
 
-    def put(self, key: int, frame: np.ndarray) -> None:
-        """Store `frame` (not copied: the caller must not write to it afterwards)."""
-        size = frame.nbytes
-        if size > self._max_bytes:
+    def put(self, key: int, item: T, nbytes: int) -> None:
+        """Keep `item`, which holds `nbytes` bytes, evicting the least recently used to fit."""
+        if nbytes > self._max_bytes:
             return
-        frame.flags.writeable = False
         with self._lock:
-            old = self._frames.pop(key, None)
+            old = self._items.pop(key, None)
             if old is not None:
-                self._nbytes -= old.nbytes
-            while self._frames and self._nbytes + size > self._max_bytes:
-                _, evicted = self._frames.popitem(last=False)
-                self._nbytes -= evicted.nbytes
-            self._frames[key] = frame
-            self._nbytes += size
+                self._nbytes -= old[1]
+            while self._items and self._nbytes + nbytes > self._max_bytes:
+                _, (_, evicted) = self._items.popitem(last=False)
+                self._nbytes -= evicted
+            self._items[key] = (item, nbytes)
+            self._nbytes += nbytes
 
     def clear(self) -> None:
         with self._lock:
-            self._frames.clear()
+            self._items.clear()
             self._nbytes = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import av
 import numpy as np
 from av.container import InputContainer
 from av.stream import Discard, Disposition
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from app.video.cache import DEFAULT_CACHE_BYTES
@@ -57,15 +59,16 @@ class VideoFileReader(VideoReader):
             raise
         self._quarter_turns = round(first.rotation / 90) % 4
         self._coded_size = (first.height, first.width)
-        rgb = self._to_rgb(first)
+        self._local = threading.local()
         index = self._decoder.index
         fps = _average_fps(index, stated_rate)
         if index.counted:
             seconds = np.arange(len(index), dtype=np.float64) / fps
         else:
             seconds = (index.pts - index.pts[0]).astype(np.float64) * float(index.time_base)
-        self._set_frames(timestamps=seconds, fps=fps, size=rgb.shape[:2])
-        self._cache.put(0, rgb)
+        shown = self._coded_size[::-1] if self._quarter_turns % 2 else self._coded_size
+        self._set_frames(timestamps=seconds, fps=fps, size=shown)
+        self._cache.put(0, first, _frame_bytes(first))
 
     @property
     def stats(self) -> DecoderStats:
@@ -122,18 +125,27 @@ class VideoFileReader(VideoReader):
         self._decoder.set_index(index)
         return index
 
-    def _read(self, index: int) -> np.ndarray:
-        return self._to_rgb(self._decoder.read(index))
+    def _load(self, index: int) -> tuple[av.VideoFrame, int]:
+        frame = self._decoder.read(index)
+        return frame, _frame_bytes(frame)
 
-    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def _to_rgb(self, item: object) -> np.ndarray:
+        assert isinstance(item, av.VideoFrame)
+        # One reformatter per thread: reusing it saves setting up swscale for every frame,
+        # which costs more than the conversion itself, and threads must not share one.
+        reformatter = getattr(self._local, "reformatter", None)
+        if reformatter is None:
+            reformatter = self._local.reformatter = VideoReformatter()
         h, w = self._coded_size
-        if (frame.height, frame.width) == (h, w):
-            rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3), may be a padded view
-        else:
-            # A stream that changes resolution midway keeps the first frame's size.
-            rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+        # A stream that changes resolution midway keeps the first frame's size.
+        size = {} if (item.height, item.width) == (h, w) else {"width": w, "height": h}
+        converted = reformatter.reformat(item, format="rgb24", **size)
+        rgb = converted.to_ndarray()  # (h, w, 3), may be a padded view
         if self._quarter_turns:
             rgb = np.rot90(rgb, self._quarter_turns)
+        if converted is item:
+            # Nothing was converted: `rgb` views the cached frame, which must stay as it is.
+            return np.array(rgb, order="C")
         return np.ascontiguousarray(rgb)
 
     def _close(self) -> None:
@@ -160,6 +172,10 @@ def _pick_stream(container: InputContainer, path: Path) -> VideoStream:
             other.discard = Discard.all
     stream.thread_type = "AUTO"
     return stream
+
+
+def _frame_bytes(frame: av.VideoFrame) -> int:
+    return sum(plane.buffer_size for plane in frame.planes)
 
 
 def _average_fps(index: FrameIndex, stated: Fraction | None) -> float:

@@ -19,12 +19,12 @@ DEFAULT_FOLDER_FPS = 30.0
 _DIGITS = re.compile(r"(\d+)")
 
 
-def natural_key(name: str) -> tuple[object, ...]:
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
     """Sort key that orders numbers by value: "frame2" before "frame10"."""
     parts = _DIGITS.split(name)
-    # Text and digit runs alternate, so equal positions always compare str with str.
-    key = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
-    return (*key, name)
+    # Text and digit runs alternate, so equal positions always compare like with like.
+    runs = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
+    return runs, name
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -73,21 +73,25 @@ class ImageFolderReader(VideoReader):
         first = load_image(self._files[0])
         n = len(self._files)
         self._set_frames(timestamps=np.arange(n) / fps, fps=fps, size=first.shape[:2])
-        self._cache.put(0, first)
+        self._cache.put(0, first, first.nbytes)
 
     @property
     def files(self) -> list[Path]:
         """The image of each frame, in frame order."""
         return list(self._files)
 
-    def _read(self, index: int) -> np.ndarray:
+    def _load(self, index: int) -> tuple[np.ndarray, int]:
         path = self._files[index]
         rgb = load_image(path)
         if rgb.shape[:2] != self.size:
             h, w = rgb.shape[:2]
             fh, fw = self.size
             raise VideoError(f"image {path} is {w}x{h}, unlike the first image ({fw}x{fh})")
-        return rgb
+        return rgb, rgb.nbytes
+
+    def _to_rgb(self, item: object) -> np.ndarray:
+        assert isinstance(item, np.ndarray)
+        return item.copy()
 
     def _close(self) -> None:
         self._files = []

@@ -21,15 +21,19 @@ class VideoReader(abc.ABC):
     `reader[i]` is frame i as a C-contiguous `uint8` array `(H, W, 3)` in RGB, upright (any
     rotation metadata applied), owned by the caller. Negative numbers count from the end.
 
-    Thread safety: any thread may read. A cache hit takes only the cache's own short lock; a
-    miss takes the reader's lock for the whole decode, because a decoder has one position and
-    FFmpeg codec contexts must not be used from two threads at once. So two threads decoding
-    wait for each other, while a thread that finds its frame cached never waits.
+    Subclasses decode frame i into an item (`_load`), which the cache keeps, and turn items
+    into fresh RGB arrays (`_to_rgb`).
+
+    Thread safety: any thread may read. Decoding holds the reader's lock, because a decoder
+    has one position and FFmpeg codec contexts must not be used from two threads at once, so
+    two threads that decode wait for each other. The cache has its own short lock, and the
+    conversion to RGB runs outside both, so a thread whose frame is cached never waits for
+    another thread's decode.
     """
 
     def __init__(self, *, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self._path = path
-        self._cache = FrameCache(cache_bytes)
+        self._cache: FrameCache[object] = FrameCache(cache_bytes)
         self._lock = threading.Lock()
         self._closed = False
         self._timestamps = np.zeros(0, dtype=np.float64)
@@ -45,10 +49,17 @@ class VideoReader(abc.ABC):
         self._size = (int(size[0]), int(size[1]))
 
     @abc.abstractmethod
-    def _read(self, index: int) -> np.ndarray:
-        """Decode frame `index` (0 <= index < len) as a fresh C-contiguous (H, W, 3) uint8 array.
+    def _load(self, index: int) -> tuple[object, int]:
+        """Decode frame `index` (0 <= index < len) into an item to cache, and its size in bytes.
 
         Called with the reader's lock held. Raises VideoError when the frame cannot be decoded.
+        """
+
+    @abc.abstractmethod
+    def _to_rgb(self, item: object) -> np.ndarray:
+        """A new C-contiguous (H, W, 3) uint8 RGB array of an item, for the caller to own.
+
+        Called from any thread without the reader's lock; must not modify `item`.
         """
 
     @abc.abstractmethod
@@ -88,19 +99,20 @@ class VideoReader(abc.ABC):
 
     def __getitem__(self, index: int) -> np.ndarray:
         i = self._frame_number(index)
-        cached = self._cache.get(i)
-        if cached is not None:
-            return cached.copy()
-        with self._lock:
-            if self._closed:
-                raise VideoError(f"reader of {self._path} is closed")
-            cached = self._cache.get(i)
-            frame = cached if cached is not None else self._read(i)
+        item = self._cache.get(i)
+        if item is None:
+            with self._lock:
+                if self._closed:
+                    raise VideoError(f"reader of {self._path} is closed")
+                # Another thread may have decoded it while this one waited for the lock.
+                item = self._cache.get(i)
+                if item is None:
+                    item, nbytes = self._load(i)
+                    self._cache.put(i, item, nbytes)
+        frame = self._to_rgb(item)
         assert frame.shape == (*self._size, 3) and frame.dtype == np.uint8, frame.shape
-        assert frame.flags.c_contiguous
-        if cached is None:
-            self._cache.put(i, frame)
-        return frame.copy()
+        assert frame.flags.c_contiguous and frame.flags.writeable
+        return frame
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for i in range(len(self)):

@@ -13,6 +13,9 @@ import av
 import cv2
 import numpy as np
 
+N = 36  # frames per generated clip
+W, H = 160, 120
+OPEN_GOP = {"bf": "3", "g": "12", "x264-params": "open_gop=1"}  # B-frames, 12-frame open GOPs
 CODE_BITS = 6  # frame numbers up to 63
 CODE_BLOCK = 16  # px per bit; frames must be at least CODE_BITS * CODE_BLOCK wide
 
@@ -42,9 +45,9 @@ def write_video(
     path: Path,
     *,
     codec: str = "libx264",
-    frames: int = 36,
-    width: int = 160,
-    height: int = 120,
+    frames: int = N,
+    width: int = W,
+    height: int = H,
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,

@@ -1,0 +1,174 @@
+"""Benchmark of app.video on a long 1080p H.264 file: open time, random access, sequential fps.
+
+    python scripts/bench_video.py [--minutes 10] [--dir DIR] [--samples 50] [--frames 600]
+
+The test file (1080p, 30 fps, 2 s GOPs, x264 ultrafast) is generated once and cached in DIR
+(default: <tmp>/masklet-bench). Every frame shows its own number as a row of black/white
+blocks, so each frame read is checked to be the frame asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.video import VideoFileReader  # noqa: E402
+
+WIDTH, HEIGHT, FPS = 1920, 1080, 30
+CODE_BITS = 16
+CODE_BLOCK = 48  # px: survives ultrafast coding easily
+
+
+def _yuv_backgrounds(count: int) -> list[np.ndarray]:
+    """A few textured yuv420p pictures, (H * 3/2, W) uint8, made once and reused."""
+    rng = np.random.default_rng(0)
+    backgrounds = []
+    for _ in range(count):
+        cells = rng.integers(0, 255, (HEIGHT // 60, WIDTH // 60, 3), dtype=np.uint8)
+        rgb = np.ascontiguousarray(np.repeat(np.repeat(cells, 60, axis=0), 60, axis=1))
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        backgrounds.append(frame.to_ndarray())
+    return backgrounds
+
+
+def _draw_code(luma: np.ndarray, i: int) -> None:
+    for bit in range(CODE_BITS):
+        x = bit * CODE_BLOCK
+        luma[:CODE_BLOCK, x : x + CODE_BLOCK] = 235 if (i >> bit) & 1 else 16
+
+
+def read_code(rgb: np.ndarray) -> int:
+    """The frame number drawn by `_draw_code` into an RGB frame."""
+    code = 0
+    for bit in range(CODE_BITS):
+        x = bit * CODE_BLOCK
+        block = rgb[8 : CODE_BLOCK - 8, x + 8 : x + CODE_BLOCK - 8]
+        code |= int(block.mean() > 128) << bit
+    return code
+
+
+def generate(path: Path, minutes: float) -> float:
+    """Write the test video; returns seconds taken. Written under a temporary name first."""
+    n = round(minutes * 60 * FPS)
+    backgrounds = _yuv_backgrounds(4)
+    partial = path.with_suffix(".partial.mp4")
+    start = time.perf_counter()
+    with av.open(str(partial), "w") as container:
+        options = {"preset": "ultrafast", "g": str(2 * FPS), "crf": "23"}
+        stream = container.add_stream("libx264", rate=FPS, options=options)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.thread_type = "AUTO"
+        for i in range(n):
+            yuv = backgrounds[(i // 90) % len(backgrounds)].copy()
+            x = (7 * i) % (WIDTH - 200)
+            yuv[400:600, x : x + 200] = (5 * i) % 256  # a moving square in the luma plane
+            _draw_code(yuv, i)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
+                container.mux(packet)
+            if i % (60 * FPS) == 0:
+                print(f"  generating: {i / FPS / 60:.0f} of {minutes:g} min", flush=True)
+        for packet in stream.encode():
+            container.mux(packet)
+    partial.rename(path)
+    return time.perf_counter() - start
+
+
+def bench_open(path: Path) -> VideoFileReader:
+    start = time.perf_counter()
+    reader = VideoFileReader(path)
+    frame = reader[0]
+    elapsed = time.perf_counter() - start
+    assert read_code(frame) == 0
+    print(f"open + frame 0:        {elapsed * 1000:8.1f} ms  ({len(reader)} frames indexed)")
+    return reader
+
+
+def bench_random(path: Path, samples: int, seed: int) -> None:
+    with VideoFileReader(path, cache_bytes=0) as reader:
+        targets = random.Random(seed).sample(range(len(reader)), samples)
+        times = []
+        for i in targets:
+            start = time.perf_counter()
+            frame = reader[i]
+            times.append(time.perf_counter() - start)
+            if read_code(frame) != i % (1 << CODE_BITS):
+                raise SystemExit(f"wrong frame: asked for {i}, got {read_code(frame)}")
+        stats = reader.stats
+    ms = sorted(t * 1000 for t in times)
+    p90 = ms[int(0.9 * (len(ms) - 1))]
+    print(
+        f"random access ({samples}): median {statistics.median(ms):6.1f} ms, p90 {p90:6.1f} ms, "
+        f"max {ms[-1]:6.1f} ms  ({stats.seeks} seeks, {stats.packets / samples:.1f} "
+        f"packets decoded per frame, all frames verified)"
+    )
+
+
+def bench_sequential(path: Path, frames: int) -> None:
+    with VideoFileReader(path) as reader:
+        reader[0]  # opening already decoded it; time the frames after
+        start = time.perf_counter()
+        for i in range(1, frames + 1):
+            frame = reader[i]
+        ours = frames / (time.perf_counter() - start)
+        assert read_code(frame) == frames and reader.stats.seeks == 0
+    plain = {tt: _plain_fps(path, frames, tt) for tt in ("SLICE", "AUTO")}
+    print(f"sequential ({frames} frames): ours {ours:6.1f} fps")
+    for thread_type, fps in plain.items():
+        note = " (PyAV's default)" if thread_type == "SLICE" else ""
+        print(
+            f"  plain PyAV loop, thread_type={thread_type:5}{note}: {fps:6.1f} fps,"
+            f" ours / plain = {ours / fps:.2f}"
+        )
+
+
+def _plain_fps(path: Path, frames: int, thread_type: str) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = thread_type
+        decoded = container.decode(stream)
+        next(decoded).to_ndarray(format="rgb24")
+        start = time.perf_counter()
+        for _, frame in zip(range(frames), decoded, strict=False):
+            frame.to_ndarray(format="rgb24")
+        return frames / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the test video")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "masklet-bench")
+    parser.add_argument("--samples", type=int, default=50, help="random frames to time")
+    parser.add_argument("--frames", type=int, default=600, help="frames to read sequentially")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    path = args.dir / f"h264-1080p-{args.minutes:g}min-gop{2 * FPS}.mp4"
+    if path.exists():
+        print(f"test video: {path} (cached)")
+    else:
+        print(f"test video: generating {path}")
+        print(f"generation: {generate(path, args.minutes):.1f} s")
+    print(f"size: {path.stat().st_size / 1e6:.1f} MB, {av.__name__} {av.__version__}")
+    reader = bench_open(path)
+    expected = round(args.minutes * 60 * FPS)
+    if len(reader) != expected:
+        raise SystemExit(f"frame count {len(reader)}, expected {expected}")
+    reader.close()
+    bench_random(path, args.samples, args.seed)
+    bench_sequential(path, args.frames)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
