@@ -209,3 +209,15 @@ def test_bad_png_folders(tmp_path):
         import_annotations(tmp_path)
     with pytest.raises(AnnotationImportError, match="does not exist"):
         import_annotations(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(("fmt", "target"), [("coco", "a.json"), ("ytvis", "b.json")])
+def test_masks_decode_lazily_one_frame_at_a_time(source, tmp_path, monkeypatch, fmt, target):
+    export(source, fmt, tmp_path / target)
+    decoded = []
+    real_decode = mask_utils.decode
+    monkeypatch.setattr(mask_utils, "decode", lambda rles: decoded.append(1) or real_decode(rles))
+    imported = import_annotations(tmp_path / target)
+    assert decoded == []
+    imported.masks(2)
+    assert len(decoded) == len(truth(2))
