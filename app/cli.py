@@ -245,15 +245,21 @@ def _record(store, frame: int, result) -> None:
     store.set(frame, result.obj_id, result.mask if present else None, present=present)
 
 
-def _run_subcommand(argv: list[str]) -> int:
-    parser = _build_parser(argv[0])
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """Parsed arguments, or the exit code when parsing ended the run (error or --help)."""
     try:
-        args = parser.parse_args(argv[1:])
+        return parser.parse_args(argv)
     except _UsageError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:
         return int(exc.code or 0)
+
+
+def _run_subcommand(argv: list[str]) -> int:
+    args = _parse(_build_parser(argv[0]), argv[1:])
+    if isinstance(args, int):
+        return args
     handler = _cmd_track if argv[0] == "track" else _cmd_export
     try:
         return handler(args)
@@ -281,13 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in _SUBCOMMANDS:
         return _run_subcommand(argv)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="masklet",
         description="Interactive video segmentation",
         epilog="headless commands: 'masklet track --help', 'masklet export --help'",
     )
     parser.add_argument("video", nargs="?", help="video file or image folder to open")
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
     from app.gui.main import run_app
 
     return run_app(args.video)

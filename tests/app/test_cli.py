@@ -242,6 +242,13 @@ def test_no_subcommand_starts_the_gui(monkeypatch):
     assert opened == ["clip.mp4", None]
 
 
+def test_bad_gui_arguments_exit_2_with_one_line(capsys):
+    assert main(["--bogus"]) == 2
+    assert one_line_error(capsys) == "masklet: error: unrecognized arguments: --bogus"
+    assert main(["--help"]) == 0
+    assert "masklet track --help" in capsys.readouterr().out
+
+
 def test_progress_bar_redraws_in_place():
     stream = io.StringIO()
     bar = ProgressBar("work", stream, width=4)
