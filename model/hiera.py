@@ -72,7 +72,7 @@ def _partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, i
     if pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     gh, gw = (h + pad_h) // window, (w + pad_w) // window
-    x = x.view(b, gh, window, gw, window, c).transpose(2, 3)
+    x = x.reshape(b, gh, window, gw, window, c).transpose(2, 3)
     return x.reshape(b * gh * gw, window, window, c), (gh, gw)
 
 
@@ -108,7 +108,7 @@ class MultiScaleAttention(nn.Module):
         if self.pool is not None:
             q = _max_pool(q.reshape(n, h, w, -1), self.pool)  # (N, H', W', heads * d)
             h, w = q.shape[1:3]
-            q = q.view(n, h * w, self.num_heads, -1)
+            q = q.reshape(n, h * w, self.num_heads, -1)
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         )  # (N, heads, L', d)
