@@ -9,6 +9,7 @@ one `CheckpointError` line that says what is wrong.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,12 +70,21 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"{path.name}: not a PyTorch checkpoint ({_first_line(err)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    # The unpickler fails on arbitrary bytes with any exception type (KeyError, ...).
+    except Exception as err:
         raise CheckpointError(f"{path.name}: {_damage_reason(path, err)}") from None
     return _extract_state_dict(obj, path.name)
 
 
 def _torch_load(path: Path) -> object:
+    with warnings.catch_warnings():
+        # torch warns about pickle protocols on files that are not its own; the
+        # caller turns any failure into one clear line instead.
+        warnings.simplefilter("ignore", UserWarning)
+        return _torch_load_quiet(path)
+
+
+def _torch_load_quiet(path: Path) -> object:
     try:
         # mmap keeps peak memory at one copy of the weights for the large model.
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
