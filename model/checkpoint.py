@@ -102,7 +102,8 @@ def _damage_reason(path: Path, err: Exception) -> str:
         head = f.read(4)
     if head.startswith(b"PK"):
         return f"damaged or truncated checkpoint ({text})"
-    return f"not a PyTorch checkpoint ({text})"
+    # Details from the unpickler on arbitrary bytes (e.g. "KeyError: 101") mean nothing to a user.
+    return "not a PyTorch checkpoint"
 
 
 def _first_line(err: Exception) -> str:
