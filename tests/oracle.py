@@ -21,6 +21,10 @@ REFERENCE_CONFIGS = {
 }
 
 
+_CACHE: dict[tuple, torch.nn.Module] = {}
+_CACHE_SIZE = 6
+
+
 def build_reference(
     name: str,
     *,
@@ -28,8 +32,25 @@ def build_reference(
     video: bool = False,
     seed: int = 0,
     overrides: tuple[str, ...] = (),
+    fresh: bool = False,
 ):
-    """The reference SAM2Base (or SAM2VideoPredictor with `video=True`), eval, CPU."""
+    """The reference SAM2Base (or SAM2VideoPredictor with `video=True`), eval, CPU.
+
+    Builds are shared across the whole test run (building the large variants
+    takes seconds each), so callers must not modify the returned model; pass
+    `fresh=True` for a private copy that may be modified.
+    """
+    key = (name, image_size, video, seed, tuple(overrides))
+    if fresh:
+        return _build(*key)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = _build(*key)
+    return _CACHE[key]
+
+
+def _build(name: str, image_size: int, video: bool, seed: int, overrides: tuple[str, ...]):
     from sam2.build_sam import build_sam2, build_sam2_video_predictor
 
     extra = [f"++model.image_size={image_size}", *overrides]

@@ -70,7 +70,7 @@ def test_load_model_round_trip(tiny_file):
 
 def test_saved_file_loads_strictly_into_reference(tiny_file):
     path, state = tiny_file
-    ref = build_reference("sam2.1-tiny", image_size=1024)
+    ref = build_reference("sam2.1-tiny", image_size=1024, fresh=True)
     missing, unexpected = ref.load_state_dict(torch.load(path, weights_only=True)["model"])
     assert not missing and not unexpected
     key = "image_encoder.trunk.pos_embed"
