@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -86,10 +87,15 @@ def generate(path: Path, minutes: float) -> float:
 def bench_open(path: Path) -> VideoFileReader:
     start = time.perf_counter()
     reader = VideoFileReader(path)
+    opened = time.perf_counter()
     frame = reader[0]
-    elapsed = time.perf_counter() - start
+    done = time.perf_counter()
     assert read_code(frame) == 0
-    print(f"open + frame 0:        {elapsed * 1000:8.1f} ms  ({len(reader)} frames indexed)")
+    print(
+        f"open + frame 0:        {(done - start) * 1000:8.1f} ms  (open and index "
+        f"{len(reader)} frames {(opened - start) * 1000:.1f} ms, frame 0 "
+        f"{(done - opened) * 1000:.1f} ms)"
+    )
     return reader
 
 
@@ -113,34 +119,65 @@ def bench_random(path: Path, samples: int, seed: int) -> None:
     )
 
 
-def bench_sequential(path: Path, frames: int) -> None:
-    with VideoFileReader(path) as reader:
-        reader[0]  # opening already decoded it; time the frames after
-        start = time.perf_counter()
-        for i in range(1, frames + 1):
-            frame = reader[i]
-        ours = frames / (time.perf_counter() - start)
-        assert read_code(frame) == frames and reader.stats.seeks == 0
-    plain = {tt: _plain_fps(path, frames, tt) for tt in ("SLICE", "AUTO")}
-    print(f"sequential ({frames} frames): ours {ours:6.1f} fps")
-    for thread_type, fps in plain.items():
-        note = " (PyAV's default)" if thread_type == "SLICE" else ""
+def bench_sequential(path: Path, frames: int, rounds: int) -> None:
+    """Ours and plain PyAV loops in alternation, so that load from other processes spreads
+    evenly. Opening is not timed. CPU time (all threads) per frame is reported too, being
+    less sensitive to that load than wall time."""
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "SLICE": [], "AUTO": []}
+    for _ in range(rounds):
+        runs["ours"].append(_read_ours(path, frames))
+        for thread_type in ("SLICE", "AUTO"):
+            runs[thread_type].append(_read_plain(path, frames, thread_type))
+    fps = {name: statistics.median(r[0] for r in results) for name, results in runs.items()}
+    cpu = {name: statistics.median(r[1] for r in results) for name, results in runs.items()}
+    print(f"sequential ({frames} frames from frame 0, median of {rounds} rounds):")
+    label = "ours"
+    print(f"  {label:41}: {fps['ours']:6.1f} fps, {cpu['ours']:5.2f} ms CPU/frame")
+    for name in ("SLICE", "AUTO"):
+        label = f"plain PyAV loop, thread_type={name}" + (" (default)" if name == "SLICE" else "")
         print(
-            f"  plain PyAV loop, thread_type={thread_type:5}{note}: {fps:6.1f} fps,"
-            f" ours / plain = {ours / fps:.2f}"
+            f"  {label:41}: {fps[name]:6.1f} fps, "
+            f"{cpu[name]:5.2f} ms CPU/frame;  ours / plain = {fps['ours'] / fps[name]:.2f}"
         )
 
 
-def _plain_fps(path: Path, frames: int, thread_type: str) -> float:
+class _Stopwatch:
+    """Wall and CPU (all threads of this process) time of a `with` block."""
+
+    def __enter__(self) -> _Stopwatch:
+        self.wall, self.cpu = time.perf_counter(), _cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, _cpu_seconds() - self.cpu
+
+    def rates(self, frames: int) -> tuple[float, float]:
+        """(frames per second, CPU milliseconds per frame)."""
+        return frames / self.wall, self.cpu / frames * 1000
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _read_ours(path: Path, frames: int) -> tuple[float, float]:
+    with VideoFileReader(path) as reader, _Stopwatch() as watch:
+        for i in range(frames):
+            frame = reader[i]
+    if read_code(frame) != frames - 1 or reader.stats.seeks:
+        raise SystemExit("sequential read went wrong")
+    return watch.rates(frames)
+
+
+def _read_plain(path: Path, frames: int, thread_type: str) -> tuple[float, float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = thread_type
-        decoded = container.decode(stream)
-        next(decoded).to_ndarray(format="rgb24")
-        start = time.perf_counter()
-        for _, frame in zip(range(frames), decoded, strict=False):
-            frame.to_ndarray(format="rgb24")
-        return frames / (time.perf_counter() - start)
+        with _Stopwatch() as watch:
+            for _, frame in zip(range(frames), container.decode(stream), strict=False):
+                frame.to_ndarray(format="rgb24")
+    return watch.rates(frames)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "masklet-bench")
     parser.add_argument("--samples", type=int, default=50, help="random frames to time")
     parser.add_argument("--frames", type=int, default=600, help="frames to read sequentially")
+    parser.add_argument("--rounds", type=int, default=3, help="sequential runs of each reader")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -166,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"frame count {len(reader)}, expected {expected}")
     reader.close()
     bench_random(path, args.samples, args.seed)
-    bench_sequential(path, args.frames)
+    bench_sequential(path, args.frames, args.rounds)
     return 0
 
 

@@ -59,7 +59,11 @@ class VideoFileReader(VideoReader):
             raise
         self._quarter_turns = round(first.rotation / 90) % 4
         self._coded_size = (first.height, first.width)
-        self._local = threading.local()
+        # PyAV's reformat briefly rewrites the colour tags of the frame it converts, so two
+        # threads must not convert one cached frame at once: conversions take turns. The one
+        # reformatter is kept since setting up swscale costs more than a 1080p conversion.
+        self._convert_lock = threading.Lock()
+        self._reformatter = VideoReformatter()
         index = self._decoder.index
         fps = _average_fps(index, stated_rate)
         if index.counted:
@@ -131,15 +135,11 @@ class VideoFileReader(VideoReader):
 
     def _to_rgb(self, item: object) -> np.ndarray:
         assert isinstance(item, av.VideoFrame)
-        # One reformatter per thread: reusing it saves setting up swscale for every frame,
-        # which costs more than the conversion itself, and threads must not share one.
-        reformatter = getattr(self._local, "reformatter", None)
-        if reformatter is None:
-            reformatter = self._local.reformatter = VideoReformatter()
         h, w = self._coded_size
         # A stream that changes resolution midway keeps the first frame's size.
         size = {} if (item.height, item.width) == (h, w) else {"width": w, "height": h}
-        converted = reformatter.reformat(item, format="rgb24", **size)
+        with self._convert_lock:
+            converted = self._reformatter.reformat(item, format="rgb24", **size)
         rgb = converted.to_ndarray()  # (h, w, 3), may be a padded view
         if self._quarter_turns:
             rgb = np.rot90(rgb, self._quarter_turns)

@@ -27,8 +27,8 @@ class VideoReader(abc.ABC):
     Thread safety: any thread may read. Decoding holds the reader's lock, because a decoder
     has one position and FFmpeg codec contexts must not be used from two threads at once, so
     two threads that decode wait for each other. The cache has its own short lock, and the
-    conversion to RGB runs outside both, so a thread whose frame is cached never waits for
-    another thread's decode.
+    conversion to RGB runs outside the reader's lock, so a thread whose frame is cached never
+    waits for another thread's decode (at most for one conversion).
     """
 
     def __init__(self, *, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
