@@ -104,8 +104,7 @@ class InferenceWorker(QObject):
         model = self._engine.load_model(request.checkpoint, request.device)
         self._model, self._session = model, None
         self._device = request.device
-        config = getattr(self._model, "config", None)
-        self._variant = getattr(config, "name", "") or "unknown"
+        self._variant = getattr(getattr(model, "cfg", None), "name", "") or "unknown"
         self.model_loaded.emit(ModelInfo(request.request_id, self._variant, self._device))
         if self._open_source is not None:
             self._start_session(request.request_id)

@@ -48,7 +48,7 @@ class FakeModelError(RuntimeError):
 
 @dataclass
 class FakeModel:
-    config: object = field(default_factory=lambda: type("Cfg", (), {"name": "fake-tiny"})())
+    cfg: object = field(default_factory=lambda: type("Cfg", (), {"name": "fake-tiny"})())
 
 
 def disc(size: tuple[int, int], cx: float, cy: float, r: float = RADIUS) -> np.ndarray:
