@@ -273,7 +273,7 @@ class Sam2Model(nn.Module):
             # Masks are a hard present/absent choice, consistent with the memories.
             low_multi = torch.where(present[:, :, None, None], low_multi, NO_OBJ_SCORE)
         low_multi = low_multi.float()
-        high_multi = self._upsample(low_multi)
+        high_multi = self.upsample_logits(low_multi)
         token = tokens[:, 0]
         if multimask_output:
             best = torch.argmax(ious, dim=-1)
@@ -297,7 +297,8 @@ class Sam2Model(nn.Module):
             obj_ptr = weight * obj_ptr
         return obj_ptr + (1 - weight) * self.no_obj_ptr
 
-    def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
+    def upsample_logits(self, low_res: torch.Tensor) -> torch.Tensor:
+        """(B, M, 4h, 4w) -> (B, M, S, S) bilinear, as the heads and the memory see masks."""
         size = (self.image_size, self.image_size)
         return F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
 
