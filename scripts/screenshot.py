@@ -32,15 +32,14 @@ from app.gui.main_window import MainWindow  # noqa: E402
 from app.gui.settings import AppSettings  # noqa: E402
 from app.gui.styles import apply_style  # noqa: E402
 
-W, H, FRAMES, FPS = 480, 270, 48, 24
+W, H, FRAMES, FPS = 480, 270, 36, 24
 
 
 def scene(i: int) -> np.ndarray:
     """A soft gradient backdrop with a ball bouncing left to right and a drifting crate."""
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    frame = np.stack(
-        [60 + 50 * xx / W, 90 + 60 * yy / H, 120 + 40 * (1 - xx / W)], axis=-1
-    ).astype(np.uint8)
+    channels = [60 + 50 * xx / W, 90 + 60 * yy / H, 120 + 40 * (1 - xx / W)]
+    frame = np.stack(channels, axis=-1).astype(np.uint8)
     frame[200:, :] = (70, 110, 60)  # grass
     cx, cy = 60 + 7 * i, 150 - 60 * abs(np.sin(i / 6))
     ball = (xx - cx) ** 2 + (yy - cy) ** 2 <= 26**2
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "resources" / "screenshot.png"))
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--checkpoint", help="real SAM 2 weights instead of a random init")
-    parser.add_argument("--frame", type=int, default=30, help="frame shown in the screenshot")
+    parser.add_argument("--frame", type=int, default=0, help="frame shown in the screenshot")
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication([])
     apply_style(app)
