@@ -61,15 +61,17 @@ class TimelineTracks(QWidget):
         self.setFixedHeight(HEADER + rows * (ROW_HEIGHT + ROW_GAP))
         self.update()
 
+    def _unit(self) -> float:
+        """Width of one frame in pixels; frame f spans [f * unit, (f + 1) * unit)."""
+        return self.width() / max(self._doc.num_frames, 1)
+
     def frame_at(self, x: float) -> int:
         n = self._doc.num_frames
-        if n <= 1:
-            return 0
-        return int(np.clip(round(x / max(self.width() - 1, 1) * (n - 1)), 0, n - 1))
+        return int(np.clip(x // self._unit(), 0, max(n - 1, 0)))
 
     def x_of(self, frame: float) -> float:
-        n = self._doc.num_frames
-        return 0.0 if n <= 1 else frame / (n - 1) * (self.width() - 1)
+        """The centre of a frame's slot."""
+        return (frame + 0.5) * self._unit()
 
     def row_rect(self, row: int) -> QRectF:
         return QRectF(0, HEADER + row * (ROW_HEIGHT + ROW_GAP), self.width(), ROW_HEIGHT)
@@ -80,8 +82,8 @@ class TimelineTracks(QWidget):
         n = self._doc.num_frames
         if n == 0:
             return
-        # One frame's width; spans shorter than a pixel still get one pixel.
-        unit = self.width() / n
+        # Spans shorter than a pixel still get one pixel.
+        unit = self._unit()
         for row, obj in enumerate(self._doc.objects()):
             rect = self.row_rect(row)
             active = obj.obj_id == self._doc.active_object
@@ -108,7 +110,7 @@ class TimelineTracks(QWidget):
     def _paint_keyframes(self, painter: QPainter, rect: QRectF, frames: list[int]) -> None:
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(255, 255, 255))
-        unit = self.width() / max(self._doc.num_frames, 1)
+        unit = self._unit()
         mid = rect.center().y()
         for frame in frames:
             cx = (frame + 0.5) * unit
@@ -132,10 +134,8 @@ class TimelineTracks(QWidget):
             self._jump(event)
 
     def _jump(self, event: QMouseEvent) -> None:
-        n = self._doc.num_frames
-        if n:
-            frame = int(np.clip(event.position().x() / max(self.width(), 1) * n, 0, n - 1))
-            self.frame_clicked.emit(frame)
+        if self._doc.num_frames:
+            self.frame_clicked.emit(self.frame_at(event.position().x()))
 
 
 class ScrubBar(QWidget):

@@ -214,3 +214,37 @@ def test_canvas_wheel_zoom_and_middle_pan(qtbot, opened):
     )
     assert canvas.horizontalScrollBar().value() != h
     assert opened.document.objects() == []  # panning adds no prompt
+
+
+def test_colour_edit_is_undoable_and_recolours_overlay(qtbot, opened):
+    from app.gui.commands import EditObjectCommand
+
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        click_frame(opened, 40, 50)
+    obj = opened.document.objects()[0]
+    canvas = opened.canvas
+    opened.undo_stack.push(EditObjectCommand(opened.document, obj.obj_id, "c", color=(0, 255, 0)))
+    overlay = canvas._overlay_item.pixmap().toImage()
+    assert overlay.pixelColor(40, 50).green() == 255 and overlay.pixelColor(40, 50).red() == 0
+    opened.undo_stack.undo()
+    assert opened.document.object(obj.obj_id).color == obj.color
+
+
+def test_device_menu_switches_and_remembers(qtbot, opened, settings):
+    cuda = next(a for a in opened.device_menu.actions() if a.text() == "cuda")
+    with qtbot.waitSignal(opened.client.model_loaded, timeout=5000) as blocker:
+        cuda.trigger()
+    assert blocker.args[0].device == "cuda"
+    assert settings.device == "cuda" and cuda.isChecked()
+    assert opened.engine_status.device[1].text() == "cuda"
+    assert not next(a for a in opened.device_menu.actions() if a.text() == "cpu").isChecked()
+
+
+def test_recent_files_menu_reopens(qtbot, opened, video_path):
+    opened.recent_menu.aboutToShow.emit()
+    entries = [a for a in opened.recent_menu.actions() if a.text() == str(video_path)]
+    assert len(entries) == 1
+    opened.document.set_current_frame(7)
+    with qtbot.waitSignal(opened.session.session_ready, timeout=10000):
+        entries[0].trigger()
+    assert opened.document.current_frame == 0
