@@ -68,7 +68,7 @@ class FileMenuMixin:
         return self.open_video(path)
 
     def _may_replace_document(self: Any) -> bool:
-        return self.undo_stack.isClean() or self.confirm_discard()
+        return not self.has_unsaved_changes() or self.confirm_discard()
 
     def open_video(self: Any, path: str) -> bool:
         """Open a video for a fresh document; on failure the current one stays."""
@@ -77,7 +77,7 @@ class FileMenuMixin:
         self.project.path = None
         self.project.start_autosave()
         self.settings.add_recent_file(path)
-        self._update_title()
+        self.mark_saved()
         return True
 
     def _load_video(self: Any, path: str) -> bool:
@@ -91,7 +91,9 @@ class FileMenuMixin:
             self.report_error("Cannot open video", f"{path}: {exc}")
             return False
         self.playback.stop()
-        self.reader = reader
+        old, self.reader = self.reader, reader
+        if hasattr(old, "close"):
+            old.close()
         fps = float(getattr(reader, "fps", 0) or 25.0)
         self.undo_stack.clear()
         self.document.reset(
@@ -117,7 +119,7 @@ class FileMenuMixin:
         self.project.path = path
         self.project.start_autosave()
         self.settings.add_recent_file(path)
-        self._update_title()
+        self.mark_saved()
         return True
 
     def _apply_project(self: Any, project: Any, store: Any) -> bool:
@@ -150,7 +152,7 @@ class FileMenuMixin:
         except (OSError, ValueError) as exc:
             self.report_error("Cannot save project", str(exc))
             return False
-        self.undo_stack.setClean()
+        self.mark_saved()
         self.settings.add_recent_file(target)
         self._update_title()
         self.statusBar().showMessage(f"Saved {target}", 4000)
@@ -179,6 +181,7 @@ class FileMenuMixin:
                 autosaver.discard(info)
                 # Recovered work is not on disk under the user's name yet.
                 self.undo_stack.resetClean()
+                self.mark_unsaved()
                 self._update_title()
                 return True
         return False

@@ -77,6 +77,8 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.project = ProjectController(self.document, self.session, autosaver, self)
         self.reader: Any = None
         self.last_error: str | None = None
+        # Propagated masks are not undo steps, so the undo stack alone cannot tell "saved".
+        self._masks_dirty = False
         self.error_box: QMessageBox | None = None
         # Dialog hooks; tests replace them to answer programmatically.
         self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
@@ -95,6 +97,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.undo_stack.canUndoChanged.connect(a.undo.setEnabled)
         self.undo_stack.canRedoChanged.connect(a.redo.setEnabled)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.document.masks_changed.connect(self._on_masks_changed)
         a.undo.setEnabled(False)
         a.redo.setEnabled(False)
         a.new_object.triggered.connect(self.new_object)
@@ -255,9 +258,27 @@ class MainWindow(FileMenuMixin, QMainWindow):
     def _on_clean_changed(self, _clean: bool) -> None:
         self._update_title()
 
+    def _on_masks_changed(self, _frame: int) -> None:
+        if not self._masks_dirty:
+            self.mark_unsaved()
+
+    def has_unsaved_changes(self) -> bool:
+        if self.document.num_frames == 0:
+            return False
+        return self._masks_dirty or not self.undo_stack.isClean()
+
+    def mark_saved(self) -> None:
+        self.undo_stack.setClean()
+        self._masks_dirty = False
+        self._update_title()
+
+    def mark_unsaved(self) -> None:
+        self._masks_dirty = True
+        self._update_title()
+
     def _update_title(self) -> None:
         name = Path(self.project.path or self.document.video_path or "").name
-        dirty = "" if self.undo_stack.isClean() else " *"
+        dirty = " *" if self.has_unsaved_changes() else ""
         self.setWindowTitle(f"{name}{dirty} — Masklet" if name else "Masklet")
 
     # ---- window ----------------------------------------------------------------------------
@@ -282,7 +303,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
             QTimer.singleShot(0, lambda: self.open_path(urls[0]))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if not self.undo_stack.isClean() and not self.confirm_discard():
+        if self.has_unsaved_changes() and not self.confirm_discard():
             event.ignore()
             return
         self.playback.stop()

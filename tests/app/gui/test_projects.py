@@ -135,3 +135,19 @@ def test_recovery_declined(qtbot, opened, settings, recovery_root, answer):
         assert len(left) == (0 if answer == "discard" else 1)
     finally:
         other.close()
+
+
+def test_propagated_masks_count_as_unsaved(qtbot, opened, tmp_path):
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        click_frame(opened, 40, 50)
+    assert opened.save_project(str(tmp_path / "a.masklet"))
+    assert not opened.has_unsaved_changes() and not opened.windowTitle().startswith("a.masklet *")
+    with qtbot.waitSignal(opened.client.propagation_finished, timeout=10000):
+        opened.propagate("forward")
+    assert opened.undo_stack.isClean() and opened.has_unsaved_changes()
+    assert "*" in opened.windowTitle()
+    asked = []
+    opened.confirm_discard = lambda: asked.append(1) or False
+    opened.close()
+    assert asked and opened.isVisible()
+    opened.confirm_discard = lambda: True
