@@ -40,6 +40,8 @@ def test_sigkill_mid_propagation_then_recover(qtbot, tmp_path, video_path, setti
         assert len(frames) >= 10, proc.stderr.read()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        # Frames the child reported between our last read and the kill.
+        frames += [int(x.split()[1]) for x in proc.stdout.read().splitlines() if "frame" in x]
     finally:
         if proc.poll() is None:
             proc.kill()
