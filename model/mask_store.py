@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PackedMask:
     shape: tuple[int, int]  # (H, W)
     data: bytes

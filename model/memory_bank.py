@@ -35,7 +35,7 @@ class Tensors:
     memory: torch.Tensor | None  # (1, mem_dim, h, w) bfloat16, None until encoded
 
 
-@dataclass
+@dataclass(slots=True)
 class FrameOutput:
     """One object's result on one frame."""
 
