@@ -17,6 +17,8 @@ from app.gui.document import AnnotationDocument, MaskState
 
 ROW_HEIGHT = 16
 ROW_GAP = 3
+# Left column holding each row's object name; frames are laid out to its right.
+NAME_GUTTER = 90
 HEADER = 6
 ABSENT_COLOR = QColor(110, 110, 118)
 
@@ -62,16 +64,16 @@ class TimelineTracks(QWidget):
         self.update()
 
     def _unit(self) -> float:
-        """Width of one frame in pixels; frame f spans [f * unit, (f + 1) * unit)."""
-        return self.width() / max(self._doc.num_frames, 1)
+        """Pixels per frame; frame f spans [f * unit, (f + 1) * unit) right of the gutter."""
+        return max(self.width() - NAME_GUTTER, 1) / max(self._doc.num_frames, 1)
 
     def frame_at(self, x: float) -> int:
         n = self._doc.num_frames
-        return int(np.clip(x // self._unit(), 0, max(n - 1, 0)))
+        return int(np.clip((x - NAME_GUTTER) // self._unit(), 0, max(n - 1, 0)))
 
     def x_of(self, frame: float) -> float:
         """The centre of a frame's slot."""
-        return (frame + 0.5) * self._unit()
+        return NAME_GUTTER + (frame + 0.5) * self._unit()
 
     def row_rect(self, row: int) -> QRectF:
         return QRectF(0, HEADER + row * (ROW_HEIGHT + ROW_GAP), self.width(), ROW_HEIGHT)
@@ -93,8 +95,8 @@ class TimelineTracks(QWidget):
             color = QColor(*obj.color)
             color.setAlpha(200 if obj.visible else 90)
             self._paint_spans(painter, rect, spans(track, MaskState.MASK), color, unit)
-            self._paint_keyframes(painter, rect, self._doc.keyframes(obj.obj_id))
             self._paint_name(painter, rect, obj.name)
+            self._paint_keyframes(painter, rect, self._doc.keyframes(obj.obj_id))
         x = self.x_of(self._doc.current_frame)
         painter.setPen(QPen(QColor(255, 255, 255), 2))
         painter.drawLine(round(x), 0, round(x), self.height())
@@ -104,26 +106,26 @@ class TimelineTracks(QWidget):
     ) -> None:
         top, height = rect.top() + 3, rect.height() - 6
         for start, stop in runs:
-            x0 = start * unit
+            x0 = NAME_GUTTER + start * unit
             painter.fillRect(QRectF(x0, top, max((stop - start) * unit, 1.0), height), color)
 
     def _paint_keyframes(self, painter: QPainter, rect: QRectF, frames: list[int]) -> None:
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(255, 255, 255))
-        unit = self._unit()
         mid = rect.center().y()
         for frame in frames:
-            cx = (frame + 0.5) * unit
+            cx = self.x_of(frame)
             diamond = [QPointF(cx, mid - 5), QPointF(cx + 4, mid), QPointF(cx, mid + 5)]
             painter.drawPolygon([*diamond, QPointF(cx - 4, mid)])
 
     def _paint_name(self, painter: QPainter, rect: QRectF, name: str) -> None:
-        font = painter.font()
-        font.setPointSizeF(max(font.pointSizeF() * 0.8, 6.0))
+        font = self.font()
+        font.setPointSizeF(max(font.pointSizeF() * 0.9, 6.0))
         painter.setFont(font)
-        label = QRectF(rect.left() + 14, rect.top(), 120, rect.height())
-        painter.setPen(QColor(255, 255, 255, 230))
-        painter.drawText(label, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
+        label = QRectF(rect.left() + 6, rect.top(), NAME_GUTTER - 10, rect.height())
+        text = painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, label.width())
+        painter.setPen(QColor(225, 226, 230))
+        painter.drawText(label, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
         if event.button() == Qt.MouseButton.LeftButton:
