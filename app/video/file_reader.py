@@ -57,6 +57,7 @@ class VideoFileReader(VideoReader):
         except BaseException:
             self._decoder.close()
             raise
+        # The first frame's display matrix and size stand for the whole stream.
         self._quarter_turns = round(first.rotation / 90) % 4
         self._coded_size = (first.height, first.width)
         # PyAV's reformat briefly rewrites the colour tags of the frame it converts, so two
@@ -64,6 +65,10 @@ class VideoFileReader(VideoReader):
         # reformatter is kept since setting up swscale costs more than a 1080p conversion.
         self._convert_lock = threading.Lock()
         self._reformatter = VideoReformatter()
+        self._describe_frames(stated_rate)
+        self._cache.put(0, first, _frame_bytes(first))
+
+    def _describe_frames(self, stated_rate: Fraction | None) -> None:
         index = self._decoder.index
         fps = _average_fps(index, stated_rate)
         if index.counted:
@@ -72,7 +77,6 @@ class VideoFileReader(VideoReader):
             seconds = (index.pts - index.pts[0]).astype(np.float64) * float(index.time_base)
         shown = self._coded_size[::-1] if self._quarter_turns % 2 else self._coded_size
         self._set_frames(timestamps=seconds, fps=fps, size=shown)
-        self._cache.put(0, first, _frame_bytes(first))
 
     @property
     def stats(self) -> DecoderStats:

@@ -31,6 +31,7 @@ from app.video import (
     VideoReader,
     open_video,
 )
+from app.video.decoder import StreamDecoder
 from app.video.images import natural_key
 
 VFR_MS = [0, 17, 27, 60, 93, 94, 150, 160, 193, 260, 300, 301, 333, 400, 417, 450, 500, 533]
@@ -274,6 +275,27 @@ def test_random_access_decodes_from_the_nearest_keyframe(gop12_mp4: Path) -> Non
             assert reader.stats.packets - before <= 12 + 3 + 4, f"frame {i}"
         assert reader.stats.restarts == 0
         assert reader.stats.misses == 0
+
+
+def test_a_seek_that_lands_too_late_falls_back_to_an_earlier_keyframe(
+    gop12_mp4: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = plain_decode(gop12_mp4)
+    seek_to = StreamDecoder._seek_to
+    tries: list[int] = []
+
+    def overshooting(self: StreamDecoder, ts: int, k: int) -> bool:
+        # The first two tries (by pts, then by dts) aim far past the end: the container
+        # lands on its last keyframe, after the one wanted.
+        tries.append(k)
+        return seek_to(self, ts + 10**7 if len(tries) <= 2 else ts, k)
+
+    monkeypatch.setattr(StreamDecoder, "_seek_to", overshooting)
+    with VideoFileReader(gop12_mp4, cache_bytes=0) as reader:
+        frame = reader[17]
+        assert reader.stats.misses == 1
+    assert tries == [1, 1, 0]  # keyframe 1 (frame 12) twice, then keyframe 0 (frame 0)
+    assert np.array_equal(frame, expected[17])
 
 
 def test_negative_and_out_of_range_indices(gop12_mp4: Path) -> None:
