@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import qtawesome
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoStack
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
@@ -203,8 +204,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
             self.document.set_current_frame(target)
 
     def _on_playing_changed(self, playing: bool) -> None:
-        import qtawesome
-
         self.actions.play.setIcon(qtawesome.icon("mdi6.pause" if playing else "mdi6.play"))
 
     # ---- worker ----------------------------------------------------------------------------
