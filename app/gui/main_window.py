@@ -80,6 +80,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.last_error: str | None = None
         # Propagated masks are not undo steps, so the undo stack alone cannot tell "saved".
         self._masks_dirty = False
+        self._model_info: ModelInfo | None = None
         self.error_box: QMessageBox | None = None
         # Dialog hooks; tests replace them to answer programmatically.
         self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
@@ -220,6 +221,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.progress.start(direction)
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        self._model_info = info
         self.engine_status.set_model(info.variant, info.device)
         self.statusBar().showMessage(f"Model {info.variant} ready on {info.device}", 4000)
 
@@ -233,6 +235,12 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.statusBar().showMessage(f"Propagation {verb} {summary.frames} frames", 5000)
 
     def _on_job_failed(self, error: JobError) -> None:
+        if error.action == "loading the model":
+            # The worker keeps the model it had; show that one again.
+            info = self._model_info
+            self.engine_status.set_model(
+                *(info.variant, info.device) if info else ("no model", "-")
+            )
         self.report_error(f"Error while {error.action}", error.message)
 
     def _on_stats_changed(self, stats: EngineStats) -> None:

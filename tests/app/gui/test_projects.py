@@ -73,6 +73,7 @@ def test_bad_checkpoint_reports_and_session_keeps_masks(qtbot, opened):
         opened.load_model("bad.pt", "cpu")
     assert "not a SAM 2 checkpoint" in opened.last_error
     assert opened.document.mask(3, obj) is not None
+    assert opened.engine_status.model[1].text() == "fake-tiny"
     # The model and session that worked before are still there.
     opened.document.set_current_frame(4)
     with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
