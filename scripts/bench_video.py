@@ -1,10 +1,12 @@
 """Benchmark of app.video on a long 1080p H.264 file: open time, random access, sequential fps.
 
-    python scripts/bench_video.py [--minutes 10] [--dir DIR] [--samples 50] [--frames 600]
+    python scripts/bench_video.py [--minutes 10] [--dir DIR] [--samples 50] [--frames 1800]
+                                  [--rounds 3] [--malloc default|pinned|both]
 
 The test file (1080p, 30 fps, 2 s GOPs, x264 ultrafast) is generated once and cached in DIR
-(default: <tmp>/masklet-bench). Every frame shows its own number as a row of black/white
-blocks, so each frame read is checked to be the frame asked for.
+(default: <tmp>/masklet-bench); generating 10 minutes takes several minutes on 2 cores.
+Every frame shows its own number as a row of black/white blocks, so each frame read is
+checked to be the frame asked for.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.video import VideoFileReader  # noqa: E402
+from app.video import DEFAULT_CACHE_BYTES, VideoFileReader  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 30
 CODE_BITS = 16
@@ -128,18 +130,31 @@ def bench_random(path: Path, samples: int, seed: int) -> None:
 PINNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
-def bench_sequential(path: Path, frames: int, rounds: int) -> None:
+# Readers timed sequentially: (label, our cache size or None for a plain PyAV loop, thread type)
+SEQUENTIAL = {
+    "ours": ("ours", DEFAULT_CACHE_BYTES, None),
+    "ours-no-cache": ("ours, cache_bytes=0", 0, None),
+    "SLICE": ("plain PyAV loop, thread_type=SLICE (default)", None, "SLICE"),
+    "AUTO": ("plain PyAV loop, thread_type=AUTO", None, "AUTO"),
+}
+
+
+def bench_sequential(path: Path, frames: int, rounds: int, allocators: list[str]) -> None:
     """Ours and plain PyAV loops in alternation, so that load from other processes spreads
     evenly, each run in a fresh process, as a user's would be. Opening is not timed. CPU
-    time (all threads) per frame is reported too, being less sensitive to load."""
-    for allocator, env in (("default", {}), ("pinned thresholds", PINNED_MALLOC)):
-        runs: dict[str, list[tuple[float, float, int]]] = {"ours": [], "SLICE": [], "AUTO": []}
+    time (all threads) per frame is reported too, being less sensitive to load.
+
+    Ours fills its cache (512 MiB, about 170 1080p frames) as it goes: faulting in that
+    memory is a one-time cost per reader, which `ours, cache_bytes=0` leaves out."""
+    for allocator in allocators:
+        env = PINNED_MALLOC if allocator == "pinned" else {}
+        runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in SEQUENTIAL}
         for _ in range(rounds):
             for name in runs:
                 runs[name].append(_in_fresh_process(env, path, frames, name))
         print(
             f"sequential, {frames} frames from frame 0, median of {rounds} runs, "
-            f"{allocator} malloc:"
+            f"{allocator} malloc thresholds:"
         )
         _print_sequential(runs, frames)
 
@@ -152,9 +167,10 @@ def _in_fresh_process(
     try:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            if name == "ours":
-                return pool.submit(_read_ours, path, frames).result()
-            return pool.submit(_read_plain, path, frames, name).result()
+            _, cache_bytes, thread_type = SEQUENTIAL[name]
+            if thread_type is None:
+                return pool.submit(_read_ours, path, frames, cache_bytes).result()
+            return pool.submit(_read_plain, path, frames, thread_type).result()
     finally:
         for key, value in saved.items():
             if value is None:
@@ -169,11 +185,10 @@ def _print_sequential(runs: dict[str, list[tuple[float, float, int]]], frames: i
         fps = statistics.median(r[0] for r in results)
         cpu = statistics.median(r[1] for r in results)
         faults = statistics.median(r[2] for r in results)
-        label = "ours" if name == "ours" else f"plain PyAV loop, thread_type={name}"
-        label += " (default)" if name == "SLICE" else ""
-        ratio = "" if name == "ours" else f";  ours / plain = {ours / fps:.2f}"
+        label = SEQUENTIAL[name][0]
+        ratio = f";  ours / this = {ours / fps:.2f}" if name != "ours" else ""
         print(
-            f"  {label:42}: {fps:6.1f} fps, {cpu:5.2f} ms CPU/frame, "
+            f"  {label:46}: {fps:6.1f} fps, {cpu:5.2f} ms CPU/frame, "
             f"{faults / frames:5.0f} page faults/frame{ratio}"
         )
 
@@ -203,8 +218,8 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _read_ours(path: Path, frames: int) -> tuple[float, float, int]:
-    with VideoFileReader(path) as reader, _Stopwatch() as watch:
+def _read_ours(path: Path, frames: int, cache_bytes: int) -> tuple[float, float, int]:
+    with VideoFileReader(path, cache_bytes=cache_bytes) as reader, _Stopwatch() as watch:
         for i in range(frames):
             frame = reader[i]
     if read_code(frame) != frames - 1 or reader.stats.seeks:
@@ -231,8 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the test video")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "masklet-bench")
     parser.add_argument("--samples", type=int, default=50, help="random frames to time")
-    parser.add_argument("--frames", type=int, default=600, help="frames to read sequentially")
+    parser.add_argument("--frames", type=int, default=1800, help="frames to read sequentially")
     parser.add_argument("--rounds", type=int, default=3, help="sequential runs of each reader")
+    parser.add_argument(
+        "--malloc",
+        choices=["default", "pinned", "both"],
+        default="both",
+        help="glibc malloc thresholds for the sequential runs",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -250,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"frame count {len(reader)}, expected {expected}")
     reader.close()
     bench_random(path, args.samples, args.seed)
-    bench_sequential(path, args.frames, args.rounds)
+    allocators = ["default", "pinned"] if args.malloc == "both" else [args.malloc]
+    bench_sequential(path, args.frames, args.rounds, allocators)
     return 0
 
 
