@@ -40,8 +40,8 @@ class VideoReader(abc.ABC):
         self._fps = 0.0
         self._size = (0, 0)
 
-    # Subclasses describe their frames once, when opened.
     def _set_frames(self, *, timestamps: np.ndarray, fps: float, size: tuple[int, int]) -> None:
+        """For subclasses, once opened: frame times in seconds, average rate, (H, W)."""
         timestamps = np.asarray(timestamps, dtype=np.float64)
         timestamps.flags.writeable = False
         self._timestamps = timestamps
