@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from model.mask_store import PackedMask
+from model.memory_selection import MemoryPlan
+from model.sam2_types import Memory
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,13 @@ class ObjectTrack:
     outputs: dict[int, FrameOutput] = field(default_factory=dict)
     # Prompted frames whose memory is not encoded yet (the reference's "temp" outputs).
     pending: set[int] = field(default_factory=set)
+    # The committed outputs those pending ones replaced: (is_cond, tensors, iou).
+    # Memory selection keeps reading them until the pending outputs are encoded.
+    stash: dict[int, tuple[bool, Tensors, float]] = field(default_factory=dict)
     # Frames tracked by propagation -> whether it ran in reverse.
     tracked: dict[int, bool] = field(default_factory=dict)
     # Per direction (reverse?), frames from which a local re-propagation must start.
     dirty: dict[bool, set[int]] = field(default_factory=lambda: {False: set(), True: set()})
-
-    def cond_frames(self) -> list[int]:
-        """Keyframes with an encoded memory, as the memory selection sees them."""
-        return sorted(t for t, o in self.outputs.items() if o.is_cond and t not in self.pending)
 
     def keyframes(self) -> list[int]:
         return sorted(set(self.points) | set(self.masks))
@@ -168,6 +169,53 @@ class MemoryBank:
         if not output.is_cond:
             self._touch(obj_id, track, frame)
         return output.tensors
+
+    def committed(self, obj_id: int, track: ObjectTrack, frame: int):
+        """(is_cond, tensors) of the output memory selection sees on a frame, or None."""
+        if frame in track.pending:
+            stashed = track.stash.get(frame)
+            return None if stashed is None else stashed[:2]
+        output = track.outputs.get(frame)
+        if output is None:
+            return None
+        return output.is_cond, self.tensors(obj_id, track, frame)
+
+    def cond_frames(self, track: ObjectTrack) -> list[int]:
+        """Keyframes with an encoded memory, as the memory selection sees them."""
+        frames = {t for t, o in track.outputs.items() if o.is_cond and t not in track.pending}
+        frames.update(t for t, entry in track.stash.items() if entry[0])
+        return sorted(frames)
+
+    def gather(self, obj_id: int, track: ObjectTrack, plan: MemoryPlan):
+        """The memories [(temporal position, Memory)] and pointers [(distance, (1, C))] of a plan.
+
+        Recent frames are read from non-keyframe outputs, or from keyframes the plan
+        left out of its conditioning set; missing frames are skipped, as in SAM 2.
+        """
+
+        def recent(t: int) -> Tensors | None:
+            entry = self.committed(obj_id, track, t)
+            if entry is None or (entry[0] and t not in plan.unselected_cond):
+                return None
+            return entry[1]
+
+        def cond(t: int) -> Tensors:
+            return self.committed(obj_id, track, t)[1]
+
+        def memory(x: Tensors) -> Memory:
+            return Memory(features=x.memory, obj_ptr=x.obj_ptr)
+
+        memories = [(0, memory(cond(t))) for t in plan.cond]
+        memories += [(p, memory(x)) for p, t in plan.recent if (x := recent(t)) is not None]
+        pointers = [(d, cond(t).obj_ptr) for d, t in plan.pointer_cond]
+        pointers += [(d, x.obj_ptr) for d, t in plan.pointer_recent if (x := recent(t)) is not None]
+        return memories, pointers
+
+    def stash(self, obj_id: int, track: ObjectTrack, frame: int) -> None:
+        """Keep a committed output aside before a prompt's pending output replaces it."""
+        if frame in track.outputs and frame not in track.pending:
+            old = track.outputs[frame]
+            track.stash[frame] = (old.is_cond, self.tensors(obj_id, track, frame), old.iou)
 
     def forget_object(self, obj_id: int, track: ObjectTrack) -> None:
         for frame in list(track.outputs):

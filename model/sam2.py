@@ -15,7 +15,6 @@ low-resolution mask logits (B, 1, 4h, 4w); high-resolution ones (B, 1, S, S).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,105 +26,26 @@ from model.image_encoder import ImageEncoder
 from model.mask_decoder import MaskDecoder
 from model.memory_attention import MemoryAttention
 from model.memory_encoder import MemoryEncoder
+from model.memory_selection import MemoryPlan, plan_memories, select_closest_cond_frames
 from model.prompt_encoder import PromptEncoder
+from model.sam2_types import ImageFeatures, Memory, PointInputs, SamOutput, TrackOutput
+
+__all__ = [
+    "ImageFeatures",
+    "Memory",
+    "MemoryPlan",
+    "NO_OBJ_SCORE",
+    "PointInputs",
+    "Sam2Model",
+    "SamOutput",
+    "TrackOutput",
+    "select_closest_cond_frames",
+]
 
 # Mask logit standing for "object absent": far below any real prediction.
 NO_OBJ_SCORE = -1024.0
 # A mask used directly as output becomes logits of -10 / +10 (sigmoid ~0 / ~1).
 _MASK_OUT_SCALE, _MASK_OUT_BIAS = 20.0, -10.0
-
-
-@dataclass(frozen=True)
-class ImageFeatures:
-    """Backbone features of one frame, batched over B (frames, or one frame per object)."""
-
-    vision: torch.Tensor  # (B, C, h, w), the level memory attention and the decoder use
-    vision_pos: torch.Tensor  # (B, C, h, w)
-    # Decoder skip connections, already projected by conv_s0 / conv_s1:
-    # ((B, C/8, 4h, 4w), (B, C/4, 2h, 2w)), or () without high-res features.
-    high_res: tuple[torch.Tensor, ...] = ()
-
-    @property
-    def batch_size(self) -> int:
-        return self.vision.shape[0]
-
-    def expand(self, batch_size: int) -> ImageFeatures:
-        """The same single frame seen by `batch_size` objects (views, no copies)."""
-        if self.batch_size != 1:
-            raise ValueError(f"only single-frame features can be expanded, got B={self.batch_size}")
-        return ImageFeatures(
-            vision=self.vision.expand(batch_size, -1, -1, -1),
-            vision_pos=self.vision_pos.expand(batch_size, -1, -1, -1),
-            high_res=tuple(x.expand(batch_size, -1, -1, -1) for x in self.high_res),
-        )
-
-
-@dataclass(frozen=True)
-class PointInputs:
-    """Clicks in model-input pixels (the S x S image)."""
-
-    coords: torch.Tensor  # (B, N, 2) float x, y
-    labels: torch.Tensor  # (B, N) int32: 1 positive, 0 negative, 2/3 box corners, -1 padding
-
-    @property
-    def num_points(self) -> int:
-        return self.labels.shape[1]
-
-
-@dataclass(frozen=True)
-class SamOutput:
-    """What the SAM heads predict for B objects on one frame."""
-
-    low_res_multimasks: torch.Tensor  # (B, M, 4h, 4w), M = 3 with multimask output else 1
-    high_res_multimasks: torch.Tensor  # (B, M, S, S)
-    ious: torch.Tensor  # (B, M)
-    low_res_masks: torch.Tensor  # (B, 1, 4h, 4w) the chosen mask
-    high_res_masks: torch.Tensor  # (B, 1, S, S)
-    obj_ptr: torch.Tensor  # (B, C)
-    object_score_logits: torch.Tensor  # (B, 1), > 0 means the object is present
-
-    @property
-    def best_iou(self) -> torch.Tensor:
-        """(B,) predicted IoU of the chosen mask."""
-        return self.ious.max(dim=1).values
-
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    """Which past frames the model reads when tracking one frame (frame indices only).
-
-    A frame listed in `recent` or `pointer_recent` is used if the session has a
-    non-conditioning output for it, or if it is one of `unselected_cond`.
-    """
-
-    cond: tuple[int, ...]  # conditioning frames attended with temporal position 0
-    unselected_cond: frozenset[int]  # conditioning frames beyond max_cond_frames_in_attn
-    recent: tuple[tuple[int, int], ...]  # (temporal position 1..num_maskmem-1, frame)
-    pointer_cond: tuple[tuple[int, int], ...]  # (signed/abs distance, cond frame)
-    pointer_recent: tuple[tuple[int, int], ...]  # (distance, frame)
-    max_pointers: int  # normalises the pointers' temporal encoding
-
-    def frames(self) -> set[int]:
-        """Every frame whose memory this plan may read."""
-        out = set(self.cond) | {t for _, t in self.recent}
-        return out | {t for _, t in self.pointer_cond} | {t for _, t in self.pointer_recent}
-
-
-@dataclass(frozen=True)
-class Memory:
-    """A remembered frame as memory attention consumes it, batched over B objects."""
-
-    features: torch.Tensor  # (B, mem_dim, h, w), possibly bf16 in storage
-    obj_ptr: torch.Tensor  # (B, C)
-
-
-@dataclass(frozen=True)
-class TrackOutput:
-    """One `track_step`: the SAM output and, when requested, the new memory."""
-
-    sam: SamOutput
-    memory_features: torch.Tensor | None  # (B, mem_dim, h, w)
-    memory_pos: torch.Tensor | None  # (B, mem_dim, h, w)
 
 
 def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0):
@@ -248,16 +168,8 @@ class Sam2Model(nn.Module):
                 coords=torch.zeros(b, 1, 2, device=device),
                 labels=-torch.ones(b, 1, dtype=torch.int32, device=device),
             )
-        mask_prompt = None
-        if mask_inputs is not None:
-            mask_prompt = mask_inputs
-            target = self.sam_prompt_encoder.mask_input_size
-            if tuple(mask_inputs.shape[-2:]) != tuple(target):
-                mask_prompt = F.interpolate(
-                    mask_inputs.float(), size=target, mode="bilinear", antialias=True
-                )
         sparse, dense = self.sam_prompt_encoder(
-            points=(points.coords, points.labels), boxes=None, masks=mask_prompt
+            points=(points.coords, points.labels), boxes=None, masks=self._mask_prompt(mask_inputs)
         )
         low_multi, ious, tokens, score_logits = self.sam_mask_decoder(
             image_embeddings=backbone_features,
@@ -285,6 +197,13 @@ class Sam2Model(nn.Module):
             low, high = low_multi, high_multi
         obj_ptr = self._mix_no_object_pointer(self.obj_ptr_proj(token), score_logits, present)
         return SamOutput(low_multi, high_multi, ious, low, high, obj_ptr, score_logits)
+
+    def _mask_prompt(self, mask_inputs: torch.Tensor | None) -> torch.Tensor | None:
+        """A mask or logit map resized (antialiased) to the prompt encoder's mask size."""
+        target = tuple(self.sam_prompt_encoder.mask_input_size)
+        if mask_inputs is None or tuple(mask_inputs.shape[-2:]) == target:
+            return mask_inputs
+        return F.interpolate(mask_inputs.float(), size=target, mode="bilinear", antialias=True)
 
     def _mix_no_object_pointer(
         self, obj_ptr: torch.Tensor, score_logits: torch.Tensor, present: torch.Tensor
@@ -335,53 +254,10 @@ class Sam2Model(nn.Module):
     # ------------------------------------------------------------------ memory selection
 
     def plan_memories(
-        self,
-        frame: int,
-        cond_frames: Collection[int],
-        *,
-        num_frames: int,
-        reverse: bool = False,
+        self, frame: int, cond_frames: Collection[int], *, num_frames: int, reverse: bool = False
     ) -> MemoryPlan:
-        """Which frames' memories tracking `frame` reads (conditioning frames first)."""
-        cfg = self.cfg
-        selected, unselected = select_closest_cond_frames(
-            frame, cond_frames, cfg.max_cond_frames_in_attn
-        )
-        step = -1 if reverse else 1  # direction of "before" in tracking order
-        stride = cfg.memory_temporal_stride_for_eval
-        recent = []
-        for t_pos in range(1, cfg.num_maskmem):
-            back = cfg.num_maskmem - t_pos  # frames before the current one
-            if back == 1:
-                prev = frame - step
-            elif not reverse:
-                # Every stride-th frame, the nearest at or before frame - 2.
-                prev = ((frame - 2) // stride) * stride - (back - 2) * stride
-            else:
-                prev = -(-(frame + 2) // stride) * stride + (back - 2) * stride
-            recent.append((t_pos, prev))
-
-        max_ptrs = min(num_frames, cfg.max_obj_ptrs_in_encoder)
-        ptr_cond = []
-        for t in selected:
-            if cfg.only_obj_ptrs_in_the_past_for_eval and (t < frame if reverse else t > frame):
-                continue
-            dist = (frame - t) * step if cfg.use_signed_tpos_enc_to_obj_ptrs else abs(frame - t)
-            ptr_cond.append((dist, t))
-        ptr_recent = []
-        for t_diff in range(1, max_ptrs):
-            t = frame - step * t_diff
-            if t < 0 or t >= num_frames:
-                break
-            ptr_recent.append((t_diff, t))
-        return MemoryPlan(
-            cond=tuple(selected),
-            unselected_cond=frozenset(unselected),
-            recent=tuple(recent),
-            pointer_cond=tuple(ptr_cond),
-            pointer_recent=tuple(ptr_recent),
-            max_pointers=max_ptrs,
-        )
+        """Which frames' memories tracking `frame` reads (see `model.memory_selection`)."""
+        return plan_memories(self.cfg, frame, cond_frames, num_frames=num_frames, reverse=reverse)
 
     # ------------------------------------------------------------------ memory attention
 
@@ -541,31 +417,6 @@ class Sam2Model(nn.Module):
                 is_mask_from_pts=points is not None,
             )
         return TrackOutput(sam=sam, memory_features=mem_feats, memory_pos=mem_pos)
-
-
-def select_closest_cond_frames(
-    frame: int, cond_frames: Collection[int], max_count: int
-) -> tuple[list[int], list[int]]:
-    """Split conditioning frames into the `max_count` closest to `frame` and the rest.
-
-    The closest one before and the closest one at-or-after are always kept; -1
-    keeps all of them.
-    """
-    frames = sorted(cond_frames)
-    if max_count == -1 or len(frames) <= max_count:
-        return frames, []
-    if max_count < 2:
-        raise ValueError("max_cond_frames_in_attn must be -1 or at least 2")
-    chosen = []
-    before = [t for t in frames if t < frame]
-    after = [t for t in frames if t >= frame]
-    if before:
-        chosen.append(before[-1])
-    if after:
-        chosen.append(after[0])
-    rest = sorted((t for t in frames if t not in chosen), key=lambda t: abs(t - frame))
-    chosen += rest[: max_count - len(chosen)]
-    return sorted(chosen), [t for t in frames if t not in chosen]
 
 
 def non_overlapping(logits: torch.Tensor) -> torch.Tensor:

@@ -88,9 +88,6 @@ class TrackingSession:
         )
         self._bank = MemoryBank(ram_frames=window + 2, device=self.device)
         self._tracks: dict[int, ObjectTrack] = {}
-        # Committed outputs replaced by a not-yet-encoded prompt output, keyed by
-        # (object, frame): (is_cond, tensors, iou). Memory selection still reads them.
-        self._stash: dict[tuple[int, int], tuple[bool, Tensors, float]] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -190,7 +187,7 @@ class TrackingSession:
         prev: torch.Tensor | None,
     ) -> ObjectResult:
         reverse = track.tracked.get(frame, False)
-        is_init = frame not in track.tracked or not self._cond_frames(obj_id, track)
+        is_init = frame not in track.tracked or not self._bank.cond_frames(track)
         memories, pointers, max_ptrs = ([], [], 1)
         if not is_init:
             memories, pointers, max_ptrs = self._gather(obj_id, track, frame, reverse)
@@ -207,7 +204,9 @@ class TrackingSession:
                 run_memory_encoder=False,
             )
         logits = self._postprocess(out.sam.low_res_masks.float())
-        result = self._store(obj_id, track, frame, logits, out.sam, None, is_cond=True)[0]
+        self._bank.stash(obj_id, track, frame)
+        self._bank.drop(obj_id, track, frame)
+        result = self._store_many([obj_id], frame, logits, out.sam, None, is_cond=True)[0]
         track.pending.add(frame)
         for dirty in track.dirty.values():
             dirty.add(frame)
@@ -221,7 +220,7 @@ class TrackingSession:
         track.masks.pop(frame, None)
         if frame in track.pending:
             track.pending.discard(frame)
-            stashed = self._stash.pop((obj_id, frame), None)
+            stashed = track.stash.pop(frame, None)
             self._bank.drop(obj_id, track, frame)
             if stashed is not None:
                 self._restore(obj_id, track, frame, *stashed)
@@ -236,8 +235,6 @@ class TrackingSession:
     def remove_object(self, obj_id: int) -> None:
         track = self._track(obj_id)
         self._bank.forget_object(obj_id, track)
-        for key in [k for k in self._stash if k[0] == obj_id]:
-            del self._stash[key]
         del self._tracks[obj_id]
 
     def mask(self, obj_id: int, frame: int) -> np.ndarray | None:
@@ -289,8 +286,8 @@ class TrackingSession:
         should_stop: Callable[[], bool] | None,
     ) -> Iterator[FrameResult]:
         self._commit_pending()
-        active = {o: t for o, t in self._tracks.items() if self._cond_frames(o, t)}
-        all_keys = sorted({k for o, t in active.items() for k in self._cond_frames(o, t)})
+        active = {o: t for o, t in self._tracks.items() if self._bank.cond_frames(t)}
+        all_keys = sorted({k for o, t in active.items() for k in self._bank.cond_frames(t)})
         for reverse in directions:
             begin = start if start is not None else (all_keys[-1] if reverse else all_keys[0])
             if mode == "full":
@@ -313,7 +310,7 @@ class TrackingSession:
         compute, starts = {}, {}
         for o, t in active.items():
             dirty = set(t.dirty[reverse]) | ({start} if start is not None else set())
-            keys = self._cond_frames(o, t)
+            keys = self._bank.cond_frames(t)
             compute[o] = local_spans(keys, dirty, self.num_frames, reverse=reverse)
             starts[o] = {d for d in dirty if d in keys}
         return compute, local_order(compute, starts, reverse=reverse)
@@ -327,7 +324,7 @@ class TrackingSession:
     def _step(self, frame: int, active, compute, reverse: bool) -> None:
         to_track = []
         for o, t in active.items():
-            if frame in self._cond_frames(o, t):
+            if frame in self._bank.cond_frames(t):
                 t.tracked[frame] = reverse
             elif frame in compute[o]:
                 to_track.append(o)
@@ -395,47 +392,15 @@ class TrackingSession:
                 output = track.outputs[frame]
                 output.tensors = replace(tensors[i], memory=memory[i : i + 1].to(torch.bfloat16))
                 track.pending.discard(frame)
-                self._stash.pop((o, frame), None)
+                track.stash.pop(frame, None)
 
     # ------------------------------------------------------------------ memory lookup
 
-    def _committed(self, obj_id: int, track: ObjectTrack, frame: int):
-        """(is_cond, tensors) of the output memory selection sees on a frame, or None."""
-        if frame in track.pending:
-            stashed = self._stash.get((obj_id, frame))
-            return None if stashed is None else stashed[:2]
-        output = track.outputs.get(frame)
-        if output is None:
-            return None
-        return output.is_cond, self._bank.tensors(obj_id, track, frame)
-
-    def _cond_frames(self, obj_id: int, track: ObjectTrack) -> list[int]:
-        frames = set(track.cond_frames())
-        frames.update(f for (o, f), entry in self._stash.items() if o == obj_id and entry[0])
-        return sorted(frames)
-
     def _gather(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool):
         """Memories and object pointers for tracking `frame`, per the model's plan."""
-        plan = self.model.plan_memories(
-            frame, self._cond_frames(obj_id, track), num_frames=self.num_frames, reverse=reverse
-        )
-
-        def usable(t: int) -> Tensors | None:
-            entry = self._committed(obj_id, track, t)
-            if entry is None or (entry[0] and t not in plan.unselected_cond):
-                return None
-            return entry[1]
-
-        def cond(t: int) -> Tensors:
-            return self._committed(obj_id, track, t)[1]
-
-        def memory(x: Tensors) -> Memory:
-            return Memory(features=x.memory, obj_ptr=x.obj_ptr)
-
-        memories = [(0, memory(cond(t))) for t in plan.cond]
-        memories += [(p, memory(x)) for p, t in plan.recent if (x := usable(t)) is not None]
-        pointers = [(d, cond(t).obj_ptr) for d, t in plan.pointer_cond]
-        pointers += [(d, x.obj_ptr) for d, t in plan.pointer_recent if (x := usable(t)) is not None]
+        cond = self._bank.cond_frames(track)
+        plan = self.model.plan_memories(frame, cond, num_frames=self.num_frames, reverse=reverse)
+        memories, pointers = self._bank.gather(obj_id, track, plan)
         return memories, pointers, plan.max_pointers
 
     # ------------------------------------------------------------------ storing results
@@ -446,14 +411,6 @@ class TrackingSession:
         return fill_holes_and_specks(
             logits, max_hole_area=self.fill_hole_area, max_speck_area=self.max_sprinkle_area
         )
-
-    def _store(self, obj_id, track, frame, logits, sam, memory, *, is_cond) -> list[ObjectResult]:
-        if frame in track.outputs and frame not in track.pending:
-            old = track.outputs[frame]
-            tensors = self._bank.tensors(obj_id, track, frame)
-            self._stash[(obj_id, frame)] = (old.is_cond, tensors, old.iou)
-        self._bank.drop(obj_id, track, frame)
-        return self._store_many([obj_id], frame, logits, sam, memory, is_cond=is_cond)
 
     def _store_many(self, ids, frame, logits, sam, memory, *, is_cond: bool = False):
         h, w = self.video_size
