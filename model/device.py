@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import sys
+
 import torch
 
 
@@ -19,3 +23,16 @@ def pick_device(override: str | torch.device | None = None) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc only; a no-op elsewhere).
+
+    A long propagation keeps a small record per frame between large short-lived
+    tensors; glibc then cannot shrink its heap and the process's resident size
+    creeps up although nothing is in use. `malloc_trim` returns those pages.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.device import pick_device
+from model.device import pick_device, release_free_memory
 from model.feature_cache import FeatureCache
 from model.frames import FrameSource, check_frame, preprocess_frame
 from model.mask_store import PackedMask
@@ -52,6 +52,8 @@ __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSess
 
 _DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
 _MODES = ("local", "full")
+# Frames between returning freed heap memory to the OS during long propagations.
+_TRIM_EVERY = 100
 
 
 class TrackingSession:
@@ -302,6 +304,8 @@ class TrackingSession:
                     self._mark_unfinished(active, compute, order[i:], reverse)
                     return
                 self._step(frame, active, compute, reverse)
+                if i % _TRIM_EVERY == _TRIM_EVERY - 1:
+                    release_free_memory()
                 yield self._frame_result(frame)
 
     def _local_plan(

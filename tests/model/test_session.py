@@ -168,11 +168,13 @@ def test_clear_prompts_downgrades_keyframe(model) -> None:
 
 @torch.no_grad()
 def test_batched_objects_equal_separate_sessions(model) -> None:
-    together, _ = _session(model, n=5, fill_hole_area=0)
+    together, video = _session(model, n=5, fill_hole_area=0)
     clicks = {1: _click(10, 20), 2: _click(45, 25)}
     for obj_id, click in clicks.items():
         together.add_prompt(0, obj_id, click)
     list(together.propagate())
+    # One read (and one encoder pass) per frame, shared by both objects.
+    assert sorted(video.reads) == list(range(5))
     for obj_id, click in clicks.items():
         alone, _ = _session(model, n=5, fill_hole_area=0)
         alone.add_prompt(0, obj_id, click)
@@ -230,3 +232,13 @@ def test_bad_input_raises_value_error(model) -> None:
         session.propagate(mode="partial")
     with pytest.raises(ValueError, match="unknown object"):
         session.clear_prompts(0, 5)
+
+
+def test_bf16_autocast_runs(model) -> None:
+    session, _ = _session(model, n=3, autocast=True)
+    session.add_prompt(0, 1, _click())
+    results = list(session.propagate())
+    assert [r.frame for r in results] == [0, 1, 2]
+    stored = session._bank.tensors(1, session._tracks[1], 2)
+    assert stored.memory.dtype == torch.bfloat16 and stored.logits.dtype == torch.float32
+    assert all(np.isfinite(r.objects[1].score) for r in results)
