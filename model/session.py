@@ -299,14 +299,19 @@ class TrackingSession:
                 compute, order = self._local_plan(active, start, reverse)
             for t in active.values():
                 t.dirty[reverse].clear()
-            for i, frame in enumerate(order):
-                if should_stop is not None and should_stop():
-                    self._mark_unfinished(active, compute, order[i:], reverse)
-                    return
-                self._step(frame, active, compute, reverse)
-                if i % _TRIM_EVERY == _TRIM_EVERY - 1:
-                    release_free_memory()
-                yield self._frame_result(frame)
+            done = 0
+            try:
+                for frame in order:
+                    if should_stop is not None and should_stop():
+                        return
+                    self._step(frame, active, compute, reverse)
+                    done += 1
+                    if done % _TRIM_EVERY == 0:
+                        release_free_memory()
+                    yield self._frame_result(frame)
+            finally:
+                # Cancelled or abandoned: the next local pass resumes where this stopped.
+                self._mark_unfinished(active, compute, order[done:], reverse)
 
     def _local_plan(
         self, active: dict[int, ObjectTrack], start: int | None, reverse: bool

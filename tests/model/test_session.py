@@ -120,6 +120,12 @@ def test_cancel_keeps_work_and_local_resumes(model) -> None:
     assert seen == [0, 1, 2]
     assert session.mask(1, 2) is not None and session.mask(1, 3) is None
     assert [r.frame for r in session.propagate()] == [3, 4, 5, 6, 7]
+    # Abandoning the generator counts as a cancel too.
+    session.add_prompt(2, 1, _click(20, 20))
+    frames = session.propagate()
+    assert next(frames).frame == 2 and next(frames).frame == 3
+    frames.close()
+    assert [r.frame for r in session.propagate()] == [4, 5, 6, 7]
 
 
 def test_local_repropagation_stops_at_next_keyframe(model) -> None:
