@@ -51,13 +51,18 @@ class MaskletObject:
 
 @dataclass(frozen=True)
 class FramePrompts:
-    """The clicks and box of one object on one frame, in video pixel coordinates."""
+    """The clicks and box, or a mask, of one object on one frame, in video pixel coordinates.
+
+    A mask prompt (imported labels) is kept as `encode_rle` bytes rather than an array, so a
+    long video's keyframes stay compact; the engine takes a mask alone, never with clicks.
+    """
 
     points: tuple[tuple[float, float, int], ...] = ()
     box: tuple[float, float, float, float] | None = None
+    mask: bytes | None = None  # encode_rle of an (H, W) bool mask at video resolution
 
     def is_empty(self) -> bool:
-        return not self.points and self.box is None
+        return not self.points and self.box is None and self.mask is None
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,14 @@ class AnnotationDocument(QObject):
             if obj_id in self._objects:
                 self._store_mask(frame, obj_id, mask)
         self.masks_changed.emit(frame)
+
+    def set_encoded_masks(self, masks: dict[tuple[int, int], bytes]) -> None:
+        """Store present masks already in `encode_rle` form, keyed (frame, obj_id); one signal."""
+        for (frame, obj_id), data in masks.items():
+            if obj_id in self._objects and 0 <= frame < self.num_frames:
+                self.store.set_encoded(frame, obj_id, data, present=True)
+                self._states[obj_id][frame] = MaskState.MASK
+        self.masks_changed.emit(self._current)
 
     def _store_mask(self, frame: int, obj_id: int, mask: np.ndarray | None) -> None:
         if not 0 <= frame < self.num_frames:

@@ -24,7 +24,8 @@ class FrameSource(Protocol):
 
 ModelLoader = Callable[[str, str], Any]
 SessionOpener = Callable[[Any, FrameSource, str], Any]
-PromptMaker = Callable[[np.ndarray | None, np.ndarray | None, np.ndarray | None], Any]
+# (points, labels, box), or a mask prompt as make_prompt(None, None, None, mask=(H, W) bool).
+PromptMaker = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,14 @@ def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
 
 
 def _make_session_prompt(
-    points: np.ndarray | None, labels: np.ndarray | None, box: np.ndarray | None
+    points: np.ndarray | None,
+    labels: np.ndarray | None,
+    box: np.ndarray | None,
+    mask: np.ndarray | None = None,
 ) -> Any:
     from model.session import Prompt
 
-    return Prompt(points=points, labels=labels, box=box)
+    return Prompt(points=points, labels=labels, box=box, mask=mask)
 
 
 def real_engine(load_model: ModelLoader | None = None) -> Engine:

@@ -32,7 +32,7 @@ class OpenVideo:
 
 @dataclass(frozen=True)
 class SetPrompts:
-    """All prompts of one (frame, object); empty points and no box clears them."""
+    """All prompts of one (frame, object); no points, box or mask clears them."""
 
     request_id: int
     frame: int
@@ -40,6 +40,9 @@ class SetPrompts:
     points: np.ndarray  # (N, 2) float32 xy video px
     labels: np.ndarray  # (N,) int32, 1 positive / 0 negative
     box: np.ndarray | None  # (4,) xyxy
+    # A mask prompt as `encode_rle` bytes, decoded by the worker: many imported keyframes
+    # can be queued at once, and full arrays would hold one video-sized mask each.
+    mask_rle: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ class SessionController(QObject):
 
     def _send(self, frame: int, obj_id: int) -> None:
         prompts = self._doc.prompts(frame, obj_id)
-        request_id = self._client.set_prompts(frame, obj_id, list(prompts.points), prompts.box)
+        request_id = self._client.set_prompts(
+            frame, obj_id, list(prompts.points), prompts.box, mask_rle=prompts.mask
+        )
         self._sent[request_id] = (frame, obj_id)
         self._unsynced.discard((frame, obj_id))
 

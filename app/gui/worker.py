@@ -37,6 +37,7 @@ from app.gui.jobs import (
     SessionInfo,
     SetPrompts,
 )
+from app.mask_store import decode_rle
 
 # Frames encoded ahead of the current one while idle; behind gets half as many.
 PREFETCH_AHEAD = 6
@@ -130,7 +131,7 @@ class InferenceWorker(QObject):
 
     def _set_prompts(self, request: SetPrompts) -> None:
         session = self._require_session()
-        if len(request.points) == 0 and request.box is None:
+        if len(request.points) == 0 and request.box is None and request.mask_rle is None:
             if request.obj_id in session.object_ids:
                 session.clear_prompts(request.frame, request.obj_id)
             cleared = MaskResult(request.request_id, request.frame, request.obj_id, None)
@@ -138,9 +139,13 @@ class InferenceWorker(QObject):
             return
         if not session.is_encoded(request.frame):
             self._emit_stats(encoding=request.frame)
-        points = request.points if len(request.points) else None
-        labels = request.labels if len(request.points) else None
-        prompt = self._engine.make_prompt(points, labels, request.box)
+        if request.mask_rle is not None:
+            mask = decode_rle(request.mask_rle, tuple(session.video_size))
+            prompt = self._engine.make_prompt(None, None, None, mask=mask)
+        else:
+            points = request.points if len(request.points) else None
+            labels = request.labels if len(request.points) else None
+            prompt = self._engine.make_prompt(points, labels, request.box)
         result = session.add_prompt(request.frame, request.obj_id, prompt, clear_old=True)
         mask = np.array(result.mask, dtype=bool, copy=True)
         self.mask_ready.emit(

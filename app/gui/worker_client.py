@@ -122,13 +122,15 @@ class WorkerClient(QObject):
         obj_id: int,
         points: list[tuple[float, float, int]],
         box: tuple[float, float, float, float] | None,
+        *,
+        mask_rle: bytes | None = None,
     ) -> int:
         # A prompt change invalidates a running propagation's memory; stop it first.
         self.cancel()
         xy = np.array([(x, y) for x, y, _ in points], dtype=np.float32).reshape(-1, 2)
         labels = np.array([label for _, _, label in points], dtype=np.int32)
         box_arr = None if box is None else np.array(box, dtype=np.float32)
-        return self._send(lambda i: SetPrompts(i, frame, obj_id, xy, labels, box_arr))
+        return self._send(lambda i: SetPrompts(i, frame, obj_id, xy, labels, box_arr, mask_rle))
 
     def propagate(self, start: int, direction: str) -> int:
         if direction not in ("forward", "backward", "both"):
