@@ -32,6 +32,7 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "save_as", "Save Project &As…", "mdi6.content-save-edit-outline", ("Ctrl+Shift+S",), "File"
     ),
+    ActionSpec("import_annotations", "&Import Annotations…", "mdi6.import", ("Ctrl+I",), "File"),
     ActionSpec("export", "&Export…", "mdi6.export", ("Ctrl+E",), "File"),
     ActionSpec("quit", "&Quit", "mdi6.exit-to-app", ("Ctrl+Q",), "File"),
     ActionSpec("undo", "&Undo", "mdi6.undo", ("Ctrl+Z",), "Edit"),

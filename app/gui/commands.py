@@ -7,6 +7,7 @@ undo and redo are plain replacements and the engine is simply re-run on that fra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from PySide6.QtGui import QUndoCommand
 
@@ -87,6 +88,50 @@ class EditObjectCommand(QUndoCommand):
 
     def undo(self) -> None:
         self._doc.update_object(self._obj_id, **self._old)
+
+
+class ImportObjectsCommand(QUndoCommand):
+    """Add imported objects with a mask prompt (and that mask) on every frame they cover.
+
+    `keyframes` is {obj_id: {frame: encode_rle bytes}}, so the command stays compact for a
+    long video. `mute` (the session controller's) is held while redoing, so the engine is
+    given the mask prompts lazily, before the next propagation, not hundreds at once.
+    """
+
+    def __init__(
+        self,
+        doc: AnnotationDocument,
+        objects: list[MaskletObject],
+        keyframes: dict[int, dict[int, bytes]],
+        *,
+        text: str,
+        mute: Callable[[bool], None] | None = None,
+    ) -> None:
+        super().__init__(text)
+        self._doc, self._objects, self._keyframes = doc, objects, keyframes
+        self._mute = mute or (lambda _muted: None)
+        self._previous_active = doc.active_object
+
+    def redo(self) -> None:
+        doc = self._doc
+        self._mute(True)
+        try:
+            for obj in self._objects:
+                doc.insert_object(obj)
+                for frame, data in self._keyframes.get(obj.obj_id, {}).items():
+                    doc.set_prompts(frame, obj.obj_id, FramePrompts(mask=data))
+            masks = {(f, o): rle for o, per in self._keyframes.items() for f, rle in per.items()}
+            doc.set_encoded_masks(masks)
+        finally:
+            self._mute(False)
+        if self._objects:
+            doc.set_active_object(self._objects[0].obj_id)
+
+    def undo(self) -> None:
+        for obj in reversed(self._objects):
+            self._doc.remove_object(obj.obj_id)
+        if self._previous_active is not None and self._doc.has_object(self._previous_active):
+            self._doc.set_active_object(self._previous_active)
 
 
 def add_point(

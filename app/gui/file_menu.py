@@ -1,4 +1,4 @@
-"""File and model commands of the main window: open, save, recent, recovery, model choice.
+"""File and model commands of the main window: open, save, import, recent, recovery, model.
 
 A mixin of `MainWindow` so those commands live in their own module; it uses only the
 window's public parts (document, controllers, settings, `report_error`).
@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.autosave import RecoveryInfo
+from app.gui import import_io
 from app.gui.model_dialog import ModelDialog
 from app.project import ProjectError
 
@@ -33,6 +34,7 @@ class FileMenuMixin:
         a.save.triggered.connect(lambda: self.save_project())
         a.save_as.triggered.connect(lambda: self.save_project(ask=True))
         a.export.triggered.connect(self.show_export)
+        a.import_annotations.triggered.connect(self._on_import_annotations)
         a.quit.triggered.connect(self.close)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         for device in DEVICES:
@@ -59,6 +61,16 @@ class FileMenuMixin:
         path, _ = QFileDialog.getOpenFileName(self, "Open project", "", PROJECT_FILTER)
         if path:
             self.open_project(path)
+
+    def _on_import_annotations(self: Any) -> None:
+        if import_io.require_video(self):
+            path = self.ask_import_path()
+            if path:
+                self.import_annotations(path)
+
+    def import_annotations(self: Any, path: str) -> bool:
+        """Add a DAVIS PNG folder's or a COCO / YouTube-VIS file's objects as one undo step."""
+        return import_io.import_into_window(self, path)
 
     # ---- opening ---------------------------------------------------------------------------
     def open_path(self: Any, path: str) -> bool:

@@ -41,7 +41,20 @@ _TRANSPORT = (
     "last_frame",
 )
 _MENUS = (
-    ("&File", ("open_video", "open_project", None, "save", "save_as", "export", None, "quit")),
+    (
+        "&File",
+        (
+            "open_video",
+            "open_project",
+            None,
+            "save",
+            "save_as",
+            "import_annotations",
+            "export",
+            None,
+            "quit",
+        ),
+    ),
     ("&Edit", ("undo", "redo", None, "new_object", "delete_object", "clear_frame")),
     (
         "&View",

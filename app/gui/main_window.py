@@ -24,6 +24,7 @@ from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
 from app.gui.document import AnnotationDocument
 from app.gui.engine import Engine
 from app.gui.file_menu import FileMenuMixin
+from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
 from app.gui.layout import build_layout
 from app.gui.masklet_list import MaskletPanel
@@ -85,6 +86,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         # Dialog hooks; tests replace them to answer programmatically.
         self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
         self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
+        self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
         build_layout(self)
         self._connect()
         self._update_title()
