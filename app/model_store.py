@@ -2,7 +2,8 @@
 
 Downloads go to `NAME.part` next to the final file and are resumed with an HTTP Range
 request after an interruption or a cancel; the file gets its final name (atomically) only
-once its size and, where known, its SHA-256 have been checked.
+once its size and, where known, its SHA-256 have been checked; without a known digest the
+file must read as a weights-only checkpoint of the expected variant.
 
 Known facts about the files: the URLs are Meta's public `dl.fbaipublicfiles.com`
 paths (SAM 2.1: `092824/`, SAM 2: `072824/`). Exact byte sizes and SHA-256 digests could not
@@ -264,6 +265,7 @@ def _verify(part: Path, entry: CheckpointEntry, total: int) -> None:
         part.unlink()
         raise DownloadError(f"{entry.filename}: got {size} bytes, expected {expected}")
     if entry.sha256 is None:
+        _check_contents(part, entry)
         return
     digest = hashlib.sha256()
     with open(part, "rb") as f:
@@ -272,3 +274,23 @@ def _verify(part: Path, entry: CheckpointEntry, total: int) -> None:
     if digest.hexdigest() != entry.sha256.lower():
         part.unlink()
         raise DownloadError(f"{entry.filename}: SHA-256 mismatch, the download is corrupt")
+
+
+def _check_contents(part: Path, entry: CheckpointEntry) -> None:
+    """Without a published digest, the file must at least be the checkpoint we asked for.
+
+    Reading it (weights only, nothing executed) and detecting its variant from the keys
+    and shapes catches truncation, an HTML error page saved as `.pt`, or the wrong file.
+    """
+    from model.checkpoint import CheckpointError, detect_variant, read_state_dict
+
+    try:
+        found = detect_variant(read_state_dict(part), name=entry.filename).name
+    except CheckpointError as exc:
+        part.unlink()
+        raise DownloadError(f"downloaded file is not a usable checkpoint: {exc}") from None
+    if found != entry.variant:
+        part.unlink()
+        raise DownloadError(
+            f"{entry.filename}: downloaded a {found} checkpoint, expected {entry.variant}"
+        )

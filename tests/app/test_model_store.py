@@ -5,6 +5,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_checkpoint import fake_checkpoint_bytes
 
 from app import model_store
 from app.model_store import (
@@ -18,7 +19,7 @@ from app.model_store import (
     get_entry,
 )
 
-PAYLOAD = bytes(range(256)) * 12_000 + b"tail"  # ~3 MiB: several 1 MiB blocks
+PAYLOAD = fake_checkpoint_bytes(pad_bytes=3 << 20)  # ~3 MiB: several 1 MiB blocks
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -218,3 +219,22 @@ def test_not_enough_space_is_checked_up_front(tmp_path, server, entry, monkeypat
     monkeypatch.setattr(model_store.shutil, "disk_usage", lambda p: type("U", (), {"free": 10}))
     with pytest.raises(DownloadError, match="not enough disk space"):
         _download(entry, tmp_path, server)
+
+
+def test_wrong_contents_are_refused_without_a_digest(tmp_path, entry):
+    srv = FileServer({"fake.pt": b"<html>Not Found</html>" * 100_000})
+    try:
+        with pytest.raises(DownloadError, match="not a usable checkpoint"):
+            _download(entry, tmp_path, srv)
+    finally:
+        srv.close()
+    assert not (tmp_path / "fake.pt").exists()
+    assert not (tmp_path / "fake.pt.part").exists()
+
+
+def test_wrong_variant_is_refused(tmp_path, server):
+    large = dataclasses.replace(get_entry("sam2.1-large"), filename="fake.pt")
+    with pytest.raises(
+        DownloadError, match="downloaded a sam2.1-tiny checkpoint, expected sam2.1-large"
+    ):
+        _download(large, tmp_path, server)

@@ -2,6 +2,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_checkpoint import fake_checkpoint_bytes
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
@@ -10,7 +11,7 @@ from app.gui.model_dialog import ModelDialog
 from app.model_store import DEFAULT_VARIANT, get_entry
 
 TINY = get_entry(DEFAULT_VARIANT).filename
-PAYLOAD = bytes(range(256)) * 10_000  # ~2.4 MiB: a few 1 MiB blocks
+PAYLOAD = fake_checkpoint_bytes(pad_bytes=5 << 19)  # ~2.5 MiB: a few 1 MiB blocks
 
 
 class _Server(ThreadingHTTPServer):
