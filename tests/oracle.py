@@ -22,7 +22,7 @@ REFERENCE_CONFIGS = {
 
 
 _CACHE: dict[tuple, torch.nn.Module] = {}
-_CACHE_SIZE = 6
+_CACHE_SIZE = 12
 
 
 def build_reference(
