@@ -8,6 +8,7 @@ import pytest
 import torch
 from oracle import build_reference
 from sam2.modeling.backbones.hieradet import Hiera as RefHiera
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
 from model.config import VARIANTS, HieraConfig, NeckConfig, get_config
 from model.hiera import Hiera
@@ -19,7 +20,6 @@ from model.neck import FpnNeck
 SIZE = 256
 # Batch 2 where it is cheap; the larger trunks run batch 1 to keep the file fast.
 BATCH = {"sam2.1-tiny": 2, "sam2-tiny": 2}
-ATOL = 1e-4
 # Building a full reference SAM 2 large and running its trunk dominates the file.
 _VARIANT_PARAMS = [
     pytest.param(name, marks=pytest.mark.slow) if "large" in name else name for name in VARIANTS
@@ -46,7 +46,7 @@ def _random_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def _compare(ours: BackboneOutput, ref: dict, atol: float) -> float:
+def _compare(ours: BackboneOutput, ref: dict, **budget) -> float:
     """Asserts every output matches the reference; returns the largest abs diff."""
     pairs = [(ours.vision_features, ref["vision_features"])]
     assert len(ours.backbone_fpn) == len(ref["backbone_fpn"]) == 3
@@ -55,7 +55,7 @@ def _compare(ours: BackboneOutput, ref: dict, atol: float) -> float:
     pairs += list(zip(ours.vision_pos_enc, ref["vision_pos_enc"], strict=True))
     for a, b in pairs:
         assert a.dtype == b.dtype
-        torch.testing.assert_close(a, b, atol=atol, rtol=0)
+        assert_parity(a, b, **budget)
     return max((a.float() - b.float()).abs().max().item() for a, b in pairs)
 
 
@@ -65,7 +65,7 @@ def test_matches_reference_at_reduced_size(encoders):
     batch = BATCH.get(name, 1)
     images = _random_images(batch, SIZE)
     out = ours(images)
-    _compare(out, ref(images), ATOL)
+    _compare(out, ref(images))
     side = SIZE // 16
     assert out.vision_features.shape == (batch, 256, side, side)
     assert [f.shape[-1] for f in out.backbone_fpn] == [side * 4, side * 2, side]
@@ -78,7 +78,7 @@ def test_matches_reference_at_full_size(encoders):
     _, ref, ours = encoders
     images = _random_images(1, 1024, seed=1)
     out = ours(images)
-    _compare(out, ref(images), ATOL)
+    _compare(out, ref(images))
     assert out.vision_features.shape == (1, 256, 64, 64)
     assert out.backbone_fpn[0].shape == (1, 256, 256, 256)
 
@@ -93,7 +93,7 @@ def test_bf16_autocast_close_to_fp32(encoders):
         half = ours(images)
         ref_half = ref(images)
     # Same ops as the reference, so the same dtypes and (up to rounding) values.
-    _compare(half, ref_half, atol=5e-2)
+    _compare(half, ref_half, ulps=BF16_ULPS, eps=BF16_EPS)
     outs = [half.vision_features, *half.backbone_fpn, *half.vision_pos_enc]
     fulls = [full.vision_features, *full.backbone_fpn, *full.vision_pos_enc]
     assert half.backbone_fpn[0].dtype == torch.bfloat16
@@ -149,7 +149,7 @@ def test_small_trunk_matches_reference(overrides):
     expected, got = ref(images), ours(images)
     assert [tuple(t.shape[1:]) for t in got] == [tuple(t.shape[1:]) for t in expected]
     for a, b in zip(got, expected, strict=True):
-        torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+        assert_parity(a, b)
 
 
 def test_rejects_bad_images():

@@ -4,6 +4,7 @@ import pytest
 import torch
 from oracle import build_reference
 from sam2.modeling.position_encoding import apply_rotary_enc, compute_axial_cis
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
 from model.config import MemoryAttentionConfig, get_config
 from model.memory_attention import AxialRotaryEncoding, MemoryAttention
@@ -42,7 +43,7 @@ def _check_parity(ref, ours, inputs: dict) -> None:
         expected = ref(**inputs)
         actual = ours(**inputs)
     assert actual.shape == inputs["curr"].shape
-    torch.testing.assert_close(actual, expected, atol=1e-4, rtol=0)
+    assert_parity(actual, expected)
 
 
 def test_state_dict_keys_and_shapes_match_reference(pair):
@@ -96,12 +97,12 @@ def test_rope_matches_reference_rotation():
     cis = compute_axial_cis(dim=32, end_x=6, end_y=6, theta=10000.0)
     ref_q, ref_k = apply_rotary_enc(q, k, freqs_cis=cis, repeat_freqs_k=True)
     phases = rope.phases(6, 6, q.device)
-    torch.testing.assert_close(rope.rotate(q, phases), ref_q, atol=1e-5, rtol=0)
-    torch.testing.assert_close(rope.rotate(k, phases), ref_k, atol=1e-5, rtol=0)
+    assert_parity(rope.rotate(q, phases), ref_q, name="q")
+    assert_parity(rope.rotate(k, phases), ref_k, name="k")
     # Low-precision inputs are rotated in float32 and come back in their own dtype.
     q_bf16 = rope.rotate(q.bfloat16(), phases)
     assert q_bf16.dtype == torch.bfloat16
-    torch.testing.assert_close(q_bf16.float(), ref_q, atol=0.05, rtol=0)
+    assert_parity(q_bf16, ref_q, ulps=BF16_ULPS, eps=BF16_EPS)
 
 
 def test_rope_phases_are_cached_and_usable_outside_inference_mode():
@@ -130,7 +131,7 @@ def test_pointer_tokens_are_not_rotated():
         base = attn(**inputs)
         perm = torch.tensor([*range(16), 19, 18, 17, 16])
         swapped = dict(inputs, memory=inputs["memory"][perm], memory_pos=inputs["memory_pos"][perm])
-        torch.testing.assert_close(attn(**swapped), base, atol=1e-5, rtol=0)
+        assert_parity(attn(**swapped), base)
         moved = torch.tensor([1, 0, *range(2, 20)])
         spatial = dict(
             inputs, memory=inputs["memory"][moved], memory_pos=inputs["memory_pos"][moved]

@@ -1,6 +1,7 @@
 import pytest
 import torch
 from oracle import build_reference
+from tolerance import assert_parity
 
 from model.config import MemoryEncoderConfig, get_config
 from model.memory_encoder import MemoryEncoder
@@ -43,8 +44,8 @@ def test_matches_reference(pair, skip_mask_sigmoid, batch):
         expected = ref(pix_feat, masks, skip_mask_sigmoid=skip_mask_sigmoid)
         feats, pos = ours(pix_feat, masks, skip_mask_sigmoid=skip_mask_sigmoid)
     assert feats.shape == (batch, 64, 16, 16) and pos.shape == (batch, 64, 16, 16)
-    torch.testing.assert_close(feats, expected["vision_features"], atol=1e-4, rtol=0)
-    torch.testing.assert_close(pos, expected["vision_pos_enc"][0], atol=1e-4, rtol=0)
+    assert_parity(feats, expected["vision_features"], name="features")
+    assert_parity(pos, expected["vision_pos_enc"][0], name="pos")
 
 
 def test_sigmoid_flag_changes_result(pair):

@@ -7,11 +7,10 @@ import functools
 import pytest
 import torch
 from oracle import build_reference
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
 from model.config import get_config
 from model.prompt_encoder import PromptEncoder
-
-ATOL = 1e-4
 
 
 @functools.cache
@@ -70,8 +69,8 @@ def test_matches_reference(name: str, case: str) -> None:
     b = 1 if case == "none" else 3
     assert sparse.shape == (b, SPARSE_TOKENS[case], 256)
     assert dense.shape == (b, 256, 16, 16)
-    torch.testing.assert_close(sparse, ref_sparse, atol=ATOL, rtol=0)
-    torch.testing.assert_close(dense, ref_dense, atol=ATOL, rtol=0)
+    assert_parity(sparse, ref_sparse, name="sparse")
+    assert_parity(dense, ref_dense, name="dense")
 
 
 @pytest.mark.parametrize("case", ["points", "points+box", "mask"])
@@ -80,8 +79,8 @@ def test_matches_reference_at_full_resolution(case: str) -> None:
     prompts = _prompts(case, 1024)
     with torch.no_grad():
         for got, want in zip(ours(*prompts), ref(*prompts), strict=True):
-            torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
-        torch.testing.assert_close(ours.get_dense_pe(), ref.get_dense_pe(), atol=ATOL, rtol=0)
+            assert_parity(got, want)
+        assert_parity(ours.get_dense_pe(), ref.get_dense_pe(), name="dense PE")
     assert ours.get_dense_pe().shape == (1, 256, 64, 64)
     assert ours.mask_input_size == (256, 256)
 
@@ -90,7 +89,7 @@ def test_dense_pe_matches_reference() -> None:
     ref, ours = _pair("sam2.1-tiny", 256)
     pe = ours.get_dense_pe()
     assert pe.shape == (1, 256, 16, 16)
-    torch.testing.assert_close(pe, ref.get_dense_pe(), atol=ATOL, rtol=0)
+    assert_parity(pe, ref.get_dense_pe())
 
 
 def test_unknown_labels_match_reference() -> None:
@@ -101,7 +100,7 @@ def test_unknown_labels_match_reference() -> None:
     with torch.no_grad():
         sparse, _ = ours((coords, labels), None, None)
         ref_sparse, _ = ref((coords, labels), None, None)
-    torch.testing.assert_close(sparse, ref_sparse, atol=ATOL, rtol=0)
+    assert_parity(sparse, ref_sparse)
 
 
 def test_padding_token_is_not_a_point_embedding() -> None:
@@ -133,8 +132,8 @@ def test_bf16_autocast_close_to_fp32() -> None:
     assert torch.isfinite(sparse_bf).all() and torch.isfinite(dense_bf).all()
     # The random Fourier projection runs in bf16 under autocast, so sin/cos phases
     # carry ~1e-2 relative error on outputs of magnitude ~4 (the reference too).
-    torch.testing.assert_close(sparse_bf.float(), sparse, atol=0.25, rtol=0)
-    torch.testing.assert_close(dense_bf.float(), dense, atol=0.05, rtol=0)
+    assert_parity(sparse_bf, sparse, ulps=BF16_ULPS, eps=BF16_EPS, name="sparse")
+    assert_parity(dense_bf, dense, ulps=BF16_ULPS, eps=BF16_EPS, name="dense")
 
 
 def _bad_prompts() -> list[tuple]:

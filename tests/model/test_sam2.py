@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 from oracle import REFERENCE_CONFIGS, build_reference
+from tolerance import assert_parity
 from torch.overrides import TorchFunctionMode
 
 from model.build import build_model
 from model.config import VARIANTS, get_config
 from model.sam2 import ImageFeatures, Memory, PointInputs, Sam2Model
 
-ATOL = 1e-4
 SIZE = 256
 
 
@@ -95,8 +95,8 @@ def _flat(feats: ImageFeatures):
     )
 
 
-def _close(actual: torch.Tensor, expected: torch.Tensor, atol: float = ATOL) -> None:
-    torch.testing.assert_close(actual, expected.to(actual.dtype), atol=atol, rtol=0)
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    assert_parity(actual, expected.to(actual.dtype))
 
 
 def _image(seed: int, batch: int = 1) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tolerance import CHAIN_ULPS, assert_parity
 
 from model.build import build_model
 from model.config import get_config
@@ -186,11 +187,11 @@ def test_batched_objects_equal_separate_sessions(model) -> None:
         alone.add_prompt(0, obj_id, click)
         list(alone.propagate())
         for frame in range(5):
-            torch.testing.assert_close(
+            # Batched and single-object runs block their matmuls differently.
+            assert_parity(
                 together._low_res_logits(obj_id, frame),
                 alone._low_res_logits(obj_id, frame),
-                atol=1e-4,
-                rtol=0,
+                ulps=CHAIN_ULPS,
             )
 
 

@@ -9,13 +9,13 @@ variant-specific difference anywhere in the network cannot slip through.
 import pytest
 import torch
 from oracle import build_reference
+from tolerance import assert_parity
 
 from model.build import build_model
 from model.config import VARIANTS, get_config
 
 SIZE = 256
 GRID = SIZE // 16
-ATOL = 1e-4
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
@@ -27,7 +27,7 @@ def pair(request):
 
 
 def _close(actual, expected):
-    torch.testing.assert_close(actual, expected, atol=ATOL, rtol=0)
+    assert_parity(actual, expected)
 
 
 @torch.no_grad()
