@@ -115,9 +115,7 @@ def test_error_inside_a_streamed_output_names_the_output(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_error_in_a_folder_export_names_the_file_in_the_final_folder(
-    source, tmp_path, monkeypatch
-):
+def test_error_in_a_folder_export_names_the_file_in_the_final_folder(source, tmp_path, monkeypatch):
     def full(_fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
