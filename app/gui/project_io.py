@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.document import AnnotationDocument, FramePrompts, MaskletObject
 from app.gui.session_controller import SessionController
-from app.mask_store import MaskStore, decode_rle, encode_rle
+from app.mask_store import MaskStore
 from app.project import FramePrompt, ObjectInfo, Project, load_project, save_project
 
 AUTOSAVE_TICK_MS = 500
@@ -55,15 +55,8 @@ class ProjectController(QObject):
             ObjectInfo(o.obj_id, o.name, o.category, tuple(o.color), o.visible)
             for o in doc.objects()
         ]
-        # The project API takes prompt masks as arrays; they are decoded only for the save.
         prompts = [
-            FramePrompt(
-                frame,
-                obj_id,
-                [tuple(p) for p in fp.points],
-                fp.box,
-                None if fp.mask is None else decode_rle(fp.mask, doc.video_size),
-            )
+            FramePrompt(frame, obj_id, [tuple(p) for p in fp.points], fp.box, fp.mask)
             for (frame, obj_id), fp in sorted(doc.all_prompts().items())
         ]
         settings = {**self.settings, "current_frame": doc.current_frame}
@@ -98,8 +91,7 @@ class ProjectController(QObject):
                 if doc.has_object(p.obj_id) and p.frame < doc.num_frames:
                     points = tuple((float(x), float(y), int(lab)) for x, y, lab in p.points)
                     box = None if p.box is None else tuple(float(v) for v in p.box)
-                    mask = None if p.mask is None else encode_rle(p.mask)
-                    doc.set_prompts(p.frame, p.obj_id, FramePrompts(points, box, mask))
+                    doc.set_prompts(p.frame, p.obj_id, FramePrompts(points, box, p.mask_rle))
             doc.adopt_store(store)
             self.settings = dict(project.settings)
             if doc.objects():
