@@ -19,8 +19,17 @@ AUTOSAVE_TICK_MS = 500
 
 
 class ProjectController(QObject):
+    """Saves and opens projects and drives the autosaver.
+
+    Autosave failures are reported, never raised into Qt: `autosave_failed(message, first)`
+    on every failed save (`first` is true only for the first since the last success, so
+    the window shows one dialog per failure streak), `autosave_recovered` once a save
+    succeeds again.
+    """
+
     saved = Signal(str)
-    autosave_failed = Signal(str)
+    autosave_failed = Signal(str, bool)  # message, first failure since the last success
+    autosave_recovered = Signal()
 
     def __init__(
         self,
@@ -36,6 +45,8 @@ class ProjectController(QObject):
         self.path: str | None = None
         self.settings: dict = {}
         self._loading = False
+        self._failing = False
+        self._failures_seen = 0
         self._timer = QTimer(self)
         self._timer.setInterval(AUTOSAVE_TICK_MS)
         self._timer.timeout.connect(self._on_autosave_tick)
@@ -138,12 +149,26 @@ class ProjectController(QObject):
             self._report()
 
     def _on_autosave_tick(self) -> None:
-        if self._autosaver is not None and self._autosaver.tick():
+        if self._autosaver is not None:
+            self._autosaver.tick()
             self._report()
 
+    @property
+    def autosave_failing(self) -> bool:
+        """Whether the latest autosave failed (the recovery set lags behind the document)."""
+        return self._failing
+
     def _report(self) -> None:
-        if self._autosaver is not None and self._autosaver.last_error:
-            self.autosave_failed.emit(self._autosaver.last_error)
+        saver = self._autosaver
+        if saver is None:
+            return
+        if saver.last_error is not None and saver.failed_saves != self._failures_seen:
+            self._failures_seen = saver.failed_saves
+            first, self._failing = not self._failing, True
+            self.autosave_failed.emit(saver.last_error, first)
+        elif saver.last_error is None and self._failing:
+            self._failing = False
+            self.autosave_recovered.emit()
 
     def find_recoverable(self) -> list[RecoveryInfo]:
         return [] if self._autosaver is None else self._autosaver.find_recoverable()

@@ -188,6 +188,31 @@ def test_disk_errors_are_reported_not_raised(tmp_path):
     assert saver.last_error.startswith("autosave failed")
 
 
+def test_any_failure_is_reported_not_raised(tmp_path):
+    errors = []
+    project, masks = _doc()
+    broken = [True]
+
+    def state():
+        if broken[0]:
+            raise RuntimeError("document in a state nobody expected\nsecond line")
+        return project, masks
+
+    saver = Autosaver(root=tmp_path, on_error=errors.append)
+    saver.attach(state)
+    saver.mark_dirty("objects")
+    project.prompts.append(FramePrompt(-1, 1, [(1.0, 1.0, 1)]))
+    broken[0] = False
+    saver.mark_dirty("prompts")
+    assert errors == [
+        "autosave failed: document in a state nobody expected",
+        "autosave failed: prompt frame -1 is outside the video",
+    ]
+    assert saver.failed_saves == 2 and saver.last_error == errors[-1]
+    project.prompts.pop()
+    assert saver.flush() and saver.last_error is None and saver.failed_saves == 2
+
+
 def test_bad_arguments(tmp_path):
     saver = Autosaver(root=tmp_path)
     with pytest.raises(ValueError, match="kind"):
