@@ -35,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 
+from app.atomic import sweep_stale_temporaries, temp_name
 from app.limits import MAX_FRAMES, check_frame_size
 
 __all__ = [
@@ -337,7 +338,12 @@ class MaskStore:
     def _spill(self, chunk: int) -> None:
         entries = self.chunk_entries(chunk)
         if self._spill_dir is None:
-            self._spill_dir = Path(tempfile.mkdtemp(prefix="masklet-spill-"))
+            # Named like every Masklet temporary, so a killed app's spill folder (possibly
+            # GBs) is swept by the next one instead of filling the temp folder for good.
+            tmp_root = Path(tempfile.gettempdir())
+            sweep_stale_temporaries(tmp_root, force=False)
+            self._spill_dir = tmp_root / temp_name("spill")
+            self._spill_dir.mkdir(mode=0o700)
             weakref.finalize(self, shutil.rmtree, self._spill_dir, ignore_errors=True)
         (self._spill_dir / f"{chunk}.bin").write_bytes(encode_chunk(chunk, self._size, entries))
         index: dict[int, dict[int, bool]] = {}

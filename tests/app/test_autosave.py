@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.atomic import is_temporary_name, sweep_stale_temporaries
 from app.autosave import Autosaver, user_data_dir
 from app.mask_store import MaskStore
 from app.project import FramePrompt, ObjectInfo, Project, ProjectError, load_project
@@ -312,6 +313,12 @@ def test_kill_9_at_random_moments_never_loses_prompts(tmp_path):
         except ProjectError as exc:  # pragma: no cover - the failure this test exists for
             pytest.fail(f"unreadable recovery set: {exc}")
         _check_recovered(project, masks, lines)
+        # Whatever the kill left half-written is named as ours, so the next write sweeps it.
+        litter = list(info.path.rglob(".*"))  # a session holds no hidden file of its own
+        assert all(is_temporary_name(p.name) for p in litter), litter
+        for folder in {p.parent for p in litter}:
+            sweep_stale_temporaries(folder)
+        assert not any(p.exists() for p in litter)
         checked_prompts += sum(1 for p in lines if p[0] == "P")
         saver.discard(info)
     assert checked_prompts > 6
