@@ -38,6 +38,7 @@ from typing import Literal
 from app.atomic import atomic_write_text
 from app.mask_store import MaskStore
 from app.project import Project, ProjectError, load_project, save_project
+from app.safe_io import parse_json, read_regular_file
 
 __all__ = [
     "Autosaver",
@@ -53,6 +54,7 @@ _PROJECT_NAME = "recovery.masklet"
 _LOCK_NAME = "owner.lock"
 _META_NAME = "session.json"
 _SESSION_PREFIX = "session-"
+_MAX_META_BYTES = 2**20  # session.json is a few hundred bytes
 
 if os.name == "nt":  # pragma: no cover - exercised on Windows only
     import msvcrt
@@ -138,7 +140,8 @@ class Autosaver:
         self._lock_fd: int | None = None
         self._masks_pending = False
         self._last_mask_save = float("-inf")
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # of the latest save; None once one succeeds
+        self.failed_saves = 0  # lets a caller tell a new failure from one it has seen
 
     @property
     def root(self) -> Path:
@@ -181,16 +184,19 @@ class Autosaver:
         return self.flush()
 
     def flush(self) -> bool:
-        """Save everything now. Disk errors are reported (`last_error`, `on_error`), not raised."""
+        """Save everything now. Any failure (a full disk, a document the project format
+        refuses, a bug) is reported through `last_error` and `on_error`, never raised: this
+        runs inside GUI slots, where an exception would only reach stderr."""
         if self._state is None:
             return False
-        project, masks = self._state()
         try:
+            project, masks = self._state()
             session = self._ensure_session()
             save_project(session / _PROJECT_NAME, project, masks, only_dirty=True)
             self._write_meta(session, project, masks)
-        except OSError as exc:
-            self.last_error = f"autosave failed: {exc.strerror or exc}"
+        except Exception as exc:  # noqa: BLE001 - every failure must reach the user
+            self.failed_saves += 1
+            self.last_error = f"autosave failed: {_describe(exc)}"
             if self._on_error is not None:
                 self._on_error(self.last_error)
             return False
@@ -272,6 +278,14 @@ class Autosaver:
             shutil.rmtree(info.path, ignore_errors=True)
 
 
+def _describe(exc: Exception) -> str:
+    """One line: an OS error with its file, anything else by its message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _owner_is_dead(session: Path) -> bool:
     try:
         fd = os.open(session / _LOCK_NAME, os.O_RDWR)
@@ -286,7 +300,7 @@ def _owner_is_dead(session: Path) -> bool:
 def _read_info(session: Path) -> RecoveryInfo:
     meta: dict = {}
     with contextlib.suppress(OSError, ValueError):
-        loaded = json.loads((session / _META_NAME).read_text(encoding="utf-8"))
+        loaded = parse_json(read_regular_file(session / _META_NAME, max_bytes=_MAX_META_BYTES))
         if isinstance(loaded, dict):
             meta = loaded
 

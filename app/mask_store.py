@@ -35,6 +35,9 @@ from typing import Literal
 
 import numpy as np
 
+from app.atomic import sweep_stale_temporaries, temp_name
+from app.limits import MAX_FRAMES, check_frame_size
+
 __all__ = [
     "CHUNK_FRAMES",
     "DEFAULT_MEMORY_BUDGET",
@@ -118,10 +121,9 @@ class MaskStore:
         memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         height, width = (int(v) for v in video_size)
-        if height <= 0 or width <= 0:
-            raise ValueError(f"video size must be positive (H, W), got {video_size}")
-        if num_frames is not None and num_frames <= 0:
-            raise ValueError(f"num_frames must be positive, got {num_frames}")
+        check_frame_size(height, width, "video")
+        if num_frames is not None and not 0 < num_frames <= MAX_FRAMES:
+            raise ValueError(f"num_frames must be in 1-{MAX_FRAMES}, got {num_frames}")
         self._size = (height, width)
         self._num_frames = num_frames
         self._budget = memory_budget
@@ -283,6 +285,10 @@ class MaskStore:
         """Record that `target` now holds the given chunk revisions on disk."""
         self._clean.setdefault(target, {}).update(revisions)
 
+    def tracked_chunks(self, target: str) -> set[int]:
+        """Chunks `target` was marked clean for: the chunk files it loaded or wrote."""
+        return set(self._clean.get(target, {}))
+
     def forget_target(self, target: str) -> None:
         self._clean.pop(target, None)
 
@@ -332,7 +338,12 @@ class MaskStore:
     def _spill(self, chunk: int) -> None:
         entries = self.chunk_entries(chunk)
         if self._spill_dir is None:
-            self._spill_dir = Path(tempfile.mkdtemp(prefix="masklet-spill-"))
+            # Named like every Masklet temporary, so a killed app's spill folder (possibly
+            # GBs) is swept by the next one instead of filling the temp folder for good.
+            tmp_root = Path(tempfile.gettempdir())
+            sweep_stale_temporaries(tmp_root, force=False)
+            self._spill_dir = tmp_root / temp_name("spill")
+            self._spill_dir.mkdir(mode=0o700)
             weakref.finalize(self, shutil.rmtree, self._spill_dir, ignore_errors=True)
         (self._spill_dir / f"{chunk}.bin").write_bytes(encode_chunk(chunk, self._size, entries))
         index: dict[int, dict[int, bool]] = {}
@@ -393,7 +404,9 @@ def decode_chunk(blob: bytes, video_size: tuple[int, int]) -> tuple[int, list[Ch
     """Parse and verify a chunk file; raises ChunkError with the reason on any damage."""
     if len(blob) < _HEADER.size + _CRC.size:
         raise ChunkError(f"truncated ({len(blob)} bytes)")
-    body, (crc,) = blob[: -_CRC.size], _CRC.unpack(blob[-_CRC.size :])
+    # A view, not a copy: a chunk may be a GiB, and only the entries' bytes need copying.
+    view = memoryview(blob)
+    body, (crc,) = view[: -_CRC.size], _CRC.unpack(view[-_CRC.size :])
     magic, version, _, height, width, chunk, count = _HEADER.unpack_from(body)
     if magic != _CHUNK_MAGIC:
         raise ChunkError("not a Masklet mask chunk")
@@ -404,6 +417,9 @@ def decode_chunk(blob: bytes, video_size: tuple[int, int]) -> tuple[int, list[Ch
     if (height, width) != tuple(video_size):
         video = f"{video_size[0]}x{video_size[1]}"
         raise ChunkError(f"masks are {height}x{width} but the video is {video}")
+    room = (len(body) - _HEADER.size) // _ENTRY.size
+    if count > room:
+        raise ChunkError(f"declares {count} entries but has room for at most {room}")
     entries = _decode_entries(body, count, height * width)
     lo, hi = chunk * CHUNK_FRAMES, (chunk + 1) * CHUNK_FRAMES
     for frame, *_ in entries:
@@ -412,7 +428,7 @@ def decode_chunk(blob: bytes, video_size: tuple[int, int]) -> tuple[int, list[Ch
     return chunk, entries
 
 
-def _decode_entries(body: bytes, count: int, pixels: int) -> list[ChunkEntry]:
+def _decode_entries(body: memoryview, count: int, pixels: int) -> list[ChunkEntry]:
     entries: list[ChunkEntry] = []
     pos = _HEADER.size
     for _ in range(count):
@@ -420,7 +436,7 @@ def _decode_entries(body: bytes, count: int, pixels: int) -> list[ChunkEntry]:
             raise ChunkError("entry table runs past the end of the file")
         frame, obj_id, flags, size = _ENTRY.unpack_from(body, pos)
         pos += _ENTRY.size
-        data = body[pos : pos + size]
+        data = bytes(body[pos : pos + size])
         if len(data) != size:
             raise ChunkError(f"mask of frame {frame} object {obj_id} is truncated")
         pos += size

@@ -12,19 +12,22 @@ The JSON document (UTF-8, written atomically) is::
       "prompts": [{"frame": 0, "obj_id": 1, "points": [[x, y, label], ...],
                    "box": [x0, y0, x1, y1] | null, "mask": "<base64 RLE>" | null}],
       "settings": {...},
-      "masks": {"folder": "NAME.masklet-masks", "chunk_frames": 256}
+      "masks": {"folder": "NAME.masklet-masks", "chunk_frames": 256, "chunks": [0, 1]}
     }
 
 Point labels are 1 (foreground) or 0 (background); ids are non-negative ints; a prompt mask
 is `encode_rle` bytes (see app/mask_store.py) in base64, at video resolution.
 
 The sidecar holds one `chunk-NNNNNN.bin` file per 256 frames (format in app/mask_store.py),
-each written atomically, so saving during propagation rewrites only the chunks that changed.
+each written atomically, so saving during propagation rewrites only the chunks that changed;
+`masks.chunks` lists them (see app/project_masks.py for what that list protects).
 Chunks are written before the JSON and a save refuses masks of objects the JSON does not
 list, so a crash between files never leaves a set that fails to load.
 
 Loading validates everything and raises `ProjectError` (one line, naming the file and the
-problem) for any malformed input; masks stay RLE-compressed in the returned `MaskStore`.
+problem) for any malformed input. Declared sizes are checked against `app.limits` before
+anything is allocated, and prompt masks and masks stay RLE-compressed (a prompt mask's runs
+must cover exactly the video's H x W), so a tiny file cannot claim gigabytes.
 """
 
 from __future__ import annotations
@@ -34,22 +37,29 @@ import binascii
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from app.atomic import atomic_write_bytes, atomic_write_text
-from app.mask_store import (
-    CHUNK_FRAMES,
-    ChunkError,
-    MaskStore,
-    decode_chunk,
-    decode_rle,
-    encode_chunk,
-    encode_rle,
+from app.atomic import atomic_write_text, sweep_stale_temporaries
+from app.limits import (
+    MAX_FRAMES,
+    MAX_JSON_BYTES,
+    MAX_OBJECTS,
+    MAX_POINTS_PER_PROMPT,
+    check_frame_size,
 )
+from app.mask_store import CHUNK_FRAMES, MaskStore, rle_pixel_count
+from app.project_masks import (
+    MaskFolderError,
+    check_writable_folder,
+    chunk_index,
+    delete_chunks,
+    listed_chunks,
+    load_chunks,
+    store_target,
+    write_chunks,
+)
+from app.safe_io import JsonError, parse_json, read_regular_file
 
 __all__ = [
     "FORMAT_NAME",
@@ -68,7 +78,6 @@ FORMAT_NAME = "masklet-project"
 FORMAT_VERSION = 1
 MAX_ID = 2**31 - 1  # ids and frames are stored as uint32 in chunk files
 _MAX_COORD = 1e9
-_CHUNK_RE = re.compile(r"^chunk-(\d{6})\.bin$")
 
 
 class ProjectError(ValueError):
@@ -92,7 +101,9 @@ class FramePrompt:
     obj_id: int
     points: list[tuple[float, float, int]]  # (x, y, label) with label 1 = fg, 0 = bg
     box: tuple[float, float, float, float] | None = None  # (x0, y0, x1, y1)
-    mask: np.ndarray | None = None  # (H, W) bool
+    # `encode_rle` bytes at video size: kept encoded, as the document and the session
+    # use them, so a project of many full-frame prompt masks costs bytes, not gigabytes.
+    mask_rle: bytes | None = None
 
 
 @dataclass
@@ -126,25 +137,39 @@ def save_project(
     """
     path = Path(path).absolute()
     _check_consistent(project, masks)
+    folder = mask_folder(path)
+    target = store_target(folder)
+    full = not only_dirty or not masks.is_tracked(target)
+    present = masks.chunks()
     try:
-        text = json.dumps(_project_to_json(path, project), indent=1, ensure_ascii=False)
+        doc = _project_to_json(path, project, present)
+        text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"project settings are not JSON-serialisable: {exc}") from None
-    folder = mask_folder(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = f"project:{os.path.normcase(folder.resolve())}"
-    full = not only_dirty or not masks.is_tracked(target)
-    chunks = masks.chunks() if full else masks.dirty_chunks(target)
-    revisions = masks.chunk_revisions(chunks if not full else None)
-    for chunk in chunks:
-        _write_chunk(folder, chunk, masks)
-    if full:
-        _remove_stale_chunks(folder, keep=set(chunks))
+    check_writable_folder(folder)
+    sweep_stale_temporaries(path.parent)
+    sweep_stale_temporaries(folder)
+    # Ours to delete: chunks the file being replaced listed, and chunks this store loaded
+    # from or wrote to this folder. Any other chunk-*.bin there is not ours.
+    ours = masks.tracked_chunks(target) | (_listed_on_disk(path) if full else set())
+    chunks = present if full else masks.dirty_chunks(target)
+    revisions = masks.chunk_revisions(None if full else chunks)
+    write_chunks(folder, masks, chunks)
     atomic_write_text(path, text + "\n")
+    delete_chunks(folder, ours - set(present))
     masks.mark_clean(target, revisions)
 
 
+def _listed_on_disk(path: Path) -> set[int]:
+    """The chunk list of the project file about to be replaced (nothing if unreadable)."""
+    try:
+        return listed_chunks(parse_json(read_regular_file(path, max_bytes=MAX_JSON_BYTES)))
+    except (OSError, ValueError):
+        return set()
+
+
 def _check_consistent(project: Project, masks: MaskStore) -> None:
+    height, width = project.video_size
     if tuple(masks.video_size) != tuple(project.video_size):
         raise ValueError(f"masks are {masks.video_size} but the video is {project.video_size}")
     known = {o.obj_id for o in project.objects}
@@ -160,31 +185,11 @@ def _check_consistent(project: Project, masks: MaskStore) -> None:
             raise ValueError(f"prompt on frame {p.frame} names unknown object {p.obj_id}")
         if not 0 <= p.frame < project.num_frames:
             raise ValueError(f"prompt frame {p.frame} is outside the video")
-        if p.mask is not None and p.mask.shape != tuple(project.video_size):
-            raise ValueError(f"prompt mask {p.mask.shape} does not match the video")
+        if p.mask_rle is not None and rle_pixel_count(p.mask_rle) != height * width:
+            raise ValueError(f"prompt mask on frame {p.frame} does not match the video")
 
 
-def _chunk_path(folder: Path, chunk: int) -> Path:
-    return folder / f"chunk-{chunk:06d}.bin"
-
-
-def _write_chunk(folder: Path, chunk: int, masks: MaskStore) -> None:
-    entries = masks.chunk_entries(chunk)
-    path = _chunk_path(folder, chunk)
-    if entries:
-        atomic_write_bytes(path, encode_chunk(chunk, masks.video_size, entries))
-    elif path.exists():
-        path.unlink()
-
-
-def _remove_stale_chunks(folder: Path, keep: set[int]) -> None:
-    for child in folder.iterdir():
-        match = _CHUNK_RE.match(child.name)
-        if match and int(match.group(1)) not in keep:
-            child.unlink()
-
-
-def _project_to_json(path: Path, project: Project) -> dict:
+def _project_to_json(path: Path, project: Project, chunks: list[int]) -> dict:
     video = Path(project.video_path).absolute()
     try:
         relative = os.path.relpath(video, path.parent)
@@ -214,12 +219,12 @@ def _project_to_json(path: Path, project: Project) -> dict:
         ],  # fmt: skip
         "prompts": [_prompt_to_json(p) for p in project.prompts],
         "settings": project.settings,
-        "masks": {"folder": mask_folder(path).name, "chunk_frames": CHUNK_FRAMES},
+        "masks": {"folder": mask_folder(path).name, "chunk_frames": CHUNK_FRAMES, "chunks": chunks},
     }
 
 
 def _prompt_to_json(p: FramePrompt) -> dict:
-    mask = None if p.mask is None else base64.b64encode(encode_rle(p.mask)).decode("ascii")
+    mask = None if p.mask_rle is None else base64.b64encode(p.mask_rle).decode("ascii")
     return {
         "frame": p.frame,
         "obj_id": p.obj_id,
@@ -239,7 +244,7 @@ def load_project(path: str | os.PathLike[str]) -> tuple[Project, MaskStore]:
         doc = _read_json(path)
         project = _project_from_json(path, doc)
         masks = _load_masks(path, doc, project)
-    except _Invalid as exc:
+    except (_Invalid, MaskFolderError) as exc:
         raise ProjectError(f"{path.name}: {exc}") from None
     return project, masks
 
@@ -250,25 +255,21 @@ class _Invalid(Exception):
 
 def _read_json(path: Path) -> dict:
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, max_bytes=MAX_JSON_BYTES)
     except FileNotFoundError:
         raise _Invalid("file not found") from None
     except OSError as exc:
         raise _Invalid(f"cannot read ({exc.strerror or exc})") from None
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise _Invalid(f"not a valid JSON project file ({_first_line(exc)})") from None
+        doc = parse_json(raw)
+    except JsonError as exc:
+        raise _Invalid(f"not a valid JSON project file ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise _Invalid("not a Masklet project file")
     version = doc.get("version")
     if version != FORMAT_VERSION:
         raise _Invalid(f"unsupported project format version {version!r} (expected 1)")
     return doc
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _get(obj: dict, key: str, kind: type | tuple[type, ...], where: str):
@@ -289,9 +290,16 @@ def _project_from_json(path: Path, doc: dict) -> Project:
     video = _get(doc, "video", dict, "project")
     num_frames = _get(video, "num_frames", int, "video")
     size = (_get(video, "height", int, "video"), _get(video, "width", int, "video"))
-    if num_frames <= 0 or min(size) <= 0:
-        raise _Invalid("video frame count and size must be positive")
-    objects = [_object_from_json(o, i) for i, o in enumerate(_get(doc, "objects", list, "project"))]
+    if not 0 < num_frames <= MAX_FRAMES:
+        raise _Invalid(f"video.num_frames must be in 1-{MAX_FRAMES}, got {num_frames}")
+    try:
+        check_frame_size(size[0], size[1], "video")
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    raw_objects = _get(doc, "objects", list, "project")
+    if len(raw_objects) > MAX_OBJECTS:
+        raise _Invalid(f"{len(raw_objects)} objects, over the limit of {MAX_OBJECTS}")
+    objects = [_object_from_json(o, i) for i, o in enumerate(raw_objects)]
     ids = [o.obj_id for o in objects]
     if len(set(ids)) != len(ids):
         raise _Invalid("object ids are not unique")
@@ -370,7 +378,10 @@ def _prompt_from_json(
     if obj_id not in ids:
         raise _Invalid(f"{where}.obj_id {obj_id} is not a known object")
     points = []
-    for point in _get(obj, "points", list, where):
+    raw_points = _get(obj, "points", list, where)
+    if len(raw_points) > MAX_POINTS_PER_PROMPT:
+        raise _Invalid(f"{where} has {len(raw_points)} points, over {MAX_POINTS_PER_PROMPT}")
+    for point in raw_points:
         if not _is_point(point):
             raise _Invalid(f"{where}.points entries must be [x, y, 0|1]")
         points.append((float(point[0]), float(point[1]), int(point[2])))
@@ -382,51 +393,30 @@ def _prompt_from_json(
     return FramePrompt(frame, obj_id, points, box, _prompt_mask(obj.get("mask"), size, where))
 
 
-def _prompt_mask(value: object, size: tuple[int, int], where: str) -> np.ndarray | None:
+def _prompt_mask(value: object, size: tuple[int, int], where: str) -> bytes | None:
+    """The RLE bytes, checked to cover exactly the video's pixels; never decoded here."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise _Invalid(f"{where}.mask must be base64 RLE or null")
     try:
-        return decode_rle(base64.b64decode(value, validate=True), size)
+        data = base64.b64decode(value, validate=True)
+        covered = rle_pixel_count(data)
     except (binascii.Error, ValueError) as exc:
-        raise _Invalid(f"{where}.mask is damaged or the wrong size ({exc})") from None
+        raise _Invalid(f"{where}.mask is damaged ({exc})") from None
+    if covered != size[0] * size[1]:
+        raise _Invalid(
+            f"{where}.mask covers {covered} pixels but the video is {size[1]}x{size[0]} (WxH)"
+        )
+    return data
 
 
 def _load_masks(path: Path, doc: dict, project: Project) -> MaskStore:
     spec = _get(doc, "masks", dict, "project")
     if _get(spec, "chunk_frames", int, "masks") != CHUNK_FRAMES:
         raise _Invalid(f"unsupported mask chunk size {spec['chunk_frames']}")
+    index = chunk_index(spec, project.num_frames)
     masks = MaskStore(project.video_size, num_frames=project.num_frames)
-    folder = mask_folder(path)
-    if not folder.is_dir():
-        return masks  # a project without any mask yet has no sidecar
     ids = {o.obj_id for o in project.objects}
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError as exc:
-        raise _Invalid(f"cannot list {folder.name} ({exc.strerror or exc})") from None
-    for name in names:
-        match = _CHUNK_RE.match(name)
-        if match:
-            _load_chunk(folder / name, int(match.group(1)), masks, ids, project.num_frames)
-    masks.mark_clean(f"project:{os.path.normcase(folder.resolve())}", masks.chunk_revisions())
+    load_chunks(mask_folder(path), index, masks, ids, project.num_frames)
     return masks
-
-
-def _load_chunk(path: Path, index: int, masks: MaskStore, ids: set[int], num_frames: int) -> None:
-    where = f"mask file {path.parent.name}/{path.name}"
-    try:
-        chunk, entries = decode_chunk(path.read_bytes(), masks.video_size)
-    except ChunkError as exc:
-        raise _Invalid(f"{where} is damaged: {exc}") from None
-    except OSError as exc:
-        raise _Invalid(f"cannot read {where} ({exc.strerror or exc})") from None
-    if chunk != index:
-        raise _Invalid(f"{where} holds chunk {chunk}, not {index}")
-    for frame, obj_id, present, data in entries:
-        if frame >= num_frames:
-            raise _Invalid(f"{where} has frame {frame} beyond the video ({num_frames} frames)")
-        if obj_id not in ids:
-            raise _Invalid(f"{where} has masks of unknown object {obj_id}")
-        masks.set_encoded(frame, obj_id, data, present=present)

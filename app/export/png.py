@@ -14,6 +14,8 @@ same order in which the overlay video paints them.
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,11 +23,13 @@ import numpy as np
 from PIL import Image
 
 from app.atomic import atomic_write_text
-from app.export.files import frame_stem, save_image, save_png_bytes
+from app.export.files import atomic_folder, frame_stem, save_image, save_png_bytes
 from app.export.palette import davis_palette
 from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta
+from app.limits import MAX_JSON_BYTES
+from app.safe_io import parse_json, read_regular_file
 
-__all__ = ["index_map", "label_image", "write_png"]
+__all__ = ["index_map", "is_earlier_export", "label_image", "write_png"]
 
 ANNOTATIONS_DIR = "Annotations"
 OBJECTS_DIR = "Objects"
@@ -77,8 +81,27 @@ def write_png(
     options: ExportOptions,
     loop: FrameLoop,
 ) -> list[Path]:
-    """Write the PNG layout above into the folder `out`; returns the files written."""
+    """Write the PNG layout above as the folder `out`; returns the files written.
+
+    The folder is built under a temporary sibling name and renamed to `out` at the end, so
+    `out` never holds a partial export, not even after a kill or a cancel. An existing `out`
+    is replaced only if it is empty or an earlier export of this layout (ValueError else).
+    """
     indices = index_map(objects)
+    with atomic_folder(out, is_earlier_export) as tmp:
+        written = _write_layout(source, tmp, frames, objects, indices, options, loop)
+    return [out / path.relative_to(tmp) for path in written]
+
+
+def _write_layout(
+    source: ExportSource,
+    out: Path,
+    frames: range,
+    objects: Sequence[ObjectMeta],
+    indices: dict[int, int],
+    options: ExportOptions,
+    loop: FrameLoop,
+) -> list[Path]:
     (out / ANNOTATIONS_DIR).mkdir(parents=True, exist_ok=True)
     _write_objects_file(out, objects, indices)
     written = [out / OBJECTS_FILE]
@@ -102,3 +125,54 @@ def write_png(
             written.append(path)
         loop.step()
     return written
+
+
+_FRAME_PNG = re.compile(r"^\d{5,}\.png$")
+_FRAME_IMAGE = re.compile(r"^\d{5,}\.(?:jpg|png)$")
+_OBJECT_ID = re.compile(r"^\d+$")
+
+
+def is_earlier_export(folder: Path) -> bool:
+    """Whether `folder` holds nothing Masklet's PNG export would not have written: empty,
+    or our `objects.json` plus frame files under our sub-folders, and no links anywhere."""
+    entries = {e.name: e for e in os.scandir(folder)}
+    if not entries:
+        return True
+    if OBJECTS_FILE not in entries or not set(entries) <= {
+        OBJECTS_FILE, ANNOTATIONS_DIR, OBJECTS_DIR, IMAGES_DIR
+    }:  # fmt: skip
+        return False
+    if not _is_objects_file(Path(entries[OBJECTS_FILE].path)):
+        return False
+    frame_folders = ((ANNOTATIONS_DIR, _FRAME_PNG), (IMAGES_DIR, _FRAME_IMAGE))
+    subfolders = [(folder / name, pattern) for name, pattern in frame_folders if name in entries]
+    if OBJECTS_DIR in entries:
+        if not _only(folder / OBJECTS_DIR, dirs=True, pattern=_OBJECT_ID):
+            return False
+        subfolders += [(Path(e.path), _FRAME_PNG) for e in os.scandir(folder / OBJECTS_DIR)]
+    return all(_only(sub, dirs=False, pattern=pattern) for sub, pattern in subfolders)
+
+
+def _only(folder: Path, *, dirs: bool, pattern: re.Pattern[str]) -> bool:
+    """`folder` is a real folder whose entries are all real folders (or all regular files)
+    named by `pattern`."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    for entry in os.scandir(folder):
+        kind_ok = (
+            entry.is_dir(follow_symlinks=False) if dirs else entry.is_file(follow_symlinks=False)
+        )
+        if not kind_ok or not pattern.match(entry.name):
+            return False
+    return True
+
+
+def _is_objects_file(path: Path) -> bool:
+    try:
+        doc = parse_json(read_regular_file(path, max_bytes=MAX_JSON_BYTES))
+    except (OSError, ValueError):
+        return False
+    entries = doc.get("objects") if isinstance(doc, dict) else None
+    return isinstance(entries, list) and all(
+        isinstance(e, dict) and {"index", "id"} <= e.keys() for e in entries
+    )

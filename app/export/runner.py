@@ -63,9 +63,10 @@ def export(
 
     `out` is a folder for "png" and a file path otherwise. `progress(done, total)` is
     called once with 0 and after every frame; `should_stop()` is polled before every
-    frame and cancels cleanly: single-file formats leave no file behind (and any older
-    file at `out` untouched); PNG keeps the frames finished so far, each complete.
-    Raises ValueError for an unknown format, a bad frame range or unknown object ids.
+    frame and cancels cleanly: nothing is left behind and any older output at `out` is
+    untouched (every format builds under a temporary name and renames at the end).
+    Raises ValueError for an unknown format, a bad frame range, unknown object ids, or a
+    PNG folder `out` that holds files of anything but an earlier PNG export.
     """
     if fmt not in _WRITERS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -157,7 +157,8 @@ class MainWindow(FileMenuMixin, QMainWindow):
         client.job_failed.connect(self._on_job_failed)
         client.stats_changed.connect(self._on_stats_changed)
         client.busy_changed.connect(self._on_busy_changed)
-        self.project.autosave_failed.connect(lambda msg: self.statusBar().showMessage(msg, 5000))
+        self.project.autosave_failed.connect(self._on_autosave_failed)
+        self.project.autosave_recovered.connect(self._on_autosave_recovered)
         a.choose_model.triggered.connect(self.choose_model)
 
     # ---- editing ---------------------------------------------------------------------------
@@ -263,6 +264,19 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.error_box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
         self.error_box.setWindowModality(Qt.WindowModality.WindowModal)
         self.error_box.open()
+
+    def _on_autosave_failed(self, message: str, first: bool) -> None:
+        """Status bar on every failure; one dialog per streak, not one per failed save."""
+        if first:
+            self.report_error(
+                "Autosave failed",
+                f"{message}. Changes from now on are not protected against a crash until "
+                "autosave works again; save the project to keep them.",
+            )
+        self.statusBar().showMessage(f"{message} (changes are not crash-protected)")
+
+    def _on_autosave_recovered(self) -> None:
+        self.statusBar().showMessage("Autosave works again", 5000)
 
     def _on_clean_changed(self, _clean: bool) -> None:
         self._update_title()

@@ -12,15 +12,24 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.document import AnnotationDocument, FramePrompts, MaskletObject
 from app.gui.session_controller import SessionController
-from app.mask_store import MaskStore, decode_rle, encode_rle
+from app.mask_store import MaskStore
 from app.project import FramePrompt, ObjectInfo, Project, load_project, save_project
 
 AUTOSAVE_TICK_MS = 500
 
 
 class ProjectController(QObject):
+    """Saves and opens projects and drives the autosaver.
+
+    Autosave failures are reported, never raised into Qt: `autosave_failed(message, first)`
+    on every failed save (`first` is true only for the first since the last success, so
+    the window shows one dialog per failure streak), `autosave_recovered` once a save
+    succeeds again.
+    """
+
     saved = Signal(str)
-    autosave_failed = Signal(str)
+    autosave_failed = Signal(str, bool)  # message, first failure since the last success
+    autosave_recovered = Signal()
 
     def __init__(
         self,
@@ -36,6 +45,8 @@ class ProjectController(QObject):
         self.path: str | None = None
         self.settings: dict = {}
         self._loading = False
+        self._failing = False
+        self._failures_seen = 0
         self._timer = QTimer(self)
         self._timer.setInterval(AUTOSAVE_TICK_MS)
         self._timer.timeout.connect(self._on_autosave_tick)
@@ -55,15 +66,8 @@ class ProjectController(QObject):
             ObjectInfo(o.obj_id, o.name, o.category, tuple(o.color), o.visible)
             for o in doc.objects()
         ]
-        # The project API takes prompt masks as arrays; they are decoded only for the save.
         prompts = [
-            FramePrompt(
-                frame,
-                obj_id,
-                [tuple(p) for p in fp.points],
-                fp.box,
-                None if fp.mask is None else decode_rle(fp.mask, doc.video_size),
-            )
+            FramePrompt(frame, obj_id, [tuple(p) for p in fp.points], fp.box, fp.mask)
             for (frame, obj_id), fp in sorted(doc.all_prompts().items())
         ]
         settings = {**self.settings, "current_frame": doc.current_frame}
@@ -98,8 +102,7 @@ class ProjectController(QObject):
                 if doc.has_object(p.obj_id) and p.frame < doc.num_frames:
                     points = tuple((float(x), float(y), int(lab)) for x, y, lab in p.points)
                     box = None if p.box is None else tuple(float(v) for v in p.box)
-                    mask = None if p.mask is None else encode_rle(p.mask)
-                    doc.set_prompts(p.frame, p.obj_id, FramePrompts(points, box, mask))
+                    doc.set_prompts(p.frame, p.obj_id, FramePrompts(points, box, p.mask_rle))
             doc.adopt_store(store)
             self.settings = dict(project.settings)
             if doc.objects():
@@ -146,12 +149,26 @@ class ProjectController(QObject):
             self._report()
 
     def _on_autosave_tick(self) -> None:
-        if self._autosaver is not None and self._autosaver.tick():
+        if self._autosaver is not None:
+            self._autosaver.tick()
             self._report()
 
+    @property
+    def autosave_failing(self) -> bool:
+        """Whether the latest autosave failed (the recovery set lags behind the document)."""
+        return self._failing
+
     def _report(self) -> None:
-        if self._autosaver is not None and self._autosaver.last_error:
-            self.autosave_failed.emit(self._autosaver.last_error)
+        saver = self._autosaver
+        if saver is None:
+            return
+        if saver.last_error is not None and saver.failed_saves != self._failures_seen:
+            self._failures_seen = saver.failed_saves
+            first, self._failing = not self._failing, True
+            self.autosave_failed.emit(saver.last_error, first)
+        elif saver.last_error is None and self._failing:
+            self._failing = False
+            self.autosave_recovered.emit()
 
     def find_recoverable(self) -> list[RecoveryInfo]:
         return [] if self._autosaver is None else self._autosaver.find_recoverable()

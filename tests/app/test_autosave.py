@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.atomic import is_temporary_name, sweep_stale_temporaries
 from app.autosave import Autosaver, user_data_dir
 from app.mask_store import MaskStore
 from app.project import FramePrompt, ObjectInfo, Project, ProjectError, load_project
@@ -188,6 +189,31 @@ def test_disk_errors_are_reported_not_raised(tmp_path):
     assert saver.last_error.startswith("autosave failed")
 
 
+def test_any_failure_is_reported_not_raised(tmp_path):
+    errors = []
+    project, masks = _doc()
+    broken = [True]
+
+    def state():
+        if broken[0]:
+            raise RuntimeError("document in a state nobody expected\nsecond line")
+        return project, masks
+
+    saver = Autosaver(root=tmp_path, on_error=errors.append)
+    saver.attach(state)
+    saver.mark_dirty("objects")
+    project.prompts.append(FramePrompt(-1, 1, [(1.0, 1.0, 1)]))
+    broken[0] = False
+    saver.mark_dirty("prompts")
+    assert errors == [
+        "autosave failed: document in a state nobody expected",
+        "autosave failed: prompt frame -1 is outside the video",
+    ]
+    assert saver.failed_saves == 2 and saver.last_error == errors[-1]
+    project.prompts.pop()
+    assert saver.flush() and saver.last_error is None and saver.failed_saves == 2
+
+
 def test_bad_arguments(tmp_path):
     saver = Autosaver(root=tmp_path)
     with pytest.raises(ValueError, match="kind"):
@@ -287,6 +313,12 @@ def test_kill_9_at_random_moments_never_loses_prompts(tmp_path):
         except ProjectError as exc:  # pragma: no cover - the failure this test exists for
             pytest.fail(f"unreadable recovery set: {exc}")
         _check_recovered(project, masks, lines)
+        # Whatever the kill left half-written is named as ours, so the next write sweeps it.
+        litter = list(info.path.rglob(".*"))  # a session holds no hidden file of its own
+        assert all(is_temporary_name(p.name) for p in litter), litter
+        for folder in {p.parent for p in litter}:
+            sweep_stale_temporaries(folder)
+        assert not any(p.exists() for p in litter)
         checked_prompts += sum(1 for p in lines if p[0] == "P")
         saver.discard(info)
     assert checked_prompts > 6

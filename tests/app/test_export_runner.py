@@ -62,18 +62,19 @@ def test_cancel_leaves_old_file_untouched_and_no_temp(source, tmp_path, fmt):
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-def test_cancel_png_keeps_finished_frames(source, tmp_path):
+def test_cancel_png_leaves_old_export_untouched_and_no_temp(source, tmp_path):
+    out = tmp_path / "o"
+    export(source, "png", out, ExportOptions(stop=1))
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
     done = [0]
 
     def progress(d: int, _total: int) -> None:
         done[0] = d
 
-    result = export(
-        source, "png", tmp_path / "o", progress=progress, should_stop=lambda: done[0] >= 2
-    )
-    assert result.cancelled and result.frames_done == 2
-    names = sorted(p.name for p in (tmp_path / "o" / "Annotations").iterdir())
-    assert names == ["00000.png", "00001.png"]
+    result = export(source, "png", out, progress=progress, should_stop=lambda: done[0] >= 2)
+    assert result.cancelled and result.frames_done == 2 and result.paths == []
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
 
 
 @pytest.mark.parametrize(

@@ -210,3 +210,33 @@ def test_spill_folder_is_removed_with_the_store():
     del store
     gc.collect()
     assert not folder.exists()
+
+
+def test_spill_folder_of_a_killed_app_is_swept_by_the_next(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    from app import atomic
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(atomic, "_last_sweep", {})
+    stale = tmp_path / f".spill.masklet-tmp-{child.pid}-0badf00d"
+    stale.mkdir()
+    (stale / "0.bin").write_bytes(b"spilled masks of a dead process")
+    foreign = tmp_path / "masklet-spill-abc"  # not our current naming: left alone
+    foreign.mkdir()
+    store = MaskStore((10, 10), memory_budget=1)
+    store.set(0, 1, np.ones((10, 10), bool))
+    store.set(CHUNK_FRAMES, 1, np.ones((10, 10), bool))
+    assert store._spill_dir is not None and store._spill_dir.parent == tmp_path
+    assert not stale.exists() and foreign.exists()
+
+
+def test_store_refuses_sizes_over_the_limits():
+    with pytest.raises(ValueError, match="over the limit"):
+        MaskStore((60_000, 60_000))
+    with pytest.raises(ValueError, match="num_frames must be in"):
+        MaskStore((10, 10), num_frames=10**12)

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from app.mask_store import CHUNK_FRAMES, MaskStore
+from app.mask_store import CHUNK_FRAMES, MaskStore, encode_rle
 from app.project import (
     FramePrompt,
     ObjectInfo,
@@ -34,7 +34,7 @@ def _project(video_path):
         ],
         prompts=[
             FramePrompt(0, 1, [(3.5, 4.0, 1), (10.0, 2.25, 0)]),
-            FramePrompt(300, 7, [], box=(1.0, 2.0, 20.0, 22.0), mask=prompt_mask),
+            FramePrompt(300, 7, [], box=(1.0, 2.0, 20.0, 22.0), mask_rle=encode_rle(prompt_mask)),
         ],
         settings={"propagation": {"direction": "both"}},
         num_frames=FRAMES,
@@ -81,8 +81,8 @@ def test_round_trip(saved):
     assert [(p.frame, p.obj_id, p.points, p.box) for p in loaded.prompts] == [
         (p.frame, p.obj_id, p.points, p.box) for p in project.prompts
     ]
-    np.testing.assert_array_equal(loaded.prompts[1].mask, project.prompts[1].mask)
-    assert loaded.prompts[0].mask is None
+    assert loaded.prompts[1].mask_rle == project.prompts[1].mask_rle
+    assert loaded.prompts[0].mask_rle is None
     _assert_same_masks(masks, loaded_masks)
     assert sorted(p.name for p in mask_folder(path).iterdir()) == [
         "chunk-000000.bin",
@@ -222,9 +222,12 @@ def _drop_object_7(doc):
         (_set(["prompts"], {"a": 1}), "prompts must be list"),
         (_set(["objects", 0], 5), "must be an object"),
         (_set(["masks", "chunk_frames"], 10), "chunk size"),
-        (_set(["video", "height"], SIZE[0] + 1), "damaged"),
+        (_set(["video", "height"], SIZE[0] + 1), "mask covers 768 pixels but the video is 32x25"),
         (_drop_object_7, "unknown object 7"),
-        (_set(["video", "num_frames"], 400), "beyond the video"),
+        (_set(["video", "num_frames"], 550), "beyond the video"),
+        (_set(["video", "num_frames"], 400), "entry 2 is not a chunk of a 400-frame video"),
+        (_set(["masks", "chunks"], [0, 0]), "twice"),
+        (_set(["masks", "chunks"], {"0": 1}), "must be a list"),
     ],
 )
 def test_malformed_json_gives_one_line_project_error(saved, edit, message):
@@ -268,7 +271,7 @@ def test_damaged_chunk_is_named(saved, cut):
 def test_misnamed_chunk_is_rejected(saved):
     path, _, _ = saved
     folder = mask_folder(path)
-    (folder / "chunk-000001.bin").rename(folder / "chunk-000002.bin")
+    (folder / "chunk-000002.bin").write_bytes((folder / "chunk-000001.bin").read_bytes())
     with pytest.raises(ProjectError, match="holds chunk 1"):
         load_project(path)
 
