@@ -158,6 +158,7 @@ GOOD_RLE = encode_mask(donut(0)).rle
         (json.dumps(coco_with({"size": [H, W], "counts": "05"})), "do not cover 30x40 pixels"),
         (json.dumps(coco_with({"size": [H, W], "counts": [5, 7]})), "do not cover 30x40 pixels"),
         (json.dumps(coco_with([[1, 2, 3, 4]])), "polygons need 3 or more"),
+        (json.dumps(coco_with("oops")), "expected RLE or polygons"),
         (
             json.dumps(coco_with(GOOD_RLE, height="tall")),
             r"images\[0\].height must be a non-negative whole number, not 'tall'",
