@@ -31,12 +31,14 @@ from app.imports.common import (
     require_dict,
     whole_number,
 )
-from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.limits import MAX_FRAME_PIXELS, MAX_IMAGE_FILE_BYTES, check_frame_size
 from app.safe_io import read_regular_file
 
 __all__ = ["import_davis", "read_labels"]
 
 VOID_INDEX = 255
+# PIL refuses to open images far over our limit; say so in check_frame_size's words.
+_BOMB = f"size is over the limit of {MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
 
 
 def _png_folder(path: Path) -> Path:
@@ -76,9 +78,7 @@ def _open_png(data: bytes, path: Path) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=["PNG"])
     except Image.DecompressionBombError:
-        raise AnnotationImportError(
-            f"{path.name} declares more pixels than any frame may have"
-        ) from None
+        raise AnnotationImportError(f"{path.name}: {_BOMB}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise AnnotationImportError(f"cannot read {path.name}: {_reason(exc)}") from None
 

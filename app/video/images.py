@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.limits import MAX_FRAME_PIXELS, MAX_IMAGE_FILE_BYTES, check_frame_size
 from app.safe_io import read_regular_file
 from app.video.cache import DEFAULT_CACHE_BYTES
 from app.video.errors import VideoError
@@ -47,6 +47,8 @@ def list_images(folder: Path) -> list[Path]:
 # EXIF orientations that turn the image a quarter, so the decoded frame is H x W swapped.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
+# PIL refuses to open images far over our limit; say so in check_frame_size's words.
+_BOMB = f"size is over the limit of {MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
 
 
 def image_size(data: bytes, path: Path) -> tuple[int, int]:
@@ -59,7 +61,7 @@ def image_size(data: bytes, path: Path) -> tuple[int, int]:
                 width, height = image.size
                 turned = image.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS
     except Image.DecompressionBombError:
-        raise VideoError(f"image {path} declares more pixels than any frame may have") from None
+        raise VideoError(f"image {path}: {_BOMB}") from None
     except (OSError, SyntaxError, ValueError):
         raise VideoError(f"cannot decode image {path}: not a readable JPEG or PNG") from None
     return (width, height) if turned else (height, width)
