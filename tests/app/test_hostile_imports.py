@@ -264,6 +264,18 @@ def test_wrong_types_are_one_line_import_errors(tmp_path, data, says):
     assert "\n" not in str(info.value)
 
 
+def test_more_objects_than_the_limit_are_refused(tmp_path, monkeypatch):
+    import app.imports.common as common
+
+    monkeypatch.setattr(common, "MAX_OBJECTS", 50)
+    data = coco()
+    data["annotations"] = [dict(data["annotations"][0], track_id=i) for i in range(51)]
+    with pytest.raises(AnnotationImportError, match="^many.json: holds 51 objects, over the limit"):
+        import_annotations(write_json(tmp_path / "many.json", data))
+    data["annotations"].pop()
+    assert len(import_annotations(write_json(tmp_path / "many.json", data)).objects) == 50
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
