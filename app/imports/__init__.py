@@ -32,7 +32,7 @@ IMPORT_FORMATS = ("png", "coco", "ytvis")
 
 
 def _json_format(data: Any) -> str:
-    """ "ytvis" for JSON with a `videos` list of entries with `file_names`, else "coco"."""
+    """ "ytvis" for JSON with a `videos` list and no `images` list, else "coco"."""
     videos = data.get("videos") if isinstance(data, dict) else None
     return "ytvis" if isinstance(videos, list) and "images" not in data else "coco"
 
@@ -48,7 +48,10 @@ def _read_json(path: Path) -> Any:
 
 
 def detect_format(path: str | Path) -> str:
-    """ "png" for a folder; "coco" or "ytvis" for JSON, told apart by a `videos` list."""
+    """ "png" for a folder; "coco" or "ytvis" for JSON, told apart by a `videos` list.
+
+    The file is read and parsed whole (through app.safe_io), so a FIFO, a huge file or
+    hostile JSON is refused here too."""
     path = Path(path)
     return "png" if path.is_dir() else _json_format(_read_json(path))
 
