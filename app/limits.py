@@ -55,3 +55,10 @@ def check_frame_size(height: int, width: int, what: str) -> None:
             f"{what}: size {width}x{height} (WxH) is over the limit of "
             f"{MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
         )
+
+
+MAX_POLYGON_PERIMETERS = 100
+"""The polygons of one annotation may be at most this many frame perimeters, 2 (H + W), long
+in all (each edge counted as its longer side plus one). Rasterising costs memory in
+proportion to that length, so a zigzag of a million points across the frame is refused
+rather than decoded; a real outline is a few frame perimeters at most."""

@@ -8,6 +8,7 @@ decoded one frame at a time and kept only as `encode_rle` bytes.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
 
 ERROR_TITLE = "Cannot import annotations"
+
+_log = logging.getLogger(__name__)
 JSON_FILTER = "COCO or YouTube-VIS annotations (*.json);;All files (*)"
 
 
@@ -65,11 +68,12 @@ def read_annotations(path: str, doc: AnnotationDocument) -> ImportedAnnotations:
 def read_keyframes(annotations: ImportedAnnotations) -> dict[int, dict[int, bytes]]:
     """{imported obj_id: {frame: encode_rle bytes}} of the non-empty masks.
 
-    One frame is decoded at a time, so a long video never holds its masks as arrays.
+    One object on one frame is decoded at a time, so a long video with many objects
+    never holds its masks as arrays.
     """
     keyframes: dict[int, dict[int, bytes]] = {o.obj_id: {} for o in annotations.objects}
     for frame in annotations.frames:
-        for obj_id, mask in annotations.masks(frame).items():
+        for obj_id, mask in annotations.iter_masks(frame):
             if obj_id in keyframes and mask.any():
                 keyframes[obj_id][frame] = encode_rle(mask)
     return keyframes
@@ -102,6 +106,21 @@ def require_video(window: MainWindow) -> bool:
     return True
 
 
+def describe_failure(path: str, exc: Exception) -> str:
+    """The one line the user sees for a failed import.
+
+    The importers' own errors and OS errors are the file's fault and read as they are.
+    Anything else is a bug of ours met on this file: the user still gets one line and a
+    working app, and the traceback goes to the log so the bug is not hidden."""
+    if isinstance(exc, (AnnotationImportError, OSError)):
+        text = str(exc).strip()
+    else:
+        _log.error("importing %s failed unexpectedly", path, exc_info=exc)
+        text = f"internal error ({type(exc).__name__}) reading {Path(path).name}: {exc}"
+    lines = text.splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def import_into_window(window: MainWindow, path: str) -> bool:
     """Import `path` into the open video as one undo step; errors go to `report_error`."""
     doc = window.document
@@ -112,8 +131,8 @@ def import_into_window(window: MainWindow, path: str) -> bool:
         if not annotations.objects:
             raise AnnotationImportError(f"{Path(path).name} holds no objects")
         command = build_import_command(doc, annotations, window)
-    except (AnnotationImportError, OSError) as exc:
-        window.report_error(ERROR_TITLE, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a hostile file must never take the app down
+        window.report_error(ERROR_TITLE, describe_failure(path, exc))
         return False
     window.playback.stop()
     window.undo_stack.push(command)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from app.imports.coco import import_coco
-from app.imports.common import AnnotationImportError, ImportedAnnotations, ImportedObject
+from app.imports.coco import coco_from_data, import_coco
+from app.imports.common import (
+    AnnotationImportError,
+    ImportedAnnotations,
+    ImportedObject,
+    load_json,
+    naming,
+)
 from app.imports.davis import import_davis
-from app.imports.ytvis import import_ytvis
+from app.imports.ytvis import import_ytvis, ytvis_from_data
 
 __all__ = [
     "IMPORT_FORMATS",
@@ -24,17 +31,29 @@ __all__ = [
 IMPORT_FORMATS = ("png", "coco", "ytvis")
 
 
-def detect_format(path: str | Path) -> str:
-    """ "png" for a folder; "coco" or "ytvis" for JSON, told apart by a `videos` list."""
-    path = Path(path)
-    if path.is_dir():
-        return "png"
-    if not path.is_file():
+def _json_format(data: Any) -> str:
+    """ "ytvis" for JSON with a `videos` list and no `images` list, else "coco"."""
+    videos = data.get("videos") if isinstance(data, dict) else None
+    return "ytvis" if isinstance(videos, list) and "images" not in data else "coco"
+
+
+def _read_json(path: Path) -> Any:
+    """The parsed JSON of `path`; AnnotationImportError naming it when it is not a JSON file."""
+    if not path.exists():
         raise AnnotationImportError(f"{path} does not exist")
     if path.suffix.lower() != ".json":
         raise AnnotationImportError(f"{path.name}: expected a PNG folder or a .json file")
-    head = path.read_bytes()[: 1 << 16]
-    return "ytvis" if b'"videos"' in head or b'"file_names"' in head else "coco"
+    with naming(path.name):
+        return load_json(path)
+
+
+def detect_format(path: str | Path) -> str:
+    """ "png" for a folder; "coco" or "ytvis" for JSON, told apart by a `videos` list.
+
+    The file is read and parsed whole (through app.safe_io), so a FIFO, a huge file or
+    hostile JSON is refused here too."""
+    path = Path(path)
+    return "png" if path.is_dir() else _json_format(_read_json(path))
 
 
 def import_annotations(
@@ -48,19 +67,24 @@ def import_annotations(
     """Import annotations, detecting the format unless `fmt` is given.
 
     With `video_size` (H, W) and `num_frames`, also checks that the annotations fit the
-    video. Every failure is an `AnnotationImportError` with a one-line message.
+    video (a DAVIS PNG's size before decoding it). Every failure is an
+    `AnnotationImportError` with a one-line message naming the file.
     """
-    fmt = fmt or detect_format(path)
-    if fmt == "png":
-        result = import_davis(path)
-    elif fmt == "coco":
-        result = import_coco(path, video=video)
-    elif fmt == "ytvis":
-        result = import_ytvis(path, video=video)
-    else:
+    path = Path(path)
+    if fmt not in (None, *IMPORT_FORMATS):
         raise AnnotationImportError(
             f"unknown import format {fmt!r}; choose one of {IMPORT_FORMATS}"
         )
+    if fmt == "png" or (fmt is None and path.is_dir()):
+        result = import_davis(path, video_size=video_size)
+    else:
+        data = _read_json(path)
+        with naming(path.name):
+            if (fmt or _json_format(data)) == "coco":
+                result = coco_from_data(data, video=video)
+            else:
+                result = ytvis_from_data(data, video=video)
     if video_size is not None and num_frames is not None:
-        result.check_fits(video_size, num_frames)
+        with naming(path.name):
+            result.check_fits(video_size, num_frames)
     return result

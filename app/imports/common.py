@@ -1,26 +1,42 @@
-"""Types and helpers shared by the annotation importers."""
+"""Types and checks shared by the annotation importers.
+
+Importers read user files, so every field they use is checked for its type and range
+before it is used (a list where an id belongs, a negative or fractional frame, a size
+of 1e300) and every failure is an `AnnotationImportError` whose one-line message names
+the file and the place in it, e.g. ``labels.json: annotations[3].track_id must be ...``.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
+
+from app.limits import MAX_FRAMES, MAX_JSON_BYTES, MAX_OBJECTS, check_frame_size
+from app.safe_io import JsonError, parse_json, read_regular_file
 
 __all__ = [
     "AnnotationImportError",
     "ImportedAnnotations",
     "ImportedObject",
-    "decode_segmentation",
+    "category_names",
+    "frame_number",
     "frame_numbers",
+    "frame_size",
     "load_json",
-    "validate_segmentation",
+    "naming",
+    "require_dict",
+    "show",
+    "unique_frames",
+    "whole_number",
 ]
+
+ID_LIMIT = 2**63  # ids travel as int64 (project files, numpy arrays)
 
 
 class AnnotationImportError(ValueError):
@@ -34,14 +50,15 @@ class ImportedObject:
     category: str
 
 
-MaskLoader = Callable[[int], dict[int, np.ndarray]]
+MaskLoader = Callable[[int], Iterator[tuple[int, np.ndarray]]]
 
 
 class ImportedAnnotations:
     """Objects and their masks on the frames an annotation file covers.
 
-    Masks are decoded lazily, one frame per `masks(frame)` call, so importing a long
-    video never holds all of them; `frames` lists the covered frame indices in order.
+    Masks are decoded lazily, one object on one frame at a time (`iter_masks`), so
+    importing a long video with many objects never holds more than one decoded mask;
+    `frames` lists the covered frame indices in order.
     """
 
     def __init__(
@@ -52,21 +69,28 @@ class ImportedAnnotations:
         frames: Sequence[int],
         loader: MaskLoader,
     ) -> None:
+        if len(objects) > MAX_OBJECTS:
+            raise AnnotationImportError(
+                f"holds {len(objects)} objects, over the limit of {MAX_OBJECTS}"
+            )
         self.objects = list(objects)
         self.video_size = video_size  # (H, W)
         self.frames = sorted(frames)
         self._loader = loader
         self._covered = set(self.frames)
 
+    def iter_masks(self, frame: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(obj_id, (H, W) bool mask) of each object present on `frame`, decoded one by one."""
+        if frame in self._covered:
+            yield from self._loader(frame)
+
     def masks(self, frame: int) -> dict[int, np.ndarray]:
         """{obj_id: (H, W) bool} of the objects present on `frame` (empty if not covered)."""
-        if frame not in self._covered:
-            return {}
-        return self._loader(frame)
+        return dict(self.iter_masks(frame))
 
     def __iter__(self) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
         for frame in self.frames:
-            yield frame, self._loader(frame)
+            yield frame, self.masks(frame)
 
     def check_fits(self, video_size: tuple[int, int], num_frames: int) -> None:
         """Raise AnnotationImportError unless the annotations fit a video of this size/length."""
@@ -81,103 +105,85 @@ class ImportedAnnotations:
             )
 
 
+@contextmanager
+def naming(name: str) -> Iterator[None]:
+    """Prefix `name` (a file's) to the AnnotationImportErrors raised inside."""
+    try:
+        yield
+    except AnnotationImportError as exc:
+        raise AnnotationImportError(f"{name}: {exc}") from None
+
+
 def load_json(path: Path) -> Any:
+    """The parsed JSON of a regular file of at most MAX_JSON_BYTES (see app.safe_io)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return parse_json(read_regular_file(path, max_bytes=MAX_JSON_BYTES))
     except OSError as exc:
-        raise AnnotationImportError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationImportError(f"{path} is not valid JSON: {exc}") from None
+        raise AnnotationImportError(f"cannot read the file: {exc.strerror or exc}") from None
+    except JsonError as exc:
+        raise AnnotationImportError(f"is not valid JSON: {exc}") from None
 
 
-def validate_segmentation(segmentation: Any, size: tuple[int, int], where: str) -> None:
-    """Check the structure of COCO RLE or polygons without decoding; cheap enough to run
-    on a whole file up front, so a malformed entry fails the import, not a later frame."""
-    height, width = size
-    if isinstance(segmentation, dict):
-        declared = segmentation.get("size")
-        if not isinstance(declared, list) or declared != [height, width]:
-            raise AnnotationImportError(
-                f"{where}: RLE size {declared} does not match the image {height}x{width} (HxW)"
-            )
-        counts = segmentation.get("counts")
-        if not isinstance(counts, (str, list)):
-            raise AnnotationImportError(f"{where}: RLE counts must be a string or a list")
-        if isinstance(counts, list) and not all(isinstance(c, int) for c in counts):
-            raise AnnotationImportError(f"{where}: RLE counts list must hold integers")
-        if _short(segmentation):
-            raise AnnotationImportError(f"{where}: RLE counts do not cover {height}x{width} pixels")
-    elif isinstance(segmentation, list) and segmentation:
-        for polygon in segmentation:
-            if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
-                raise AnnotationImportError(f"{where}: polygons need 3 or more x, y pairs each")
-            if not all(isinstance(v, (int, float)) for v in polygon):
-                raise AnnotationImportError(f"{where}: polygon coordinates must be numbers")
-    else:
-        raise AnnotationImportError(f"{where}: expected RLE or polygons")
+def show(value: Any, limit: int = 40) -> str:
+    """`value` for an error message: one short line, whatever the file held."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def decode_segmentation(segmentation: Any, size: tuple[int, int], where: str) -> np.ndarray:
-    """Decode COCO RLE (string or list counts) or polygons into an (H, W) bool mask."""
-    validate_segmentation(segmentation, size, where)
-    height, width = size
-    if isinstance(segmentation, list):
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation["counts"], list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        try:
-            rle = {"size": [height, width], "counts": segmentation["counts"].encode("ascii")}
-        except UnicodeEncodeError:
-            raise AnnotationImportError(f"{where}: RLE counts are not ASCII") from None
+def require_dict(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise AnnotationImportError(f"{where} must be a JSON object, not {show(value)}")
+    return value
+
+
+def whole_number(
+    value: Any, where: str, *, limit: int = ID_LIMIT, what: str = "a non-negative whole number"
+) -> int:
+    """`value` if it is a plain int in [0, limit); bools, floats, text and the like are refused."""
+    if type(value) is not int or not 0 <= value < limit:
+        raise AnnotationImportError(f"{where} must be {what}, not {show(value)}")
+    return value
+
+
+def frame_number(value: Any, where: str) -> int:
+    """`value` if it is a whole number of a frame, below MAX_FRAMES."""
+    return whole_number(
+        value, where, limit=MAX_FRAMES, what=f"a frame number from 0 to {MAX_FRAMES - 1}"
+    )
+
+
+def unique_frames(frames: list[int], what: str) -> list[int]:
+    """`frames`, unless two of them are the same frame."""
+    if len(set(frames)) != len(frames):
+        raise AnnotationImportError(f"two {what} map to the same frame")
+    return frames
+
+
+def frame_size(entry: dict, where: str) -> tuple[int, int]:
+    """The (H, W) an image or video entry declares, within the frame-size limits."""
+    height = whole_number(entry.get("height"), f"{where}.height")
+    width = whole_number(entry.get("width"), f"{where}.width")
     try:
-        mask = mask_utils.decode([rle])[:, :, 0]
-    except (ValueError, TypeError) as exc:
-        raise AnnotationImportError(f"{where}: cannot decode segmentation ({exc})") from None
-    return mask.astype(bool)
+        check_frame_size(height, width, where)
+    except ValueError as exc:
+        raise AnnotationImportError(str(exc)) from None
+    return height, width
 
 
-def _short(segmentation: dict) -> bool:
-    """True when the RLE runs do not add up to the image area.
-
-    pycocotools decodes such counts without complaint (padding, or writing past the
-    buffer for long ones), so they are checked here before trusting the result.
-    """
-    counts = segmentation["counts"]
-    height, width = (int(v) for v in segmentation["size"])
-    try:
-        runs = np.asarray(counts, np.int64) if isinstance(counts, list) else _string_runs(counts)
-    except (UnicodeEncodeError, OverflowError):
-        return True
-    return runs is None or bool((runs < 0).any()) or int(runs.sum()) != height * width
-
-
-def _string_runs(counts: str) -> np.ndarray | None:
-    """Run lengths of a compressed COCO RLE string, or None if it is not well formed.
-
-    Each run is a little-endian base-32 number in characters '0' + 6 bits (bit 5 = more
-    follows, bit 4 of the last = negative); from the third run on, runs are stored as
-    deltas to the run two before. Vectorised, since files can hold many large masks.
-    """
-    data = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
-    if data.size == 0:
-        return np.zeros(0, np.int64)
-    if data.min() < 0 or data.max() > 63 or data[-1] & 0x20:
-        return None
-    last = (data & 0x20) == 0
-    ends = np.flatnonzero(last)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    group = np.concatenate(([0], np.cumsum(last)[:-1]))
-    digit = np.arange(data.size) - starts[group]
-    if digit.max() > 11:  # more than 60 bits cannot be a run length
-        return None
-    runs = np.add.reduceat((data & 0x1F) << (5 * digit), starts)
-    negative = (data[ends] & 0x10) != 0
-    runs = runs - np.where(negative, np.left_shift(1, 5 * (digit[ends] + 1)), 0)
-    runs[1::2] = np.cumsum(runs[1::2])
-    runs[2::2] = np.cumsum(runs[2::2])
-    return runs
+def category_names(categories: Any, where: str) -> dict[int | str, str]:
+    """{category id: name} of a COCO-style `categories` list."""
+    if not isinstance(categories, list):
+        raise AnnotationImportError(f"{where} must be a list")
+    names: dict[int | str, str] = {}
+    for i, category in enumerate(categories):
+        if (
+            not isinstance(category, dict)
+            or type(category.get("id")) not in (int, str)
+            or not isinstance(category.get("name"), str)
+        ):
+            raise AnnotationImportError(f"{where}[{i}]: categories need an 'id' and a 'name'")
+        names[category["id"]] = category["name"]
+    return names
 
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
@@ -186,12 +192,17 @@ _TRAILING_DIGITS = re.compile(r"(\d+)$")
 def frame_numbers(names: Sequence[str]) -> list[int]:
     """Frame index per file name from its trailing digits (`clip/00042.jpg` -> 42).
 
-    Falls back to list positions when any name has no number or two names share one.
+    Falls back to list positions when any name has no number, two names share one, or one
+    is too large to be a frame (a timestamp, say).
     """
     numbers = []
     for name in names:
         match = _TRAILING_DIGITS.search(Path(str(name)).stem)
-        if match is None:
+        # Eight digits reach MAX_FRAMES; longer runs are not frame numbers (and int()
+        # refuses runs of thousands of digits).
+        if match is None or len(match.group(1).lstrip("0")) > len(str(MAX_FRAMES)):
             return list(range(len(names)))
         numbers.append(int(match.group(1)))
-    return numbers if len(set(numbers)) == len(numbers) else list(range(len(names)))
+    if len(set(numbers)) != len(numbers) or max(numbers, default=0) >= MAX_FRAMES:
+        return list(range(len(names)))
+    return numbers

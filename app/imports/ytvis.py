@@ -10,94 +10,108 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from app.imports.coco import track_of
+from app.imports.coco import imported_object, track_of
 from app.imports.common import (
     AnnotationImportError,
     ImportedAnnotations,
     ImportedObject,
-    decode_segmentation,
+    category_names,
+    frame_number,
     frame_numbers,
+    frame_size,
     load_json,
-    validate_segmentation,
+    naming,
+    require_dict,
+    show,
+    unique_frames,
 )
+from app.imports.segmentation import FrameIndex, frame_loader, validate_segmentation
 
-__all__ = ["import_ytvis"]
+__all__ = ["import_ytvis", "ytvis_from_data"]
 
 
-def _pick_video(data: Any, video: str | None) -> dict:
+def _pick_video(data: Any, video: str | None) -> tuple[str, dict]:
+    """(where, entry) of the video to import: `video` (a name or id), or the only one."""
     videos = data.get("videos") if isinstance(data, dict) else None
     if not isinstance(videos, list) or not videos:
         raise AnnotationImportError("YouTube-VIS file has no 'videos' list")
+    entries = [(f"videos[{i}]", require_dict(v, f"videos[{i}]")) for i, v in enumerate(videos)]
     if video is None:
-        if len(videos) > 1:
-            names = [v.get("name", v.get("id")) for v in videos[:5]]
+        if len(entries) > 1:
+            names = ", ".join(show(v.get("name", v.get("id")), 24) for _, v in entries[:5])
             raise AnnotationImportError(
-                f"YouTube-VIS file has {len(videos)} videos {names}...; choose one"
+                f"YouTube-VIS file has {len(entries)} videos "
+                f"({names}{', …' if len(entries) > 5 else ''}); choose one"
             )
-        return videos[0]
-    for entry in videos:
+        return entries[0]
+    for where, entry in entries:
         if video in (str(entry.get("name")), str(entry.get("id"))):
-            return entry
+            return where, entry
     raise AnnotationImportError(f"YouTube-VIS file has no video {video!r}")
 
 
-def _video_frames(entry: dict) -> tuple[list[int], tuple[int, int]]:
-    try:
-        size = (int(entry["height"]), int(entry["width"]))
-        names = entry["file_names"]
-        frames = [int(f) for f in entry["frame_indices"]] if "frame_indices" in entry else None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise AnnotationImportError(f"YouTube-VIS video entry lacks a valid {exc}") from None
+def _video_frames(entry: dict, where: str) -> tuple[list[int], tuple[int, int]]:
+    """The frame of each of the video's file names, and its (H, W)."""
+    size = frame_size(entry, where)
+    names = entry.get("file_names")
     if not isinstance(names, list) or not names:
-        raise AnnotationImportError("YouTube-VIS video has no file_names")
-    frames = frames if frames is not None else frame_numbers([str(n) for n in names])
-    if len(frames) != len(names) or len(set(frames)) != len(frames):
-        raise AnnotationImportError("YouTube-VIS frame_indices do not match file_names")
-    return frames, size
+        raise AnnotationImportError(f"{where}.file_names must be a list of file names")
+    if "frame_indices" not in entry:
+        return frame_numbers([str(n) for n in names]), size
+    indices = entry["frame_indices"]
+    if not isinstance(indices, list) or len(indices) != len(names):
+        raise AnnotationImportError(
+            f"{where}.frame_indices must list one frame per file name ({len(names)})"
+        )
+    frames = [frame_number(f, f"{where}.frame_indices[{i}]") for i, f in enumerate(indices)]
+    return unique_frames(frames, f"{where}.frame_indices"), size
 
 
-def import_ytvis(path: str | Path, *, video: str | None = None) -> ImportedAnnotations:
-    """Index one video's annotations by frame; masks decode per frame on demand."""
-    data = load_json(Path(path))
-    entry = _pick_video(data, video)
-    frames, size = _video_frames(entry)
-    try:
-        categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
-    except (KeyError, TypeError, ValueError):
-        raise AnnotationImportError("YouTube-VIS categories need an 'id' and a 'name'") from None
+def _index_annotations(
+    data: dict, video_id: Any, frames: list[int], size: tuple[int, int], categories: dict
+) -> tuple[FrameIndex, dict[int, ImportedObject]]:
+    """Check every annotation of the video; group their segmentations by frame."""
     annotations = data.get("annotations")
     if not isinstance(annotations, list):
         raise AnnotationImportError("YouTube-VIS file has no 'annotations' list")
-    per_frame: dict[int, list[tuple[int, Any, str]]] = {frame: [] for frame in frames}
+    per_frame: FrameIndex = {frame: {} for frame in frames}
     objects: dict[int, ImportedObject] = {}
     for i, ann in enumerate(annotations):
-        if not isinstance(ann, dict) or ann.get("video_id") != entry.get("id"):
+        where = f"annotations[{i}]"
+        if not isinstance(ann, dict) or ann.get("video_id") != video_id:
             continue
         segmentations = ann.get("segmentations")
         if not isinstance(segmentations, list) or len(segmentations) != len(frames):
             raise AnnotationImportError(
-                f"annotations[{i}].segmentations: expected a list of {len(frames)} entries"
+                f"{where}.segmentations: expected a list of {len(frames)} entries"
             )
-        obj_id = track_of(ann)
-        category = categories.get(ann.get("category_id"), "object")
-        objects.setdefault(
-            obj_id, ImportedObject(obj_id, str(ann.get("name", f"{category} {obj_id}")), category)
-        )
+        obj_id = track_of(ann, where)
+        objects.setdefault(obj_id, imported_object(ann, obj_id, categories, where))
         for j, (frame, segmentation) in enumerate(zip(frames, segmentations, strict=True)):
             if segmentation is not None:
-                where = f"annotations[{i}].segmentations[{j}]"
-                validate_segmentation(segmentation, size, where)
-                per_frame[frame].append((obj_id, segmentation, where))
+                here = f"{where}.segmentations[{j}]"
+                validate_segmentation(segmentation, size, here)
+                per_frame[frame].setdefault(obj_id, []).append((segmentation, here))
+    return per_frame, objects
 
-    def loader(frame: int) -> dict[int, np.ndarray]:
-        return {
-            obj_id: decode_segmentation(segmentation, size, where)
-            for obj_id, segmentation, where in per_frame[frame]
-        }
 
-    objects_sorted = sorted(objects.values(), key=lambda o: o.obj_id)
+def ytvis_from_data(data: Any, *, video: str | None = None) -> ImportedAnnotations:
+    """Index one video of parsed YouTube-VIS JSON by frame; masks decode per frame on demand."""
+    where, entry = _pick_video(data, video)
+    frames, size = _video_frames(entry, where)
+    categories = category_names(data.get("categories", []), "categories")
+    per_frame, objects = _index_annotations(data, entry.get("id"), frames, size, categories)
+
     return ImportedAnnotations(
-        objects=objects_sorted, video_size=size, frames=frames, loader=loader
+        objects=sorted(objects.values(), key=lambda o: o.obj_id),
+        video_size=size,
+        frames=frames,
+        loader=frame_loader(per_frame, size),
     )
+
+
+def import_ytvis(path: str | Path, *, video: str | None = None) -> ImportedAnnotations:
+    """Import one video of a YouTube-VIS file (see the module docstring); errors name the file."""
+    path = Path(path)
+    with naming(path.name):
+        return ytvis_from_data(load_json(path), video=video)

@@ -1,14 +1,25 @@
-"""Frames from a folder of JPEG or PNG images, in natural name order."""
+"""Frames from a folder of JPEG or PNG images, in natural name order.
+
+Each image is read as the bytes of a regular file within MAX_IMAGE_FILE_BYTES, and its
+declared size is read from the header (PIL opens lazily) and checked against the frame
+limits and the folder's frame size before OpenCV decodes it, so a 100 KB PNG declaring
+30000x30000 pixels is refused instead of inflated to gigabytes.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
+from app.limits import MAX_FRAME_PIXELS, MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.safe_io import read_regular_file
 from app.video.cache import DEFAULT_CACHE_BYTES
 from app.video.errors import VideoError
 from app.video.reader import VideoReader
@@ -33,19 +44,56 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def load_image(path: Path) -> np.ndarray:
+# EXIF orientations that turn the image a quarter, so the decoded frame is H x W swapped.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+_EXIF_ORIENTATION = 0x0112
+# PIL refuses to open images far over our limit; say so in check_frame_size's words.
+_BOMB = f"size is over the limit of {MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
+
+
+def image_size(data: bytes, path: Path) -> tuple[int, int]:
+    """The (H, W) a JPEG or PNG declares, after its EXIF orientation, without decoding it."""
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit, checked by the caller, is far under PIL's warning threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
+                width, height = image.size
+                turned = image.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS
+    except Image.DecompressionBombError:
+        raise VideoError(f"image {path}: {_BOMB}") from None
+    except (OSError, SyntaxError, ValueError):
+        raise VideoError(f"cannot decode image {path}: not a readable JPEG or PNG") from None
+    return (width, height) if turned else (height, width)
+
+
+def load_image(path: Path, expected: tuple[int, int] | None = None) -> np.ndarray:
     """An image file as a C-contiguous (H, W, 3) uint8 RGB array, EXIF orientation applied.
 
-    16-bit images are scaled to 8 bits, grey ones expanded and alpha dropped.
+    16-bit images are scaled to 8 bits, grey ones expanded and alpha dropped. The declared
+    size is checked before decoding: against the frame limits, and `expected` (H, W) if given.
     """
     try:
-        data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it fails on non-ASCII paths
+        # Not cv2.imread: it fails on non-ASCII paths, and would block on a FIFO.
+        data = read_regular_file(path, max_bytes=MAX_IMAGE_FILE_BYTES)
     except OSError as e:
-        raise VideoError(f"cannot read image {path}: {e.strerror or e}") from e
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        raise VideoError(f"cannot read image {path}: {e.strerror or e}") from None
+    height, width = image_size(data, path)
+    try:
+        check_frame_size(height, width, f"image {path}")
+    except ValueError as e:
+        raise VideoError(str(e)) from None
+    if expected is not None and (height, width) != expected:
+        _mismatch(path, (height, width), expected)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise VideoError(f"cannot decode image {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _mismatch(path: Path, size: tuple[int, int], expected: tuple[int, int]) -> None:
+    (h, w), (fh, fw) = size, expected
+    raise VideoError(f"image {path} is {w}x{h}, unlike the first image ({fw}x{fh})")
 
 
 class ImageFolderReader(VideoReader):
@@ -82,11 +130,9 @@ class ImageFolderReader(VideoReader):
 
     def _load(self, index: int) -> tuple[np.ndarray, int]:
         path = self._files[index]
-        rgb = load_image(path)
-        if rgb.shape[:2] != self.size:
-            h, w = rgb.shape[:2]
-            fh, fw = self.size
-            raise VideoError(f"image {path} is {w}x{h}, unlike the first image ({fw}x{fh})")
+        rgb = load_image(path, self.size)
+        if rgb.shape[:2] != self.size:  # the header and the pixels disagree
+            _mismatch(path, rgb.shape[:2], self.size)
         return rgb, rgb.nbytes
 
     def _to_rgb(self, item: object) -> np.ndarray:

@@ -149,14 +149,20 @@ GOOD_RLE = encode_mask(donut(0)).rle
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "is not valid JSON"),
+        ("{not json", "bad.json: is not valid JSON"),
         (json.dumps({"annotations": []}), "COCO file has no 'images' list"),
-        (json.dumps(coco_with({"size": [H + 1, W], "counts": "0"})), r"annotations\[0\]: RLE size"),
+        (
+            json.dumps(coco_with({"size": [H + 1, W], "counts": "0"})),
+            r"bad.json: annotations\[0\].segmentation: RLE size",
+        ),
         (json.dumps(coco_with({"size": [H, W], "counts": "05"})), "do not cover 30x40 pixels"),
         (json.dumps(coco_with({"size": [H, W], "counts": [5, 7]})), "do not cover 30x40 pixels"),
         (json.dumps(coco_with([[1, 2, 3, 4]])), "polygons need 3 or more"),
         (json.dumps(coco_with("oops")), "expected RLE or polygons"),
-        (json.dumps(coco_with(GOOD_RLE, height="tall")), "COCO image entry lacks a valid"),
+        (
+            json.dumps(coco_with(GOOD_RLE, height="tall")),
+            r"images\[0\].height must be a non-negative whole number, not 'tall'",
+        ),
     ],
 )
 def test_malformed_coco(tmp_path, content, message):

@@ -229,3 +229,54 @@ def test_import_action_is_in_file_menu_with_shortcut(window):
     assert not action.icon().isNull()
     file_menu = window.menuBar().actions()[0].menu()
     assert action in file_menu.actions()
+
+
+def assert_one_line_error(window: MainWindow, starts: str) -> None:
+    assert window.last_error is not None and "\n" not in window.last_error
+    assert window.last_error.startswith(f"Cannot import annotations: {starts}")
+    assert window.error_box is not None and window.error_box.isVisible()
+    assert window.error_box.text() == window.last_error.split(": ", 1)[1]
+
+
+def test_hostile_file_reports_one_line_and_the_app_keeps_working(qtbot, opened, tmp_path):
+    doc = opened.document
+    steps = opened.undo_stack.count()
+    data = json.loads(write_coco(tmp_path / "labels.json").read_text())
+    data["annotations"][0]["track_id"] = "abc"
+    (tmp_path / "track.json").write_text(json.dumps(data))
+    import_via_action(opened, tmp_path / "track.json")
+    assert_one_line_error(opened, "track.json: annotations[0].track_id must be")
+    for image, frame in zip(data["images"], (-3, 5), strict=True):
+        image["frame_index"] = frame
+    (tmp_path / "frames.json").write_text(json.dumps(data))
+    import_via_action(opened, tmp_path / "frames.json")
+    assert_one_line_error(opened, "frames.json: images[0].frame_index must be a frame number")
+    assert doc.objects() == [] and opened.undo_stack.count() == steps
+
+    import_via_action(opened, write_coco(tmp_path / "ok.json"))
+    assert len(doc.objects()) == 2 and opened.undo_stack.count() == steps + 1
+
+
+@pytest.mark.parametrize("stage", ["reading", "decoding"])
+def test_importer_bug_is_one_line_logged_and_the_app_keeps_working(
+    qtbot, opened, tmp_path, monkeypatch, caplog, stage
+):
+    """The last line of defence: an exception no importer should raise still ends in the
+    one-line dialog, with its traceback in the log, and the window stays usable."""
+    import app.gui.import_io as import_io
+
+    def broken(*_args, **_kwargs):
+        raise TypeError("unhashable type: 'list'")
+
+    if stage == "reading":
+        monkeypatch.setattr(import_io, "import_annotations", broken)
+    else:
+        monkeypatch.setattr(import_io.ImportedAnnotations, "iter_masks", broken)
+    import_via_action(opened, write_coco(tmp_path / "labels.json"))
+    assert_one_line_error(opened, "internal error (TypeError) reading labels.json")
+    assert opened.document.objects() == []
+    assert any(r.exc_info and r.exc_info[0] is TypeError for r in caplog.records)
+
+    monkeypatch.undo()
+    import_via_action(opened, write_coco(tmp_path / "ok.json"))
+    assert len(opened.document.objects()) == 2
