@@ -50,7 +50,12 @@ def check_frame_size(height: int, width: int, what: str) -> None:
         raise ValueError(f"{what}: size must be whole numbers, got {width!r}x{height!r}")
     if height <= 0 or width <= 0:
         raise ValueError(f"{what}: size {width}x{height} (WxH) is not positive")
-    if max(height, width) > MAX_FRAME_SIDE or height * width > MAX_FRAME_PIXELS:
+    if max(height, width) > MAX_FRAME_SIDE:
+        raise ValueError(
+            f"{what}: size {width}x{height} (WxH) has a side over the limit of "
+            f"{MAX_FRAME_SIDE} pixels"
+        )
+    if height * width > MAX_FRAME_PIXELS:
         raise ValueError(
             f"{what}: size {width}x{height} (WxH) is over the limit of "
             f"{MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"

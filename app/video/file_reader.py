@@ -14,6 +14,7 @@ from av.stream import Discard, Disposition
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
+from app.limits import check_frame_size
 from app.video.cache import DEFAULT_CACHE_BYTES
 from app.video.decoder import DecoderStats, StreamDecoder
 from app.video.errors import VideoError
@@ -47,6 +48,8 @@ class VideoFileReader(VideoReader):
         try:
             index = scan_packets(container, stream)
             stated_rate = stream.average_rate or stream.guessed_rate
+        except VideoError as e:
+            raise VideoError(f"{path}: {e}") from None
         finally:
             container.close()
         if len(index) == 0 and index.unstamped == 0:
@@ -167,6 +170,13 @@ def _pick_stream(container: InputContainer, path: Path) -> VideoStream:
         raise VideoError(f"unsupported video codec in {path}")
     if context.name in _TEXT_CODECS:
         raise VideoError(f"not a video file: {path}")
+    if context.width and context.height:
+        # Declared before anything is decoded: a frame of this size is what each decode and
+        # each cached frame would allocate.
+        try:
+            check_frame_size(context.height, context.width, f"{path}: frames")
+        except ValueError as e:
+            raise VideoError(str(e)) from None
     try:
         av.Codec(context.name, "r")
     except av.codec.codec.UnknownCodecError as e:

@@ -14,6 +14,9 @@ import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
+from app.limits import MAX_FRAMES
+from app.video.errors import VideoError
+
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -105,6 +108,10 @@ def scan_packets(container: InputContainer, stream: VideoStream) -> FrameIndex:
             if packet.size == 0:
                 continue
             n += 1
+            if n > MAX_FRAMES:
+                # Each packet costs index memory: a hostile stream of empty frames must not
+                # be able to grow it without bound.
+                raise VideoError(f"more than {MAX_FRAMES:,} frames")
             last_corrupt = packet.is_corrupt
             p = packet.pts
             if p is None:
