@@ -78,7 +78,7 @@ def _check_writable(output: Output) -> None:
     path = output.path
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # the folder check below says which
         mode = None
     except OSError as exc:
         raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hostile import assert_refused, digest_tree, run_cli
 from video_fixtures import write_image_folder, write_video
 
@@ -303,3 +304,88 @@ def test_prompts_with_a_byte_order_mark_track(clip, tmp_path, capsys):
     assert main(track(clip, bom, "coco", out)) == 0, capsys.readouterr().err
     doc = json.loads(out.read_text())
     assert len(doc["images"]) == N and {a["track_id"] for a in doc["annotations"]} <= {1}
+
+
+# -- refused before the model loads, not after tracking a whole video ---------------------------
+
+
+def _prompts_with(path: Path, objects: list[dict]) -> Path:
+    path.write_text(json.dumps({"objects": objects}))
+    return path
+
+
+def test_problems_known_before_tracking(clip, prompts, tmp_path, capsys, model_loads):
+    readonly = Path("/proc/self")  # not even root may create files there
+    cases = [
+        (track(clip, prompts, "coco", tmp_path / "o.json", "--objects", "7"), "unknown object id"),
+        (track(clip, prompts, "coco", tmp_path / "o.json", "--frames", "2:9"), "frame range ends"),
+        (track(clip, prompts, "coco", readonly / "o.json"), "/proc/self is not writable"),
+        (track(clip, prompts, "coco", prompts / "o.json"), f"{prompts} is not a folder"),
+        (track(clip, prompts, "png", prompts.with_name("x.txt")), "exists and is not a folder"),
+        (track(clip, prompts, "coco", tmp_path), "is a folder; give a file path"),
+        (track(clip, prompts, "coco", Path("/dev/null")), "exists and is not a regular file"),
+    ]
+    prompts.with_name("x.txt").write_text("a file, not a folder")
+    huge_id = [{"id": 2**31, "prompts": [{"frame": 0, "box": [0, 0, 5, 5]}]}]
+    cases.append(
+        (
+            track(
+                clip, _prompts_with(tmp_path / "huge-id.json", huge_id), "coco", tmp_path / "o.json"
+            ),
+            "id: expected an integer in 1-2147483647",
+        )
+    )
+    boxes = [{"id": i, "prompts": [{"frame": 0, "box": [0, 0, 5, 5]}]} for i in range(1, 257)]
+    cases.append(
+        (
+            track(
+                clip, _prompts_with(tmp_path / "256-objects.json", boxes), "png", tmp_path / "png"
+            ),
+            "a palette PNG holds at most 255 objects",
+        )
+    )
+    before = digest_tree(tmp_path, clip)
+    for argv, message in cases:
+        line = refused_in_process(capsys, argv)
+        assert message in line, (argv, line)
+    assert digest_tree(tmp_path, clip) == before and not model_loads
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--frames", "5:2", "the range '5:2' is empty"),
+        ("--frames", "-3:", "frame -3 is outside"),
+        ("--frames", "0:99999999999", "frame 99999999999 is outside"),
+        ("--frames", "1" * 5000 + ":", "start frame: expected a whole number"),
+        ("--step", "0", "expected a step in 1-"),
+        ("--step", "10000000000", "expected a step in 1-"),
+        ("--objects", "-1", "object id -1 is outside"),
+        ("--objects", str(2**40), f"object id {2**40} is outside"),
+        ("--objects", ",".join(["1"] * 10_001), "10001 ids, over the limit of 10000"),
+        ("--image-size", "0", "expected a multiple of 32"),
+        ("--image-size", "-32", "expected a multiple of 32"),
+    ],
+)
+def test_absurd_option_values_exit_2(
+    clip, prompts, tmp_path, capsys, model_loads, option, value, message
+):
+    # `--option=value`, as a user must write a value that starts with "-"
+    argv = track(clip, prompts, "coco", tmp_path / "o.json", f"{option}={value}")
+    line = refused_in_process(capsys, argv, code=2)
+    assert f"argument {option}: {message}" in line and not model_loads
+
+
+def test_non_finite_checkpoint_is_one_line(clip, prompts, tmp_path, capsys):
+    weights = {"image_encoder.trunk.pos_embed": torch.zeros(1, 96, 7, 7)}
+    weights["image_encoder.trunk.pos_embed"][0, 5, 1, 1] = float("nan")
+    checkpoint = tmp_path / "nan.pt"
+    torch.save({"model": weights}, checkpoint)
+    argv = track(clip, prompts, "coco", tmp_path / "o.json")
+    argv[5] = str(checkpoint)
+    line = refused_in_process(capsys, argv)
+    assert line == (
+        "masklet track: error: nan.pt: tensor image_encoder.trunk.pos_embed holds NaN values; "
+        "the file is damaged"
+    )
+    assert not (tmp_path / "o.json").exists()
