@@ -286,11 +286,20 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         return int(exc.code or 0)
 
 
+def _silence_native_logs() -> None:
+    """OpenCV's C++ code prints its own warnings about a damaged image ("IHDR chunk shall
+    be first") before our reader turns the failure into the one line the user reads."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def _run_subcommand(argv: list[str]) -> int:
     args = _parse(_build_parser(argv[0]), argv[1:])
     if isinstance(args, int):
         return args
     handler = _cmd_track if argv[0] == "track" else _cmd_export
+    _silence_native_logs()
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -389,3 +389,12 @@ def test_non_finite_checkpoint_is_one_line(clip, prompts, tmp_path, capsys):
         "the file is damaged"
     )
     assert not (tmp_path / "o.json").exists()
+
+
+def test_damaged_frame_in_an_image_folder_is_one_line(tmp_path, prompts):
+    """OpenCV's own C++ warnings about the damaged PNG must not add lines to stderr."""
+    frames = write_image_folder(tmp_path / "frames", ".png", N, W, H)
+    damaged = sorted(frames.glob("*.png"))[0]
+    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\xff" * 64)
+    outcome = run_cli(track(frames, prompts, "coco", tmp_path / "o.json"), timeout=90)
+    assert_refused(outcome, says=f"{damaged}")
