@@ -7,6 +7,10 @@
 `track` runs the tracker headless and exports the result; `export` writes the masks of
 a saved project. Bad input ends with exit code 1 (2 for bad arguments) and one line on
 stderr, never a traceback; set MASKLET_DEBUG=1 to see one anyway.
+
+Whatever can be refused without the model (option values, non-regular inputs, outputs
+that would replace an input or cannot be written, prompts that do not fit the video or
+the export) is refused before the model loads (see app.preflight, app.output_guard).
 """
 
 from __future__ import annotations
