@@ -7,6 +7,10 @@
 `track` runs the tracker headless and exports the result; `export` writes the masks of
 a saved project. Bad input ends with exit code 1 (2 for bad arguments) and one line on
 stderr, never a traceback; set MASKLET_DEBUG=1 to see one anyway.
+
+Whatever can be refused without the model (option values, non-regular inputs, outputs
+that would replace an input or cannot be written, prompts that do not fit the video or
+the export) is refused before the model loads (see app.preflight, app.output_guard).
 """
 
 from __future__ import annotations
@@ -59,13 +63,26 @@ class ProgressBar:
 
 
 def _add_export_options(parser: argparse.ArgumentParser) -> None:
+    from app import cli_args
     from app.export import FORMATS
 
     parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
     parser.add_argument("--out", required=True, type=Path, help="output folder (png) or file")
-    parser.add_argument("--frames", metavar="A:B", help="frame range, end exclusive (e.g. 10:50)")
-    parser.add_argument("--step", type=int, default=1, metavar="N", help="every N-th frame")
-    parser.add_argument("--objects", metavar="IDS", help="comma-separated object ids (e.g. 1,3)")
+    parser.add_argument(
+        "--frames",
+        type=cli_args.frame_range,
+        metavar="A:B",
+        help="frame range, end exclusive (e.g. 10:50)",
+    )
+    parser.add_argument(
+        "--step", type=cli_args.step, default=1, metavar="N", help="every N-th frame"
+    )
+    parser.add_argument(
+        "--objects",
+        type=cli_args.object_ids,
+        metavar="IDS",
+        help="comma-separated object ids (e.g. 1,3)",
+    )
     parser.add_argument("--images", choices=("jpg", "png"), help="also write the source frames")
     parser.add_argument("--polygons", action="store_true", help="COCO: lossy polygons, not RLE")
     parser.add_argument(
@@ -74,6 +91,8 @@ def _add_export_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser(command: str) -> argparse.ArgumentParser:
+    from app import cli_args
+
     parser = _Parser(prog=f"masklet {command}")
     if command == "track":
         parser.description = "Track the objects of a prompts file through a video, headless."
@@ -89,7 +108,9 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--direction", default="forward", choices=("forward", "backward", "both")
         )
-        parser.add_argument("--image-size", type=int, metavar="N", help="model input size")
+        parser.add_argument(
+            "--image-size", type=cli_args.image_size, metavar="N", help="model input size"
+        )
     else:
         parser.description = "Export the masks of a saved project."
         parser.add_argument("project", type=Path, help="project file (.masklet)")
@@ -100,27 +121,12 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
 def _export_options(args: argparse.Namespace):
     from app.export import ExportOptions
 
-    start, stop = 0, None
-    if args.frames:
-        first, sep, last = args.frames.partition(":")
-        try:
-            start = int(first) if first else 0
-            stop = int(last) if last else None
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise ValueError(f"--frames: expected A:B (e.g. 10:50), got {args.frames!r}")
-    object_ids = None
-    if args.objects:
-        try:
-            object_ids = tuple(int(v) for v in args.objects.split(","))
-        except ValueError:
-            raise ValueError(f"--objects: expected ids like 1,3, got {args.objects!r}") from None
+    start, stop = args.frames or (0, None)
     return ExportOptions(
         start=start,
         stop=stop,
         step=args.step,
-        object_ids=object_ids,
+        object_ids=args.objects,
         images=args.images,
         polygons=args.polygons,
         binary_masks=args.binary_masks,
@@ -140,11 +146,17 @@ def _run_export(source, args: argparse.Namespace, options) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from app.export import StoreSource
-    from app.project import ProjectError, load_project
+    from app.output_guard import check_outputs, export_outputs
+    from app.preflight import check_project_path, check_video_path
+    from app.project import ProjectError, load_project, mask_folder
     from app.video import open_video
 
     options = _export_options(args)
+    check_project_path(args.project)
     project, store = load_project(args.project)
+    check_video_path(project.video_path)
+    inputs = [args.project, mask_folder(args.project), Path(project.video_path)]
+    check_outputs(export_outputs(args.format, args.out, images=bool(args.images)), inputs)
     with open_video(project.video_path) as reader:
         if len(reader) != project.num_frames or tuple(reader.size) != tuple(project.video_size):
             raise ProjectError(
@@ -157,17 +169,26 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
+    """Everything that needs no model is checked first, cheapest first; then the model
+    loads, tracks, and the export writes."""
     from app.export import ObjectMeta, StoreSource
-    from app.prompts_file import load_prompts
+    from app.output_guard import check_outputs, export_outputs
+    from app.preflight import check_export_plan, check_video_path
+    from app.prompts_file import PromptsError, load_prompts
     from app.video import open_video
 
     options = _export_options(args)
+    check_video_path(args.video)
+    inputs = [args.video, args.prompts, *_check_model_args(args)]
+    check_outputs(export_outputs(args.format, args.out, images=bool(args.images)), inputs)
     prompts = load_prompts(args.prompts)
-    if not args.video.exists():
-        raise ValueError(f"video not found: {args.video}")
     objects = [ObjectMeta(o.obj_id, o.name, o.category) for o in prompts.objects]
     with open_video(args.video) as reader:
-        prompts.check_video(len(reader), tuple(reader.size))
+        try:
+            prompts.check_video(len(reader), tuple(reader.size))
+        except PromptsError as exc:
+            raise PromptsError(f"prompts file {args.prompts}: {exc}") from None
+        check_export_plan(args.format, len(reader), objects, options)
         model = _load_model(args.checkpoint, args.image_size, args.device)
         store = _track(model, reader, prompts, args)
         source = StoreSource(name=args.video.stem, reader=reader, store=store, objects=objects)
@@ -175,17 +196,30 @@ def _cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_model_args(args: argparse.Namespace) -> list[Path]:
+    """Refuse a checkpoint or device that cannot work, without building anything;
+    returns the checkpoint file, an input the outputs must not replace (none for random:)."""
+    import torch
+
+    from model.checkpoint import check_checkpoint_file
+    from model.config import get_config
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    if args.device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: no MPS device is available")
+    if args.checkpoint.startswith(RANDOM_PREFIX):
+        get_config(args.checkpoint[len(RANDOM_PREFIX) :], image_size=args.image_size)
+        return []
+    check_checkpoint_file(args.checkpoint)
+    return [Path(args.checkpoint)]
+
+
 def _load_model(checkpoint: str, image_size: int | None, device: str):
     import torch
 
     from model.checkpoint import load_model
 
-    if image_size is not None and image_size <= 0:
-        raise ValueError(f"--image-size must be positive, got {image_size}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps: no MPS device is available")
     if not checkpoint.startswith(RANDOM_PREFIX):
         try:
             return load_model(checkpoint, image_size=image_size, device=device)
@@ -256,11 +290,20 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         return int(exc.code or 0)
 
 
+def _silence_native_logs() -> None:
+    """OpenCV's C++ code prints its own warnings about a damaged image ("IHDR chunk shall
+    be first") before our reader turns the failure into the one line the user reads."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def _run_subcommand(argv: list[str]) -> int:
     args = _parse(_build_parser(argv[0]), argv[1:])
     if isinstance(args, int):
         return args
     handler = _cmd_track if argv[0] == "track" else _cmd_export
+    _silence_native_logs()
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ Schema (JSON; unknown keys are errors, so typos do not pass silently):
       "version": 1,                                 optional
       "objects": [                                  one or more
         {
-          "id": 1,                                  positive integer, unique
+          "id": 1,                                  integer in 1-2147483647, unique
           "name": "car",                            optional, default "object <id>"
           "category": "vehicle",                    optional, default "object"
           "prompts": [                              one or more, one per frame
@@ -23,22 +23,32 @@ Schema (JSON; unknown keys are errors, so typos do not pass silently):
 Coordinates are pixels of the original video frame. Every prompt needs points, a box,
 or both. Errors name the offending place, e.g. `objects[1].prompts[0].box: expected 4
 numbers`.
+
+The file is read as a hostile input: only a regular file of at most
+`MAX_PROMPTS_FILE_BYTES`, strict JSON (`app.safe_io.parse_json`), and list lengths
+(objects, points) are checked against `app.limits` before any array is built.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.limits import MAX_OBJECTS, MAX_POINTS_PER_PROMPT, MAX_PROMPTS_FILE_BYTES
+from app.project import MAX_ID
+from app.safe_io import JsonError, parse_json, read_regular_file
+
 __all__ = ["FramePrompt", "PromptedObject", "PromptsError", "PromptsFile", "load_prompts"]
 
 _TOP_KEYS = {"version", "objects"}
 _OBJECT_KEYS = {"id", "name", "category", "prompts"}
 _PROMPT_KEYS = {"frame", "points", "box"}
+# Far outside any frame (MAX_FRAME_SIDE is 32768) yet exact in float32's range, so a
+# coordinate that passes can be cast without overflow; check_video then bounds it by the frame.
+_MAX_COORD = 1e9
 
 
 class PromptsError(ValueError):
@@ -74,6 +84,8 @@ class PromptsFile:
         objects = data.get("objects")
         if not isinstance(objects, list) or not objects:
             raise PromptsError("objects: expected a non-empty list")
+        if len(objects) > MAX_OBJECTS:
+            raise PromptsError(f"objects: {len(objects)} objects, over the limit of {MAX_OBJECTS}")
         parsed = tuple(_parse_object(obj, f"objects[{i}]") for i, obj in enumerate(objects))
         seen: set[int] = set()
         for i, obj in enumerate(parsed):
@@ -106,14 +118,17 @@ class PromptsFile:
 def load_prompts(path: str | Path) -> PromptsFile:
     """Read and validate a prompts file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = read_regular_file(path, max_bytes=MAX_PROMPTS_FILE_BYTES)
     except OSError as exc:
         raise PromptsError(f"cannot read prompts file {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PromptsError(f"prompts file {path} is not valid JSON: {exc}") from None
-    return PromptsFile.parse(data)
+        data = parse_json(raw)
+    except JsonError as exc:
+        raise PromptsError(f"prompts file {path}: {exc}") from None
+    try:
+        return PromptsFile.parse(data)
+    except PromptsError as exc:
+        raise PromptsError(f"prompts file {path}: {exc}") from None
 
 
 def _check_keys(data: Any, allowed: set[str], where: str) -> None:
@@ -127,7 +142,10 @@ def _check_keys(data: Any, allowed: set[str], where: str) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    """A JSON number usable as a pixel coordinate (False for NaN, infinities, bools)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return -_MAX_COORD <= value <= _MAX_COORD
 
 
 def _is_int(value: Any) -> bool:
@@ -137,8 +155,8 @@ def _is_int(value: Any) -> bool:
 def _parse_object(data: Any, where: str) -> PromptedObject:
     _check_keys(data, _OBJECT_KEYS, where)
     obj_id = data.get("id")
-    if not _is_int(obj_id) or obj_id <= 0:
-        raise PromptsError(f"{where}.id: expected a positive integer, got {obj_id!r}")
+    if not _is_int(obj_id) or not 0 < obj_id <= MAX_ID:
+        raise PromptsError(f"{where}.id: expected an integer in 1-{MAX_ID}, got {obj_id!r}")
     name = data.get("name", f"object {obj_id}")
     category = data.get("category", "object")
     for key, value in (("name", name), ("category", category)):
@@ -177,11 +195,15 @@ def _parse_prompt(data: Any, where: str) -> FramePrompt:
 def _parse_points(data: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, list) or not data:
         raise PromptsError(f"{where}: expected a non-empty list of [x, y, label]")
+    if len(data) > MAX_POINTS_PER_PROMPT:
+        raise PromptsError(
+            f"{where}: {len(data)} points, over the limit of {MAX_POINTS_PER_PROMPT} per prompt"
+        )
     for k, point in enumerate(data):
         if not isinstance(point, list) or len(point) != 3:
             raise PromptsError(f"{where}[{k}]: expected [x, y, label]")
         if not (_is_number(point[0]) and _is_number(point[1])):
-            raise PromptsError(f"{where}[{k}]: x and y must be numbers")
+            raise PromptsError(f"{where}[{k}]: x and y must be numbers within ±{_MAX_COORD:g}")
         if point[2] not in (0, 1) or isinstance(point[2], bool):
             raise PromptsError(f"{where}[{k}]: label must be 1 (object) or 0 (background)")
     array = np.asarray(data, dtype=np.float64)
@@ -190,7 +212,7 @@ def _parse_points(data: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse_box(data: Any, where: str) -> np.ndarray:
     if not isinstance(data, list) or len(data) != 4 or not all(_is_number(v) for v in data):
-        raise PromptsError(f"{where}: expected 4 numbers [x0, y0, x1, y1]")
+        raise PromptsError(f"{where}: expected 4 numbers [x0, y0, x1, y1] within ±{_MAX_COORD:g}")
     x0, y0, x1, y1 = data
     if not (x0 < x1 and y0 < y1):
         raise PromptsError(f"{where}: needs x0 < x1 and y0 < y1, got {data}")

@@ -8,7 +8,9 @@ one `CheckpointError` line that says what is wrong.
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from model.sam2 import Sam2Model
 
 _SAM1_PREFIXES = ("image_encoder.blocks.", "prompt_encoder.", "mask_decoder.")
+# Official files are float32; half precisions are what a user's own conversion would give.
+_WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 class CheckpointError(ValueError):
@@ -58,8 +62,7 @@ class KeyMismatch:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file, without executing any pickled code."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    check_checkpoint_file(path)
     try:
         obj = _torch_load(path)
     except pickle.UnpicklingError as err:
@@ -74,6 +77,40 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as err:
         raise CheckpointError(f"{path.name}: {_damage_reason(path, err)}") from None
     return _extract_state_dict(obj, path.name)
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Raise CheckpointError unless `path` leads to a regular file.
+
+    `stat` never blocks, whereas `torch.load` would wait forever on a FIFO and read a
+    device such as /dev/zero until memory runs out; a folder deserves its own message."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a pipe, device or socket)")
+
+
+def check_weights(state_dict: dict[str, torch.Tensor], *, name: str = "checkpoint") -> None:
+    """Raise CheckpointError naming the first tensor that is not floating point or not finite.
+
+    Checked one tensor at a time, so the only extra memory is one boolean mask of the
+    largest tensor (a quarter of its float32 size), never a second copy of the weights."""
+    for key, tensor in state_dict.items():
+        if tensor.dtype not in _WEIGHT_DTYPES:
+            raise CheckpointError(
+                f"{name}: tensor {key} holds {str(tensor.dtype).removeprefix('torch.')} "
+                "values, expected floating-point weights"
+            )
+        if not bool(torch.isfinite(tensor).all()):
+            kind = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+            raise CheckpointError(f"{name}: tensor {key} holds {kind} values; the file is damaged")
 
 
 def _torch_load(path: Path) -> object:
@@ -178,6 +215,7 @@ def load_model(
 
     path = Path(path)
     state_dict = read_state_dict(path)
+    check_weights(state_dict, name=path.name)
     cfg = detect_variant(state_dict, name=path.name)
     if image_size is not None:
         cfg = cfg.with_image_size(image_size)

@@ -8,7 +8,7 @@ frame when cancelled.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from app.export import ExportOptions, ObjectMeta, StoreSource, export
 from app.gui.document import AnnotationDocument
 from app.mask_store import MaskStore
+from app.output_guard import check_outputs, export_outputs
 
 FORMAT_LABELS = {
     "png": "DAVIS palette PNGs (folder)",
@@ -97,11 +98,16 @@ class ExportDialog(QDialog):
         document: AnnotationDocument,
         open_reader: Callable[[], Any],
         parent: QWidget | None = None,
+        *,
+        inputs: Sequence[str] = (),
     ) -> None:
+        """`inputs`: the user's files besides the video (project file, mask folder) that
+        no output may replace."""
         super().__init__(parent)
         self.setWindowTitle("Export")
         self._doc = document
         self._open_reader = open_reader
+        self._inputs = list(inputs)
         self._thread: QThread | None = None
         self._job: ExportJob | None = None
         self._build()
@@ -178,8 +184,11 @@ class ExportDialog(QDialog):
         )
 
     def start_export(self) -> None:
+        fmt, out = self.format.currentData(), self.output.text()
+        inputs = [p for p in (self._doc.video_path, *self._inputs) if p]
         try:
             options = self.options()
+            check_outputs(export_outputs(fmt, Path(out), images=bool(options.images)), inputs)
         except ValueError as exc:
             self._on_failed(str(exc))
             return
@@ -189,7 +198,7 @@ class ExportDialog(QDialog):
         self._job = ExportJob(
             open_reader=self._open_reader, store=snapshot_store(self._doc.store),
             objects=objects, name=Path(self._doc.video_path or "video").stem,
-            fmt=self.format.currentData(), out=self.output.text(), options=options,
+            fmt=fmt, out=out, options=options,
         )  # fmt: skip
         self._thread = QThread(self)
         self._job.moveToThread(self._thread)

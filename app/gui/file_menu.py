@@ -240,9 +240,14 @@ class FileMenuMixin:
             self.statusBar().showMessage("Open a video before exporting", 4000)
             return
         from app.gui.export_dialog import ExportDialog
+        from app.project import mask_folder
 
         opener, path = self.video_opener, self.document.video_path
-        self.export_dialog = ExportDialog(self.document, lambda: opener(path), parent=self)
+        project = self.project.path
+        inputs = [project, str(mask_folder(project))] if project else []
+        self.export_dialog = ExportDialog(
+            self.document, lambda: opener(path), parent=self, inputs=inputs
+        )
         self.export_dialog.open()
 
 

@@ -192,8 +192,8 @@ def test_bad_inputs_give_one_line(video, prompts, project, tmp_path, capsys):
     assert "sam9-huge" in one_line_error(capsys)
     args[args.index("random:sam9-huge")] = "random:sam2.1-tiny"
     args[args.index("256")] = "100"
-    assert main(args) == 1
-    assert "image_size must be a positive multiple of 32" in one_line_error(capsys)
+    assert main(args) == 2
+    assert "--image-size: expected a multiple of 32 up to 4096, got 100" in one_line_error(capsys)
 
     broken = tmp_path / "broken.masklet"
     broken.write_text("{")
@@ -201,13 +201,13 @@ def test_bad_inputs_give_one_line(video, prompts, project, tmp_path, capsys):
     assert "broken.masklet" in one_line_error(capsys)
 
     path, _ = project
-    for extra, message in [
-        (["--frames", "x"], "--frames: expected A:B"),
-        (["--objects", "1,q"], "--objects: expected ids"),
-        (["--objects", "5"], r"unknown object id(s) [5]"),
-        (["--frames", "2:99"], "frame range ends at 99"),
+    for extra, code, message in [
+        (["--frames", "x"], 2, "argument --frames: expected A:B"),
+        (["--objects", "1,q"], 2, "argument --objects: expected ids"),
+        (["--objects", "5"], 1, r"unknown object id(s) [5]"),
+        (["--frames", "2:99"], 1, "frame range ends at 99"),
     ]:
-        assert main(["export", str(path), "--format", "coco", "--out", out, *extra]) == 1
+        assert main(["export", str(path), "--format", "coco", "--out", out, *extra]) == code
         assert message in one_line_error(capsys)
     assert main(["export", str(path), "--format", "gif", "--out", out]) == 2
     assert "invalid choice: 'gif'" in one_line_error(capsys)

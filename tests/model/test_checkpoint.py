@@ -1,6 +1,7 @@
 """Checkpoint loading: variant detection, strict keys, clear errors, round trip."""
 
 import collections
+import os
 import pickle
 
 import pytest
@@ -10,6 +11,7 @@ from oracle import REFERENCE_CONFIGS, build_reference
 from model.build import build_model
 from model.checkpoint import (
     CheckpointError,
+    check_weights,
     compare_keys,
     detect_variant,
     load_model,
@@ -158,3 +160,53 @@ def test_read_state_dict_accepts_bare_state_dict(tmp_path):
     path = tmp_path / "bare.pt"
     torch.save({"a": torch.ones(2)}, path)
     assert list(read_state_dict(path)) == ["a"]
+
+
+def test_folder_and_non_regular_paths_say_what_they_are(tmp_path):
+    with pytest.raises(CheckpointError, match=r"checkpoint .* is a folder, not a file"):
+        load_model(tmp_path)
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)  # torch.load would block on it forever
+    with pytest.raises(CheckpointError, match=r"pipe.pt is not a regular file"):
+        load_model(fifo)
+    device = tmp_path / "zero.pt"
+    device.symlink_to("/dev/zero")  # judged by what the link leads to
+    with pytest.raises(CheckpointError, match=r"zero.pt is not a regular file"):
+        read_state_dict(device)
+
+
+@pytest.mark.parametrize(("bad", "word"), [(float("nan"), "NaN"), (float("-inf"), "infinite")])
+def test_non_finite_weights_name_the_first_bad_tensor(tmp_path, bad, word):
+    state = {"a.weight": torch.ones(3), "b.weight": torch.ones(2, 2), "c.weight": torch.ones(1)}
+    state["b.weight"][1, 0] = bad
+    state["c.weight"][0] = bad
+    path = tmp_path / "damaged.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match=rf"damaged.pt: tensor b.weight holds {word}"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64, torch.float8_e4m3fn])
+def test_non_float_weights_are_refused(tmp_path, dtype):
+    path = tmp_path / "odd.pt"
+    torch.save(
+        {"model": {"a.weight": torch.ones(2), "b.weight": torch.zeros(2, dtype=dtype)}}, path
+    )
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(CheckpointError, match=rf"odd.pt: tensor b.weight holds {name} values"):
+        load_model(path)
+
+
+def test_weights_are_checked_one_tensor_at_a_time(monkeypatch):
+    """No check ever sees more than one tensor, so memory never holds a second copy."""
+    seen = []
+    real = torch.isfinite
+
+    def spy(tensor):
+        seen.append(tensor.numel())
+        return real(tensor)
+
+    monkeypatch.setattr(torch, "isfinite", spy)
+    state = {f"t{i}": torch.ones(i + 1) for i in range(4)}
+    check_weights(state)
+    assert seen == [1, 2, 3, 4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 from conftest import NUM_FRAMES, click_frame
 
@@ -72,4 +73,23 @@ def test_export_cancel_keeps_gui_free_and_stops(qtbot, opened, tmp_path):
     result = blocker.args[0]
     assert result.cancelled and result.frames_done == 0
     assert not out.exists()
+    dialog.close()
+
+
+def test_export_refuses_to_replace_the_video_or_project(qtbot, opened, tmp_path):
+    """The overlay MP4 over its own video, or COCO over the saved project, is refused
+    before the export starts, and both files stay as they were."""
+    video = opened.document.video_path
+    project = tmp_path / "p.masklet"
+    opened.project.save(str(project))
+    before = {p: Path(p).read_bytes() for p in (video, project)}
+    opened.actions.export.trigger()
+    dialog = opened.export_dialog
+    for fmt, out in [("mp4", video), ("coco", project)]:
+        dialog.format.setCurrentIndex(dialog.format.findData(fmt))
+        dialog.output.setText(str(out))
+        with qtbot.waitSignal(dialog.export_failed, timeout=5000) as blocker:
+            dialog.run_button.click()
+        assert blocker.args[0].startswith(f"refusing to write {out}: it is the input")
+    assert {p: Path(p).read_bytes() for p in before} == before
     dialog.close()

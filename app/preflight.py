@@ -1,0 +1,66 @@
+"""Checks a headless run makes before it loads a model or decodes a frame.
+
+Whatever can be known from the paths, the prompts and the video's length alone (a video
+path that is a FIFO, unknown `--objects`, a frame range past the end, too many objects
+for a palette PNG) is refused here, so a mistake costs a second rather than a model load
+and a tracked video. Every refusal is a `ValueError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.export import ExportOptions, ObjectMeta
+from app.export.png import index_map
+from app.export.source import selected_frames, selected_objects
+from app.limits import MAX_JSON_BYTES
+from app.safe_io import check_regular_file
+
+__all__ = ["check_export_plan", "check_project_path", "check_video_path"]
+
+
+def check_video_path(path: str | os.PathLike[str]) -> None:
+    """A video must be a regular file or a folder (of images): a FIFO would block the
+    decoder's open forever and a device would be read without end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ValueError(f"video not found: {path}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read video {path}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"video {path} is not a regular file (a pipe, device or socket)")
+
+
+def check_project_path(path: str | os.PathLike[str]) -> None:
+    """A project must be a regular file within MAX_JSON_BYTES; a missing one is left to
+    the loader, whose message for it the user already knows."""
+    try:
+        check_regular_file(path, max_bytes=MAX_JSON_BYTES)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ValueError(f"{Path(path).name}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The part of an `ExportSource` that frame and object selection look at."""
+
+    num_frames: int
+    objects: Sequence[ObjectMeta]
+
+
+def check_export_plan(
+    fmt: str, num_frames: int, objects: Sequence[ObjectMeta], options: ExportOptions
+) -> None:
+    """Raise ValueError if the export of these frames and objects would be refused later."""
+    plan = _Plan(num_frames, objects)
+    selected_frames(plan, options)
+    chosen = selected_objects(plan, options)
+    if fmt == "png":
+        index_map(chosen)
