@@ -156,7 +156,7 @@ def test_rle_on_a_huge_declared_image_is_refused_before_decoding(tmp_path):
     segmentation = {"size": [side, side], "counts": [side * side]}
     data = coco(segmentation, image={"height": side, "width": side})
     line = import_in_child(write_json(tmp_path / "huge.json", data))
-    assert "images[0]: size 100000x100000 (WxH) is over the limit" in line
+    assert "images[0]: size 100000x100000 (WxH) has a side over the limit" in line
 
 
 def coco_polygon(polygon: list[float]) -> np.ndarray:
