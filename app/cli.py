@@ -3,10 +3,12 @@
     masklet [VIDEO]                     start the app (optionally opening VIDEO)
     masklet track VIDEO --prompts P.json --checkpoint CKPT --format F --out PATH
     masklet export PROJECT.masklet --format F --out PATH
+    masklet batch MANIFEST.jsonl --checkpoint CKPT --out DIR    (many videos, on Ray)
 
 `track` runs the tracker headless and exports the result; `export` writes the masks of
-a saved project. Bad input ends with exit code 1 (2 for bad arguments) and one line on
-stderr, never a traceback; set MASKLET_DEBUG=1 to see one anyway.
+a saved project; `batch` tracks every video of a manifest on Ray (app.batch). Bad input
+ends with exit code 1 (2 for bad arguments) and one line on stderr, never a traceback; set
+MASKLET_DEBUG=1 to see one anyway. (`batch` reports a bad manifest one line per bad entry.)
 
 Whatever can be refused without the model (option values, non-regular inputs, outputs
 that would replace an input or cannot be written, prompts that do not fit the video or
@@ -23,7 +25,7 @@ from typing import TextIO
 
 __all__ = ["ProgressBar", "main"]
 
-_SUBCOMMANDS = ("track", "export")
+_SUBCOMMANDS = ("track", "export", "batch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +95,11 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
     from app import cli_args
 
     parser = _Parser(prog=f"masklet {command}")
+    if command == "batch":
+        from app.batch.command import add_arguments
+
+        add_arguments(parser)
+        return parser
     if command == "track":
         parser.description = "Track the objects of a prompts file through a video, headless."
         parser.add_argument("video", type=Path, help="video file or image folder")
@@ -198,6 +205,12 @@ def _cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from app.batch.command import run
+
+    return run(args)
+
+
 def _load_model(checkpoint: str, image_size: int | None, device: str):
     """The one place the CLI loads a model (tests replace it to prove it is not reached)."""
     from app.track_run import load_model
@@ -238,7 +251,7 @@ def _run_subcommand(argv: list[str]) -> int:
     args = _parse(_build_parser(argv[0]), argv[1:])
     if isinstance(args, int):
         return args
-    handler = _cmd_track if argv[0] == "track" else _cmd_export
+    handler = {"track": _cmd_track, "export": _cmd_export, "batch": _cmd_batch}[argv[0]]
     _silence_native_logs()
     try:
         return handler(args)
@@ -269,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
         prog="masklet",
         description="Interactive video segmentation",
-        epilog="headless commands: 'masklet track --help', 'masklet export --help'",
+        epilog="headless commands: 'masklet track --help', 'masklet export --help', "
+        "'masklet batch --help'",
     )
     parser.add_argument("video", nargs="?", help="video file or image folder to open")
     args = _parse(parser, argv)
