@@ -3,10 +3,12 @@
     masklet [VIDEO]                     start the app (optionally opening VIDEO)
     masklet track VIDEO --prompts P.json --checkpoint CKPT --format F --out PATH
     masklet export PROJECT.masklet --format F --out PATH
+    masklet batch MANIFEST.jsonl --checkpoint CKPT --out DIR    (many videos, on Ray)
 
 `track` runs the tracker headless and exports the result; `export` writes the masks of
-a saved project. Bad input ends with exit code 1 (2 for bad arguments) and one line on
-stderr, never a traceback; set MASKLET_DEBUG=1 to see one anyway.
+a saved project; `batch` tracks every video of a manifest on Ray (app.batch). Bad input
+ends with exit code 1 (2 for bad arguments) and one line on stderr, never a traceback; set
+MASKLET_DEBUG=1 to see one anyway. (`batch` reports a bad manifest one line per bad entry.)
 
 Whatever can be refused without the model (option values, non-regular inputs, outputs
 that would replace an input or cannot be written, prompts that do not fit the video or
@@ -23,8 +25,7 @@ from typing import TextIO
 
 __all__ = ["ProgressBar", "main"]
 
-RANDOM_PREFIX = "random:"
-_SUBCOMMANDS = ("track", "export")
+_SUBCOMMANDS = ("track", "export", "batch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,6 +95,11 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
     from app import cli_args
 
     parser = _Parser(prog=f"masklet {command}")
+    if command == "batch":
+        from app.batch.command import add_arguments
+
+        add_arguments(parser)
+        return parser
     if command == "track":
         parser.description = "Track the objects of a prompts file through a video, headless."
         parser.add_argument("video", type=Path, help="video file or image folder")
@@ -170,113 +176,56 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_track(args: argparse.Namespace) -> int:
     """Everything that needs no model is checked first, cheapest first; then the model
-    loads, tracks, and the export writes."""
-    from app.export import ObjectMeta, StoreSource
-    from app.output_guard import check_outputs, export_outputs
-    from app.preflight import check_export_plan, check_video_path
-    from app.prompts_file import PromptsError, load_prompts
-    from app.video import open_video
+    loads, tracks, and the export writes (app.track_run, shared with `masklet batch`)."""
+    from app.track_run import TrackJob, check_model_args, run_track
 
-    options = _export_options(args)
-    check_video_path(args.video)
-    inputs = [args.video, args.prompts, *_check_model_args(args)]
-    check_outputs(export_outputs(args.format, args.out, images=bool(args.images)), inputs)
-    prompts = load_prompts(args.prompts)
-    objects = [ObjectMeta(o.obj_id, o.name, o.category) for o in prompts.objects]
-    with open_video(args.video) as reader:
-        try:
-            prompts.check_video(len(reader), tuple(reader.size))
-        except PromptsError as exc:
-            raise PromptsError(f"prompts file {args.prompts}: {exc}") from None
-        check_export_plan(args.format, len(reader), objects, options)
-        model = _load_model(args.checkpoint, args.image_size, args.device)
-        store = _track(model, reader, prompts, args)
-        source = StoreSource(name=args.video.stem, reader=reader, store=store, objects=objects)
-        _run_export(source, args, options)
+    job = TrackJob(
+        video=args.video,
+        fmt=args.format,
+        out=args.out,
+        prompts=args.prompts,
+        direction=args.direction,
+        device=args.device,
+        options=_export_options(args),
+        extra_inputs=tuple(check_model_args(args.checkpoint, args.image_size, args.device)),
+    )
+    tracking = ProgressBar("tracking")
+    exporting = ProgressBar(f"exporting {args.format}")
+    try:
+        result = run_track(
+            job,
+            lambda: _load_model(args.checkpoint, args.image_size, args.device),
+            track_progress=tracking,
+            export_progress=_closing_first(tracking, exporting),
+        )
+    finally:
+        tracking.close()
+        exporting.close()
+    print(f"wrote {result.out} ({result.frames_done} frames)", file=sys.stderr)
     return 0
 
 
-def _check_model_args(args: argparse.Namespace) -> list[Path]:
-    """Refuse a checkpoint or device that cannot work, without building anything;
-    returns the checkpoint file, an input the outputs must not replace (none for random:)."""
-    import torch
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from app.batch.command import run
 
-    from model.checkpoint import check_checkpoint_file
-    from model.config import get_config
-
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    if args.device == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps: no MPS device is available")
-    if args.checkpoint.startswith(RANDOM_PREFIX):
-        get_config(args.checkpoint[len(RANDOM_PREFIX) :], image_size=args.image_size)
-        return []
-    check_checkpoint_file(args.checkpoint)
-    return [Path(args.checkpoint)]
+    return run(args)
 
 
 def _load_model(checkpoint: str, image_size: int | None, device: str):
-    import torch
+    """The one place the CLI loads a model (tests replace it to prove it is not reached)."""
+    from app.track_run import load_model
 
-    from model.checkpoint import load_model
-
-    if not checkpoint.startswith(RANDOM_PREFIX):
-        try:
-            return load_model(checkpoint, image_size=image_size, device=device)
-        except (KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-            # torch's unpickler fails on some garbage files with bare lookup errors.
-            raise ValueError(
-                f"{Path(checkpoint).name}: not a PyTorch checkpoint ({type(exc).__name__})"
-            ) from None
-    from model.build import build_model
-    from model.config import get_config
-
-    torch.manual_seed(0)
-    cfg = get_config(checkpoint[len(RANDOM_PREFIX) :], image_size=image_size)
-    return build_model(cfg).to(device)
+    return load_model(checkpoint, image_size, device)
 
 
-def _expected_frames(prompts, num_frames: int, direction: str) -> int:
-    """Frames the propagation will visit, for the progress bar's total."""
-    frames = [p.frame for obj in prompts.objects for p in obj.prompts]
-    if direction == "forward":
-        return num_frames - min(frames)
-    if direction == "backward":
-        return max(frames) + 1
-    return num_frames - min(frames) + max(frames) + 1
+def _closing_first(done: ProgressBar, bar: ProgressBar):
+    """`bar`, ending `done`'s line before its first redraw."""
 
+    def progress(count: int, total: int) -> None:
+        done.close()
+        bar(count, total)
 
-def _track(model, reader, prompts, args: argparse.Namespace):
-    """Prompt every object, propagate, and collect the masks in a MaskStore."""
-    from app.mask_store import MaskStore
-    from model.session import Prompt, TrackingSession
-
-    store = MaskStore(tuple(reader.size), num_frames=len(reader))
-    session = TrackingSession(model, reader, device=args.device)
-    for obj in prompts.objects:
-        for p in obj.prompts:
-            prompt = Prompt(points=p.points, labels=p.labels, box=p.box)
-            _record(store, p.frame, session.add_prompt(p.frame, obj.obj_id, prompt))
-    total = _expected_frames(prompts, len(reader), args.direction)
-    bar = ProgressBar("tracking")
-    bar(0, total)
-    try:
-        # "full" visits every frame from the first (or last) keyframe, which is what a
-        # fresh headless run wants; "local" is for re-tracking after edits in the app.
-        results = session.propagate(direction=args.direction, mode="full")
-        for done, frame_result in enumerate(results, 1):
-            for result in frame_result.objects.values():
-                _record(store, frame_result.frame, result)
-            bar(min(done, total), total)
-    finally:
-        bar.close()
-    return store
-
-
-def _record(store, frame: int, result) -> None:
-    """Store one object's mask; absent when the model says so or the mask is empty."""
-    present = bool(result.present and result.mask.any())
-    store.set(frame, result.obj_id, result.mask if present else None, present=present)
+    return progress
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
@@ -302,7 +251,7 @@ def _run_subcommand(argv: list[str]) -> int:
     args = _parse(_build_parser(argv[0]), argv[1:])
     if isinstance(args, int):
         return args
-    handler = _cmd_track if argv[0] == "track" else _cmd_export
+    handler = {"track": _cmd_track, "export": _cmd_export, "batch": _cmd_batch}[argv[0]]
     _silence_native_logs()
     try:
         return handler(args)
@@ -333,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
         prog="masklet",
         description="Interactive video segmentation",
-        epilog="headless commands: 'masklet track --help', 'masklet export --help'",
+        epilog="headless commands: 'masklet track --help', 'masklet export --help', "
+        "'masklet batch --help'",
     )
     parser.add_argument("video", nargs="?", help="video file or image folder to open")
     args = _parse(parser, argv)

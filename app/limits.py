@@ -70,3 +70,14 @@ MAX_POLYGON_PERIMETERS = 100
 in all (each edge counted as its longer side plus one). Rasterising costs memory in
 proportion to that length, so a zigzag of a million points across the frame is refused
 rather than decoded; a real outline is a few frame perimeters at most."""
+
+
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+"""A `masklet batch` manifest (JSON Lines). An entry is a few hundred bytes, so this holds
+about a million videos, while its parsed lines stay well under a GiB of Python objects."""
+
+MAX_MANIFEST_LINE_BYTES = 64 * 1024
+"""One manifest line: two paths (PATH_MAX is 4096 on Linux), an id and a direction."""
+
+MAX_MANIFEST_VIDEOS = 1_000_000
+"""Videos in one batch."""

@@ -1,0 +1,1 @@
+"""`masklet batch`: many videos tracked on Ray, one model per worker, resumable."""
