@@ -180,3 +180,30 @@ def test_shutdown_stops_thread(qtbot, sessions):
     thread: QThread = client._thread
     client.shutdown()
     assert not thread.isRunning()
+
+
+@pytest.mark.slow
+def test_propagation_keeps_the_encoded_window_around_focus(qtbot):
+    """With the real engine's defaults, a pass neither fills the cache nor evicts the window."""
+    from app.gui.engine import random_model_loader, real_engine
+
+    client = WorkerClient(real_engine(random_model_loader("sam2.1-tiny", image_size=64)))
+    try:
+        with qtbot.waitSignal(client.session_opened, timeout=60000):
+            client.load_model("random-init", "cpu")
+            client.open_video(lambda: FrameList(16))
+        with qtbot.waitSignal(client.mask_ready, timeout=60000):
+            client.set_prompts(0, 1, [(20.0, 20.0, 1)], None)
+        session = client._worker._session
+        client.focus(4)
+        window = set(range(4 - PREFETCH_AHEAD // 2, 4 + PREFETCH_AHEAD + 1))
+        qtbot.waitUntil(lambda: all(session.is_encoded(f) for f in window), timeout=60000)
+        with qtbot.waitSignal(client.propagation_finished, timeout=120000) as blocker:
+            client.propagate(0, "forward")
+        assert blocker.args[0].frames == 16 and not blocker.args[0].cancelled
+        qtbot.waitUntil(lambda: not client.is_busy, timeout=10000)
+        encoded = {f for f in range(16) if session.is_encoded(f)}
+        assert encoded == window | {0}
+        assert session.cache_frames_used == len(encoded)
+    finally:
+        client.shutdown()
