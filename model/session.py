@@ -4,9 +4,10 @@
 conditioning frame ("keyframe"; `add_all_frames_to_correct_as_cond`), and adds:
 
 - frames are read from the `FrameSource` only when needed; image-encoder outputs
-  live in a byte-bounded LRU cache shared by all objects, so several objects cost
-  one encoder pass per frame, and the rest of the model runs on them as a batch
-  (objects whose memories line up are stacked; the reference loops over objects);
+  are shared by all objects, so several objects cost one encoder pass per frame,
+  and the rest of the model runs on them as a batch (objects whose memories line
+  up are stacked; the reference loops over objects); a small window of them stays
+  cached for clicks, a propagation adds none (`model.frame_features`);
 - objects can be added, prompted, cleared and removed at any time, in any order;
 - "local" propagation recomputes, per object, only from each edited frame up to
   its next keyframe; "full" recomputes the whole video as the reference does;

@@ -207,3 +207,26 @@ def test_propagation_keeps_the_encoded_window_around_focus(qtbot):
         assert session.cache_frames_used == len(encoded)
     finally:
         client.shutdown()
+
+
+def test_many_signal_emits_do_not_abort_the_app():
+    """PySide6 6.12 on CPython 3.11 spends a reference to True per emit; the app must survive."""
+    from hostile import run_python
+
+    code = """
+import app.gui.worker
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+
+class Ticker(QObject):
+    tick = Signal(object)
+
+app = QCoreApplication([])
+ticker = Ticker()
+ticker.tick.connect(lambda value: None)
+for i in range(100_000):  # a few signals per frame of a long propagation
+    ticker.tick.emit(i)
+print("survived")
+"""
+    outcome = run_python(code, timeout=60)
+    assert outcome.returncode == 0, outcome.stderr[-2000:]
+    assert outcome.stdout.strip() == "survived"
