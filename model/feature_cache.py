@@ -1,10 +1,16 @@
-"""A least-recently-used cache of image-encoder outputs, bounded in bytes."""
+"""A least-recently-used cache of image-encoder outputs, bounded in frames and in bytes."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
 from model.sam2 import ImageFeatures
+
+# Frames of features kept for interactive use: the frames around the user's position that
+# the app encodes ahead while idle (about ten) and the few frames just clicked, with room to
+# spare. More would only keep frames the user has left, up to the byte bound: at 128 px one
+# frame is 0.25 MB, at 1024 px 16 MB.
+DEFAULT_WINDOW_FRAMES = 32
 
 
 def features_nbytes(features: ImageFeatures) -> int:
@@ -14,15 +20,19 @@ def features_nbytes(features: ImageFeatures) -> int:
 
 
 class FeatureCache:
-    """frame index -> ImageFeatures, evicting the least recently used beyond `max_bytes`.
+    """frame index -> ImageFeatures, evicting the least recently used beyond either bound.
 
-    The most recent entry is always kept, even if it alone exceeds the bound.
+    `max_frames` is the working window; `max_bytes` an upper limit for large image sizes.
+    The most recent entry is always kept, even if it alone exceeds the byte bound.
     """
 
-    def __init__(self, *, max_bytes: int) -> None:
+    def __init__(self, *, max_bytes: int, max_frames: int = DEFAULT_WINDOW_FRAMES) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
         self.max_bytes = max_bytes
+        self.max_frames = max_frames
         self._entries: OrderedDict[int, tuple[ImageFeatures, int]] = OrderedDict()
         self._bytes = 0
 
@@ -48,7 +58,9 @@ class FeatureCache:
         size = features_nbytes(features)
         self._entries[frame] = (features, size)
         self._bytes += size
-        while self._bytes > self.max_bytes and len(self._entries) > 1:
+        while len(self._entries) > 1 and (
+            self._bytes > self.max_bytes or len(self._entries) > self.max_frames
+        ):
             _, (_, old) = self._entries.popitem(last=False)
             self._bytes -= old
 

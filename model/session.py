@@ -4,9 +4,10 @@
 conditioning frame ("keyframe"; `add_all_frames_to_correct_as_cond`), and adds:
 
 - frames are read from the `FrameSource` only when needed; image-encoder outputs
-  live in a byte-bounded LRU cache shared by all objects, so several objects cost
-  one encoder pass per frame, and the rest of the model runs on them as a batch
-  (objects whose memories line up are stacked; the reference loops over objects);
+  are shared by all objects, so several objects cost one encoder pass per frame,
+  and the rest of the model runs on them as a batch (objects whose memories line
+  up are stacked; the reference loops over objects); a small window of them stays
+  cached for clicks, a propagation adds none (`model.frame_features`);
 - objects can be added, prompted, cleared and removed at any time, in any order;
 - "local" propagation recomputes, per object, only from each edited frame up to
   its next keyframe; "full" recomputes the whole video as the reference does;
@@ -22,7 +23,6 @@ memory selection of other clicks sees.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from model.device import pick_device, release_free_memory
-from model.feature_cache import FeatureCache
-from model.frames import FrameSource, check_frame, preprocess_frame
+from model.feature_cache import DEFAULT_WINDOW_FRAMES
+from model.frame_features import FrameFeatures
+from model.frames import FrameSource
 from model.mask_store import PackedMask
 from model.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
 from model.postprocess import fill_holes_and_specks
@@ -66,6 +67,7 @@ class TrackingSession:
         *,
         device: str | torch.device | None = None,
         cache_bytes: int = 1 << 30,
+        cache_frames: int = DEFAULT_WINDOW_FRAMES,
         fill_hole_area: int = 8,
         max_sprinkle_area: int = 0,
         autocast: bool | None = None,
@@ -80,10 +82,14 @@ class TrackingSession:
         self.fill_hole_area = fill_hole_area
         self.max_sprinkle_area = max_sprinkle_area
         self.autocast = self.device.type == "cuda" if autocast is None else autocast
-        self._source = source
-        self._video_size: tuple[int, int] | None = None
-        self._cache = FeatureCache(max_bytes=cache_bytes)
-        self._shared_pos: torch.Tensor | None = None
+        self._frames = FrameFeatures(
+            self.model,
+            source,
+            device=self.device,
+            autocast=self.autocast,
+            max_bytes=cache_bytes,
+            max_frames=cache_frames,
+        )
         cfg = model.cfg
         window = max(
             cfg.num_maskmem * cfg.memory_temporal_stride_for_eval, cfg.max_obj_ptrs_in_encoder
@@ -96,10 +102,7 @@ class TrackingSession:
     @property
     def video_size(self) -> tuple[int, int]:
         """(H, W) of the video, read from the first frame on first use."""
-        if self._video_size is None:
-            frame = check_frame(self._source[0], 0)
-            self._video_size = (frame.shape[0], frame.shape[1])
-        return self._video_size
+        return self._frames.video_size
 
     @property
     def object_ids(self) -> list[int]:
@@ -107,7 +110,11 @@ class TrackingSession:
 
     @property
     def cache_bytes_used(self) -> int:
-        return self._cache.bytes_used
+        return self._frames.cache.bytes_used
+
+    @property
+    def cache_frames_used(self) -> int:
+        return len(self._frames.cache)
 
     # ------------------------------------------------------------------ features
 
@@ -118,32 +125,14 @@ class TrackingSession:
             self._features(frame)
 
     def is_encoded(self, frame: int) -> bool:
-        return frame in self._cache
+        return frame in self._frames
 
     def _features(self, frame: int) -> ImageFeatures:
-        cached = self._cache.get(frame)
-        if cached is not None:
-            return cached
-        image = check_frame(self._source[frame], frame)
-        if self._video_size is None:
-            self._video_size = (image.shape[0], image.shape[1])
-        elif image.shape[:2] != self._video_size:
-            raise ValueError(f"frame {frame} is {image.shape[:2]}, the video {self._video_size}")
-        with self._autocast():
-            feats = self.model.encode_image(
-                preprocess_frame(image, self.model.image_size, self.device)
-            )
-        # The position encoding is the same on every frame: keep one copy.
-        if self._shared_pos is None:
-            self._shared_pos = feats.vision_pos
-        feats = replace(feats, vision_pos=self._shared_pos)
-        self._cache.put(frame, feats)
-        return feats
+        """Interactive reads: the frame's features stay cached for the next click."""
+        return self._frames.get(frame)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if not self.autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+    def _autocast(self):
+        return self._frames.autocast_context()
 
     # ------------------------------------------------------------------ prompts
 
@@ -349,7 +338,8 @@ class TrackingSession:
             memories, pointers, max_ptrs = self._gather(o, self._tracks[o], frame, reverse)
             key = (tuple(p for p, _ in memories), tuple(d for d, _ in pointers), max_ptrs)
             groups[key].append((o, memories, pointers))
-        feats = self._features(frame)
+        # A pass reads each frame once: it must not fill the cache with them.
+        feats = self._frames.get(frame, keep=False)
         for (_, _, max_ptrs), items in groups.items():
             first_mems, first_ptrs = items[0][1], items[0][2]
             memories = [
@@ -391,7 +381,7 @@ class TrackingSession:
             scores = torch.cat([x.score for x in tensors])
             with self._autocast():
                 memory, _ = self.model.encode_memory(
-                    self._features(frame).expand(len(ids)).vision,
+                    self._frames.get(frame, keep=False).expand(len(ids)).vision,
                     self.model.upsample_logits(logits),
                     scores,
                     is_mask_from_pts=True,

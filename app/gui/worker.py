@@ -37,7 +37,11 @@ from app.gui.jobs import (
     SessionInfo,
     SetPrompts,
 )
+from app.gui.signal_refcount import pin_booleans
 from app.mask_store import decode_rle
+
+# The worker emits per frame: without this a long propagation aborts the app.
+pin_booleans()
 
 # Frames encoded ahead of the current one while idle; behind gets half as many.
 PREFETCH_AHEAD = 6

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from video_fixtures import H, N, W, frame_code, plain_decode, write_image_folder
+from video_fixtures import H, N, W, frame_code, plain_decode, write_image_folder, write_video
 
 from app.video import FrameCache, ImageFolderReader, VideoFileReader, open_video
+from app.video.cache import DEFAULT_CACHE_FRAMES
 
 
 def test_cache_evicts_least_recently_used_within_its_byte_budget() -> None:
@@ -32,6 +33,41 @@ def test_cache_evicts_least_recently_used_within_its_byte_budget() -> None:
     assert len(cache) == 0 and cache.nbytes == 0
     with pytest.raises(ValueError, match=">= 0"):
         FrameCache(-1)
+
+
+def test_cache_keeps_a_window_of_frames_within_its_byte_budget() -> None:
+    cache: FrameCache[str] = FrameCache(1000, max_frames=3)
+    for i in range(5):
+        cache.put(i, f"frame {i}", 10)
+    assert [k in cache for k in range(5)] == [False, False, True, True, True]
+    assert cache.get(2) == "frame 2"  # 2 is now the most recently used
+    cache.put(5, "frame 5", 10)
+    assert [k in cache for k in (2, 3, 4, 5)] == [True, False, True, True]
+    assert len(cache) == 3 and cache.nbytes == 30
+    cache.put(4, "frame 4 again", 10)  # replacing an item does not evict another
+    assert len(cache) == 3 and 2 in cache and cache.get(4) == "frame 4 again"
+    none: FrameCache[str] = FrameCache(1000, max_frames=0)
+    none.put(0, "frame 0", 10)
+    assert len(none) == 0 and none.get(0) is None
+    with pytest.raises(ValueError, match="frames"):
+        FrameCache(1000, max_frames=-1)
+
+
+def test_one_pass_read_keeps_only_the_default_window(video_dir: Path) -> None:
+    """Tracking and export read each frame once: the default reader must not keep them all."""
+    frames = DEFAULT_CACHE_FRAMES + 40
+    path = write_video(video_dir / "long.mp4", frames=frames, width=96, height=64)
+    with open_video(path) as reader:
+        for i in range(frames):
+            reader[i]
+        cache = reader._cache
+        assert len(cache) == DEFAULT_CACHE_FRAMES
+        assert cache.nbytes <= DEFAULT_CACHE_FRAMES * 96 * 64 * 2 < cache.max_bytes
+        # The window is the most recent frames: stepping back is still a cache hit.
+        assert all(i in cache for i in range(frames - DEFAULT_CACHE_FRAMES, frames))
+        decoded = reader.stats.packets
+        reader[frames - 2]
+        assert reader.stats.packets == decoded
 
 
 def test_reader_cache_stays_within_budget(gop12_mp4: Path) -> None:

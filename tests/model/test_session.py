@@ -220,6 +220,35 @@ def test_feature_cache_is_bounded(model) -> None:
     assert [bounded.is_encoded(f) for f in range(5)] == [False, False, False, True, True]
 
 
+def test_interactive_reads_keep_a_window_of_frames(model) -> None:
+    session, video = _session(model, n=12, cache_frames=4)
+    for frame in range(6):
+        session.encode_frame(frame)
+    assert [session.is_encoded(f) for f in range(6)] == [False, False, True, True, True, True]
+    session.add_prompt(2, 1, _click())  # a hit: 2 becomes the most recent, 3 goes next
+    assert video.reads == list(range(6))
+    session.encode_frame(7)
+    assert session.cache_frames_used == 4
+    assert [f for f in range(12) if session.is_encoded(f)] == [2, 4, 5, 7]
+
+
+@pytest.mark.parametrize(("mode", "direction"), [("full", "forward"), ("local", "both")])
+def test_one_pass_propagation_does_not_fill_the_feature_cache(model, mode, direction) -> None:
+    """A pass reads each frame once: it leaves the cache as the user's clicks left it."""
+    n = 16
+    session, video = _session(model, n=n, cache_frames=4)  # a pass visits more than that
+    session.add_prompt(8, 1, _click())
+    for frame in (9, 10):  # the app encodes ahead of the user's position while idle
+        session.encode_frame(frame)
+    used, reads = session.cache_bytes_used, len(video.reads)
+    visited = [r.frame for r in session.propagate(direction=direction, mode=mode)]
+    assert len(visited) == (8 if direction == "forward" else 17)
+    assert [f for f in range(n) if session.is_encoded(f)] == [8, 9, 10]
+    assert session.cache_frames_used == 3 and session.cache_bytes_used == used
+    # Cached frames were used, the keyframe needs none, and every other frame is decoded once.
+    assert len(video.reads) - reads == len(visited) - (3 if direction == "forward" else 4)
+
+
 def test_bad_input_raises_value_error(model) -> None:
     session, _ = _session(model)
     with pytest.raises(ValueError, match="frame"):

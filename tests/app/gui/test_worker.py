@@ -180,3 +180,53 @@ def test_shutdown_stops_thread(qtbot, sessions):
     thread: QThread = client._thread
     client.shutdown()
     assert not thread.isRunning()
+
+
+@pytest.mark.slow
+def test_propagation_keeps_the_encoded_window_around_focus(qtbot):
+    """With the real engine's defaults, a pass neither fills the cache nor evicts the window."""
+    from app.gui.engine import random_model_loader, real_engine
+
+    client = WorkerClient(real_engine(random_model_loader("sam2.1-tiny", image_size=64)))
+    try:
+        with qtbot.waitSignal(client.session_opened, timeout=60000):
+            client.load_model("random-init", "cpu")
+            client.open_video(lambda: FrameList(16))
+        with qtbot.waitSignal(client.mask_ready, timeout=60000):
+            client.set_prompts(0, 1, [(20.0, 20.0, 1)], None)
+        session = client._worker._session
+        client.focus(4)
+        window = set(range(4 - PREFETCH_AHEAD // 2, 4 + PREFETCH_AHEAD + 1))
+        qtbot.waitUntil(lambda: all(session.is_encoded(f) for f in window), timeout=60000)
+        with qtbot.waitSignal(client.propagation_finished, timeout=120000) as blocker:
+            client.propagate(0, "forward")
+        assert blocker.args[0].frames == 16 and not blocker.args[0].cancelled
+        qtbot.waitUntil(lambda: not client.is_busy, timeout=10000)
+        encoded = {f for f in range(16) if session.is_encoded(f)}
+        assert encoded == window | {0}
+        assert session.cache_frames_used == len(encoded)
+    finally:
+        client.shutdown()
+
+
+def test_many_signal_emits_do_not_abort_the_app():
+    """PySide6 6.12 on CPython 3.11 spends a reference to True per emit; the app must survive."""
+    from hostile import run_python
+
+    code = """
+import app.gui.worker
+from PySide6.QtCore import QCoreApplication, QObject, Signal
+
+class Ticker(QObject):
+    tick = Signal(object)
+
+app = QCoreApplication([])
+ticker = Ticker()
+ticker.tick.connect(lambda value: None)
+for i in range(100_000):  # a few signals per frame of a long propagation
+    ticker.tick.emit(i)
+print("survived")
+"""
+    outcome = run_python(code, timeout=60)
+    assert outcome.returncode == 0, outcome.stderr[-2000:]
+    assert outcome.stdout.strip() == "survived"
