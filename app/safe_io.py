@@ -38,11 +38,7 @@ def _refuse(path: Path, reason: str, code: int = errno.EINVAL) -> OSError:
     return OSError(code, reason, str(path))
 
 
-def check_regular_file(path: str | os.PathLike[str], *, max_bytes: int) -> int:
-    """Return the size of `path` if it is a regular file of at most `max_bytes`, else raise
-    OSError. Symlinks are followed: what counts is the file they lead to."""
-    path = Path(path)
-    info = os.stat(path)
+def _check_stat(path: Path, info: os.stat_result, max_bytes: int) -> int:
     if stat.S_ISDIR(info.st_mode):
         raise _refuse(path, "is a folder, not a file", errno.EISDIR)
     if not stat.S_ISREG(info.st_mode):
@@ -54,6 +50,13 @@ def check_regular_file(path: str | os.PathLike[str], *, max_bytes: int) -> int:
             errno.EFBIG,
         )
     return info.st_size
+
+
+def check_regular_file(path: str | os.PathLike[str], *, max_bytes: int) -> int:
+    """Return the size of `path` if it is a regular file of at most `max_bytes`, else raise
+    OSError. Symlinks are followed: what counts is the file they lead to."""
+    path = Path(path)
+    return _check_stat(path, os.stat(path), max_bytes)
 
 
 def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
@@ -68,17 +71,7 @@ def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     except IsADirectoryError:
         raise _refuse(path, "is a folder, not a file", errno.EISDIR) from None
     try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise _refuse(path, "is a folder, not a file", errno.EISDIR)
-        if not stat.S_ISREG(info.st_mode):
-            raise _refuse(path, "is not a regular file (a pipe, device or socket)")
-        if info.st_size > max_bytes:
-            raise _refuse(
-                path,
-                f"is {_size_text(info.st_size)}, over the {_size_text(max_bytes)} limit",
-                errno.EFBIG,
-            )
+        _check_stat(path, os.fstat(fd), max_bytes)
     except BaseException:
         os.close(fd)
         raise
