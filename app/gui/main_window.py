@@ -129,6 +129,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         a.prev_keyframe.triggered.connect(lambda: self.jump_keyframe(-1))
         a.next_keyframe.triggered.connect(lambda: self.jump_keyframe(1))
         self.tracks.frame_clicked.connect(doc.set_current_frame)
+        self.scrub.frame_entered.connect(self.canvas.setFocus)
 
     def _connect_view(self) -> None:
         a = self.actions

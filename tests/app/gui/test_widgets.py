@@ -87,8 +87,8 @@ def test_spans_and_timecode():
     track = np.array([0, 1, 1, 0, 2, 2, 2, 1], np.int8)
     assert spans(track, 1).tolist() == [[1, 3], [7, 8]]
     assert spans(track, 2).tolist() == [[4, 7]]
-    assert timecode(0, 25) == "00:00:00.00"
-    assert timecode(25 * 3661 + 7, 25) == "01:01:01.07"
+    assert timecode(0, 25) == "00:00:00.000"
+    assert timecode(25 * 3661 + 7, 25) == "01:01:01.280"
 
 
 def test_timeline_paints_100k_frames_by_spans(qtbot):
