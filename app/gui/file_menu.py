@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app import devices
 from app.autosave import RecoveryInfo
 from app.gui import import_io
 from app.gui.model_dialog import ModelDialog
@@ -20,7 +21,6 @@ from app.project import ProjectError
 PROJECT_SUFFIX = ".masklet"
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)"
 PROJECT_FILTER = "Masklet projects (*.masklet)"
-DEVICES = ("cpu", "cuda", "mps")
 
 
 class FileMenuMixin:
@@ -37,12 +37,23 @@ class FileMenuMixin:
         a.import_annotations.triggered.connect(self._on_import_annotations)
         a.quit.triggered.connect(self.close)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        for device in DEVICES:
+        self._fill_device_menu()
+
+    def _fill_device_menu(self: Any) -> None:
+        """cuda and mps are listed even when absent, disabled, with the reason as tooltip."""
+        self.device_menu.setToolTipsVisible(True)
+        for device, problem in devices.device_problems().items():
             action = QAction(device, self)
             action.setCheckable(True)
-            action.setChecked(device == self.settings.device)
+            action.setEnabled(problem is None)
+            action.setToolTip(problem or f"Run the model on {device}")
             action.triggered.connect(lambda _=False, d=device: self.switch_device(d))
             self.device_menu.addAction(action)
+        self.check_device(self.settings.device)
+
+    def check_device(self: Any, device: str) -> None:
+        for action in self.device_menu.actions():
+            action.setChecked(action.text() == device)
 
     def _fill_recent_menu(self: Any) -> None:
         self.recent_menu.clear()
@@ -214,21 +225,21 @@ class FileMenuMixin:
 
     # ---- model -----------------------------------------------------------------------------
     def choose_model(self: Any) -> None:
-        """Pick a checkpoint (and device); remembered in the settings."""
-        choice = _run_model_dialog(self, self.settings)
+        """Pick a checkpoint (and device); the settings keep it once it has loaded."""
+        choice = _run_model_dialog(self, self.settings, self.model_description())
         if choice is None:
             return
         checkpoint, device = choice
-        self.settings.checkpoint = checkpoint
-        self.settings.device = device
-        self.load_model(checkpoint, device)
+        self.load_model(checkpoint, device, remember=True)
 
     def switch_device(self: Any, device: str) -> None:
-        self.settings.device = device
-        for action in self.device_menu.actions():
-            action.setChecked(action.text() == device)
+        """Reload the model on `device`; until that works the menu and settings keep the old."""
+        self.check_device(self.settings.device)
         if self.settings.checkpoint:
-            self.load_model(self.settings.checkpoint, device)
+            self.load_model(self.settings.checkpoint, device, remember=True)
+        else:
+            self.settings.device = device
+            self.check_device(device)
 
     def show_help(self: Any) -> None:
         from app.gui.help_dialog import HelpDialog
@@ -251,9 +262,9 @@ class FileMenuMixin:
         self.export_dialog.open()
 
 
-def _run_model_dialog(parent: Any, settings: Any) -> tuple[str, str] | None:
+def _run_model_dialog(parent: Any, settings: Any, current: str | None) -> tuple[str, str] | None:
     """Ask for a checkpoint and device; None when the user cancels."""
-    dialog = ModelDialog(parent, device=settings.device)
+    dialog = ModelDialog(parent, device=settings.device, current=current)
     if not dialog.exec() or dialog.checkpoint_path() is None:
         return None
     return str(dialog.checkpoint_path()), dialog.device()

@@ -82,6 +82,8 @@ class MainWindow(FileMenuMixin, QMainWindow):
         # Propagated masks are not undo steps, so the undo stack alone cannot tell "saved".
         self._masks_dirty = False
         self._model_info: ModelInfo | None = None
+        # Model choices waiting for their load to succeed, by request id.
+        self._model_choices: dict[int, tuple[str, str]] = {}
         self.error_box: QMessageBox | None = None
         # Dialog hooks; tests replace them to answer programmatically.
         self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
@@ -212,9 +214,18 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.actions.play.setIcon(qtawesome.icon("mdi6.pause" if playing else "mdi6.play"))
 
     # ---- worker ----------------------------------------------------------------------------
-    def load_model(self, checkpoint: str, device: str) -> None:
+    def load_model(self, checkpoint: str, device: str, *, remember: bool = False) -> None:
+        """Load in the worker; with `remember`, the settings take the choice once it loads,
+        so a rejected checkpoint or device never becomes the next start's model."""
         self.engine_status.set_model("loading…", device)
-        self.client.load_model(checkpoint, device)
+        request_id = self.client.load_model(checkpoint, device)
+        if remember:
+            self._model_choices[request_id] = (checkpoint, device)
+
+    def model_description(self) -> str | None:
+        """ "sam2.1-tiny on cpu" for the loaded model; None while none is."""
+        info = self._model_info
+        return f"{info.variant} on {info.device}" if info else None
 
     def propagate(self, direction: str) -> None:
         if self.document.num_frames == 0 or not self.document.all_prompts():
@@ -226,6 +237,10 @@ class MainWindow(FileMenuMixin, QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self._model_info = info
+        choice = self._model_choices.pop(info.request_id, None)
+        if choice is not None:
+            self.settings.checkpoint, self.settings.device = choice
+        self.check_device(info.device)
         self.engine_status.set_model(info.variant, info.device)
         self.statusBar().showMessage(f"Model {info.variant} ready on {info.device}", 4000)
 
@@ -240,8 +255,10 @@ class MainWindow(FileMenuMixin, QMainWindow):
 
     def _on_job_failed(self, error: JobError) -> None:
         if error.action == "loading the model":
-            # The worker keeps the model it had; show that one again.
+            # The worker keeps the model it had; show that one again, and forget the choice.
+            self._model_choices.pop(error.request_id, None)
             info = self._model_info
+            self.check_device(info.device if info else self.settings.device)
             self.engine_status.set_model(
                 *(info.variant, info.device) if info else ("no model", "-")
             )

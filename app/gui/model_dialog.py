@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.devices import device_problems
 from app.model_store import (
     CHECKPOINTS,
     DEFAULT_VARIANT,
@@ -42,17 +43,7 @@ _MIB = 2**20
 
 
 def _available_devices() -> list[str]:
-    devices = ["cpu"]
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency of the app
-        return devices
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
+    return [d for d, problem in device_problems().items() if problem is None]
 
 
 class _DownloadWorker(QObject):
@@ -103,6 +94,7 @@ class ModelDialog(QDialog):
         base_url: str | None = None,
         dest_dir: str | Path | None = None,
         device: str = "cpu",
+        current: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a segmentation model")
@@ -111,7 +103,7 @@ class ModelDialog(QDialog):
         self._path: Path | None = None
         self._thread: QThread | None = None
         self._worker: _DownloadWorker | None = None
-        self._build(device)
+        self._build(device, current)
         self._refresh_items()
 
     # -- public ------------------------------------------------------------------------------
@@ -130,8 +122,16 @@ class ModelDialog(QDialog):
 
     # -- layout ------------------------------------------------------------------------------
 
-    def _build(self, device: str) -> None:
-        intro = QLabel("Masklet needs a SAM 2 checkpoint. Download one (Tiny is the fastest)")
+    def _build(self, device: str, current: str | None) -> None:
+        """`current` describes the loaded model ("sam2.1-tiny on cpu"), None when none is."""
+        if current:
+            text = f"Current model: {current}. Pick another checkpoint, or Close to keep it."
+        else:
+            text = (
+                "Masklet needs a SAM 2 checkpoint: download one (Tiny is the fastest) "
+                "or choose a .pt file."
+            )
+        intro = self.intro = QLabel(text)
         intro.setWordWrap(True)
         self.list = QListWidget()
         self.progress = QProgressBar()

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from conftest import NUM_FRAMES, click_frame
-from PySide6.QtCore import Qt
+from collections.abc import Callable
 
+from conftest import NUM_FRAMES, click_frame, make_window
+from fake_engine import fake_engine
+from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
+
+from app.devices import device_problems
+from app.gui.engine import Engine
+from app.gui.main_window import MainWindow
+from app.gui.model_dialog import ModelDialog
+from app.gui.settings import AppSettings
 from app.gui.timeline import timecode
 
 
@@ -44,3 +53,105 @@ def test_enter_in_frame_box_gives_keys_back_to_canvas(qtbot, opened):
     objects = len(opened.document.objects())
     qtbot.keyClick(opened.canvas, Qt.Key.Key_N)
     assert len(opened.document.objects()) == objects + 1
+
+
+# ---- item 1: a rejected model choice is not remembered -----------------------------------------
+def when_modal(kind: type, handle: Callable[[QWidget], None]) -> None:
+    """Run `handle(dialog)` once a modal `kind` is up (it blocks the test in `exec`)."""
+
+    def poll() -> None:
+        widget = QApplication.activeModalWidget()
+        if isinstance(widget, kind):
+            handle(widget)
+        else:
+            QTimer.singleShot(20, poll)
+
+    QTimer.singleShot(0, poll)
+
+
+def test_rejected_checkpoint_keeps_settings_and_model(
+    qtbot, window, settings, tmp_path, monkeypatch
+):
+    notes = tmp_path / "bad-notes.txt"
+    notes.write_text("not a checkpoint")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(notes), ""))
+    qtbot.waitUntil(lambda: window.model_description() is not None, timeout=5000)
+    intro: list[str] = []
+
+    def pick_local_file(dialog: ModelDialog) -> None:
+        intro.append(dialog.intro.text())
+        qtbot.mouseClick(dialog.local_button, Qt.MouseButton.LeftButton)
+
+    when_modal(ModelDialog, pick_local_file)
+    with qtbot.waitSignal(window.client.job_failed, timeout=5000):
+        qtbot.keyClick(window, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    # Item 8: with a model loaded, Ctrl+M says which one instead of "needs a checkpoint".
+    assert intro == [
+        "Current model: fake-tiny on cpu. Pick another checkpoint, or Close to keep it."
+    ]
+    assert window.engine_status.model[1].text() == "fake-tiny"
+    settings.sync()
+    again = AppSettings(QSettings(settings.store.fileName(), QSettings.Format.IniFormat))
+    assert (again.checkpoint, again.device) == ("fake.pt", "cpu")
+
+
+def test_accepted_checkpoint_is_remembered(qtbot, window, settings, tmp_path, monkeypatch):
+    good = tmp_path / "good.pt"
+    good.write_bytes(b"x")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(good), ""))
+    when_modal(ModelDialog, lambda d: qtbot.mouseClick(d.local_button, Qt.MouseButton.LeftButton))
+    with qtbot.waitSignal(window.client.model_loaded, timeout=5000):
+        qtbot.keyClick(window, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    assert settings.checkpoint == str(good)
+
+
+def click_menu_action(qtbot, menu: QMenu, text: str) -> None:
+    menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(menu)
+    action = next(a for a in menu.actions() if a.text() == text)
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center())
+    menu.hide()
+
+
+def test_rejected_device_keeps_settings(qtbot, all_devices, settings):
+    base = fake_engine()
+
+    def load_model(checkpoint: str, device: str):
+        if device == "cuda":
+            raise RuntimeError("Torch not compiled with CUDA enabled")
+        return base.load_model(checkpoint, device)
+
+    engine = Engine(load_model, base.open_session, base.make_prompt)
+    window = MainWindow(engine=engine, settings=settings, autosaver=None)
+    qtbot.addWidget(window)
+    window.show()
+    window.load_model(settings.checkpoint, settings.device)
+    qtbot.waitUntil(lambda: window.model_description() is not None, timeout=5000)
+    with qtbot.waitSignal(window.client.job_failed, timeout=5000):
+        click_menu_action(qtbot, window.device_menu, "cuda")
+    assert settings.device == "cpu"
+    checked = [a.text() for a in window.device_menu.actions() if a.isChecked()]
+    assert checked == ["cpu"]
+    with qtbot.waitSignal(window.client.model_loaded, timeout=5000):
+        click_menu_action(qtbot, window.device_menu, "mps")
+    assert settings.device == "mps"
+    window.close()
+
+
+def test_missing_devices_are_disabled_with_reason(qtbot, settings, recovery_root, monkeypatch):
+    reasons = {"cpu": None, "cuda": "No NVIDIA GPU that PyTorch can use was found.", "mps": None}
+    monkeypatch.setattr("app.devices.device_problems", lambda: reasons)
+    window = make_window(qtbot, settings, recovery_root)
+    cuda = next(a for a in window.device_menu.actions() if a.text() == "cuda")
+    assert not cuda.isEnabled() and cuda.toolTip() == reasons["cuda"]
+    click_menu_action(qtbot, window.device_menu, "cuda")
+    assert settings.device == "cpu" and not cuda.isChecked()
+    window.close()
+
+
+def test_device_problems_match_torch():
+    import torch
+
+    problems = device_problems()
+    assert problems["cpu"] is None
+    assert (problems["cuda"] is None) == torch.cuda.is_available()

@@ -230,7 +230,7 @@ def test_colour_edit_is_undoable_and_recolours_overlay(qtbot, opened):
     assert opened.document.object(obj.obj_id).color == obj.color
 
 
-def test_device_menu_switches_and_remembers(qtbot, opened, settings):
+def test_device_menu_switches_and_remembers(qtbot, all_devices, opened, settings):
     cuda = next(a for a in opened.device_menu.actions() if a.text() == "cuda")
     with qtbot.waitSignal(opened.client.model_loaded, timeout=5000) as blocker:
         cuda.trigger()
