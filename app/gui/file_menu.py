@@ -64,14 +64,19 @@ class FileMenuMixin:
             self.recent_menu.addAction("Clear", self.settings.clear_recent_files)
 
     def _on_open_video(self: Any) -> None:
+        # Unsaved work is settled before the file dialog, not after a file was picked.
+        if not self._may_replace_document():
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open video", "", VIDEO_FILTER)
         if path:
-            self.open_video(path)
+            self.open_video(path, asked=True)
 
     def _on_open_project(self: Any) -> None:
+        if not self._may_replace_document():
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open project", "", PROJECT_FILTER)
         if path:
-            self.open_project(path)
+            self.open_project(path, asked=True)
 
     def _on_import_annotations(self: Any) -> None:
         if import_io.require_video(self):
@@ -93,9 +98,10 @@ class FileMenuMixin:
     def _may_replace_document(self: Any) -> bool:
         return not self.has_unsaved_changes() or self.confirm_discard()
 
-    def open_video(self: Any, path: str) -> bool:
-        """Open a video for a fresh document; on failure the current one stays."""
-        if not self._may_replace_document() or not self._load_video(path):
+    def open_video(self: Any, path: str, *, asked: bool = False) -> bool:
+        """Open a video for a fresh document; on failure the current one stays.
+        `asked`: the user already settled unsaved changes (saved or discarded them)."""
+        if not (asked or self._may_replace_document()) or not self._load_video(path):
             return False
         self.project.path = None
         self.project.start_autosave()
@@ -128,9 +134,9 @@ class FileMenuMixin:
         self.client.open_video(lambda: opener(path))
         return True
 
-    def open_project(self: Any, path: str) -> bool:
+    def open_project(self: Any, path: str, *, asked: bool = False) -> bool:
         """Open a project file: its video, objects, prompts and stored masks."""
-        if not self._may_replace_document():
+        if not (asked or self._may_replace_document()):
             return False
         try:
             project, store = self.project.read(path)

@@ -87,6 +87,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.error_box: QMessageBox | None = None
         # Dialog hooks; tests replace them to answer programmatically.
         self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
+        # confirm_discard: True when the work may be replaced (saved, or discarded on purpose).
         self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
         self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
         build_layout(self)
@@ -355,12 +356,23 @@ class MainWindow(FileMenuMixin, QMainWindow):
         event.accept()
 
     def _confirm_discard_dialog(self) -> bool:
-        answer = QMessageBox.question(
-            self,
+        """Save / Discard / Cancel, Save the default (Enter keeps the work); True to go on."""
+        name = Path(self.project.path or self.document.video_path or "untitled").name
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
             "Unsaved changes",
-            "Close without saving? Your prompts and masks since the last save will be lost.",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            f"Save your changes to {name}?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            self,
         )
+        box.setInformativeText("Prompts and masks since the last save are lost if you discard.")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        answer = box.exec()
+        if answer == QMessageBox.StandardButton.Save:
+            return bool(self.save_project())
         return answer == QMessageBox.StandardButton.Discard
 
     def _on_about(self) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from conftest import NUM_FRAMES, click_frame, make_window
 from fake_engine import fake_engine
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWidget
 
 from app.devices import device_problems
 from app.gui.engine import Engine
@@ -155,3 +156,71 @@ def test_device_problems_match_torch():
     problems = device_problems()
     assert problems["cpu"] is None
     assert (problems["cuda"] is None) == torch.cuda.is_available()
+
+
+# ---- item 3: Save / Discard / Cancel, Save the default, asked before the file dialog -----------
+def _unsaved(qtbot, opened: MainWindow) -> MainWindow:
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        click_frame(opened, 40, 50)
+    assert opened.has_unsaved_changes()
+    opened.confirm_discard = opened._confirm_discard_dialog
+    return opened
+
+
+def _record_dialogs(monkeypatch, events: list[str], *, save_to: Path | None = None) -> None:
+    def get_open(*_a, **_k) -> tuple[str, str]:
+        events.append("open dialog")
+        return "", ""
+
+    def get_save(*_a, **_k) -> tuple[str, str]:
+        events.append("save dialog")
+        return str(save_to), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", get_open)
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", get_save)
+
+
+def _answer_unsaved(qtbot, events: list[str], key: Qt.Key) -> None:
+    def answer(box: QMessageBox) -> None:
+        default = box.defaultButton()
+        events.append(f"asked, default {box.standardButton(default).name}")
+        qtbot.keyClick(box, key)
+
+    when_modal(QMessageBox, answer)
+
+
+def test_enter_saves_before_the_open_dialog(qtbot, opened, tmp_path, monkeypatch):
+    window, events = _unsaved(qtbot, opened), []
+    target = tmp_path / "work.masklet"
+    _record_dialogs(monkeypatch, events, save_to=target)
+    _answer_unsaved(qtbot, events, Qt.Key.Key_Return)
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert events == ["asked, default Save", "save dialog", "open dialog"]
+    assert target.is_file() and not window.has_unsaved_changes()
+
+
+def test_escape_cancels_and_keeps_work(qtbot, opened, tmp_path, monkeypatch):
+    window, events = _unsaved(qtbot, opened), []
+    _record_dialogs(monkeypatch, events, save_to=tmp_path / "never.masklet")
+    _answer_unsaved(qtbot, events, Qt.Key.Key_Escape)
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert events == ["asked, default Save"]
+    assert window.has_unsaved_changes() and len(window.document.objects()) == 1
+    _answer_unsaved(qtbot, events, Qt.Key.Key_Escape)
+    window.close()
+    assert window.isVisible() and window.has_unsaved_changes()
+    window.confirm_discard = lambda: True
+
+
+def test_discard_is_asked_once_then_opens(qtbot, opened, video_path, monkeypatch):
+    window, events = _unsaved(qtbot, opened), []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(video_path), ""))
+
+    def discard(box: QMessageBox) -> None:
+        events.append("asked")
+        qtbot.mouseClick(box.button(QMessageBox.StandardButton.Discard), Qt.MouseButton.LeftButton)
+
+    when_modal(QMessageBox, discard)
+    with qtbot.waitSignal(window.session.session_ready, timeout=10000):
+        qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert events == ["asked"] and window.document.objects() == []
