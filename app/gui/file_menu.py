@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from app import devices
 from app.autosave import RecoveryInfo
 from app.gui import import_io
+from app.gui.error_text import video_failure
 from app.gui.model_dialog import ModelDialog
 from app.project import ProjectError
 
@@ -117,7 +118,7 @@ class FileMenuMixin:
                 raise ValueError("the video has no frames")
             height, width = reader[0].shape[:2]
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            self.report_error("Cannot open video", f"{path}: {exc}")
+            self.report_error("Cannot open video", video_failure(path, str(exc)))
             return False
         self.playback.stop()
         old, self.reader = self.reader, reader

@@ -23,6 +23,7 @@ from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
 from app.gui.document import AnnotationDocument
 from app.gui.engine import Engine
+from app.gui.error_text import describe_job_failure
 from app.gui.file_menu import FileMenuMixin
 from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
@@ -263,7 +264,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
             self.engine_status.set_model(
                 *(info.variant, info.device) if info else ("no model", "-")
             )
-        self.report_error(f"Error while {error.action}", error.message)
+        self.report_error(*describe_job_failure(error.action, error.message))
 
     def _on_stats_changed(self, stats: EngineStats) -> None:
         self.engine_status.set_stats(stats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import NUM_FRAMES, click_frame, make_window
 from fake_engine import fake_engine
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWi
 
 from app.devices import device_problems
 from app.gui.engine import Engine
+from app.gui.error_text import describe_job_failure
 from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelDialog
 from app.gui.settings import AppSettings
@@ -224,3 +226,59 @@ def test_discard_is_asked_once_then_opens(qtbot, opened, video_path, monkeypatch
     with qtbot.waitSignal(window.session.session_ready, timeout=10000):
         qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     assert events == ["asked"] and window.document.objects() == []
+
+
+# ---- item 4: error messages for people ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("action", "raw", "title", "says"),
+    [
+        (
+            "segmenting",
+            "RuntimeError: cannot run the model: no model is loaded",
+            "No model is loaded",
+            "Ctrl+M",
+        ),
+        (
+            "loading the model",
+            "AssertionError: Torch not compiled with CUDA enabled",
+            "The GPU (CUDA) cannot be used",
+            "Model > Device > cpu",
+        ),
+        (
+            "loading the model",
+            "ValueError: notes.txt: not a PyTorch checkpoint",
+            "Cannot load the model",
+            "notes.txt: not a PyTorch checkpoint. Choose another checkpoint",
+        ),
+        ("propagating", "torch.OutOfMemoryError: CUDA out of memory", "Out of memory", "Tiny"),
+        ("propagating", "KeyError", "Error while propagating", "An unexpected error happened."),
+    ],
+)
+def test_job_failures_read_as_sentences(action, raw, title, says):
+    got_title, text = describe_job_failure(action, raw)
+    assert got_title.startswith(title) and says in text
+    assert "Error:" not in text and "Error" not in got_title.replace("Error while", "")
+
+
+def test_bad_video_names_the_file_once(qtbot, opened, tmp_path, monkeypatch):
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(notes), ""))
+    qtbot.keyClick(opened, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: opened.error_box is not None and opened.error_box.isVisible())
+    text = opened.error_box.text()
+    assert text.count(str(notes)) == 1 and "Error" not in text, text
+    assert opened.document.num_frames == NUM_FRAMES  # the open video stays
+
+
+def test_failed_download_at_zero_does_not_promise_resume(qtbot, tmp_path):
+    # Port 9 (discard) refuses connections on any test machine: a failure before any byte.
+    dialog = ModelDialog(base_url="http://127.0.0.1:9", dest_dir=tmp_path)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    with qtbot.waitSignal(dialog.download_failed, timeout=20000):
+        qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    label = dialog.progress_label.text()
+    assert "resume" not in label and "Nothing was downloaded" in label
+    assert "Error" not in dialog.error_label.text()
+    dialog.done(0)
