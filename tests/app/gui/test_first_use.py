@@ -11,6 +11,7 @@ from fake_engine import fake_engine
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWidget
 
+from app.autosave import Autosaver
 from app.devices import device_problems
 from app.gui.engine import Engine
 from app.gui.error_text import describe_job_failure
@@ -18,6 +19,7 @@ from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelDialog
 from app.gui.settings import AppSettings
 from app.gui.timeline import timecode
+from app.video import open_video
 
 
 def test_timecode_is_milliseconds_not_frames():
@@ -282,3 +284,42 @@ def test_failed_download_at_zero_does_not_promise_resume(qtbot, tmp_path):
     assert "resume" not in label and "Nothing was downloaded" in label
     assert "Error" not in dialog.error_label.text()
     dialog.done(0)
+
+
+# ---- item 5: a click before any model gets its mask once one loads ------------------------------
+def test_click_without_model_gets_its_mask_after_loading(
+    qtbot, settings, recovery_root, video_path, tmp_path, monkeypatch
+):
+    settings.checkpoint = ""
+    window = MainWindow(
+        engine=fake_engine(),
+        settings=settings,
+        autosaver=Autosaver(root=recovery_root, mask_interval_s=0.0),
+        video_opener=open_video,
+    )
+    window.confirm_discard = lambda: True
+    qtbot.addWidget(window)
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.open_video(str(video_path))
+    with qtbot.waitSignal(window.client.job_failed, timeout=5000):
+        click_frame(window, 40, 50)
+    (obj,) = window.document.objects()
+    assert window.error_box is not None and window.error_box.windowTitle() == "No model is loaded"
+    assert "Ctrl+M" in window.error_box.text()
+    assert window.document.mask(0, obj.obj_id) is None
+    window.error_box.close()
+    # A desktop gives the focus back to the window; the offscreen platform needs asking.
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=2000)
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"x")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(checkpoint), ""))
+    when_modal(ModelDialog, lambda d: qtbot.mouseClick(d.local_button, Qt.MouseButton.LeftButton))
+    qtbot.keyClick(window, Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.document.mask(0, obj.obj_id) is not None, timeout=5000)
+    mask = window.document.mask(0, obj.obj_id)
+    assert mask[50, 40] and not mask[50, 100]  # the fake model's disc around the click
+    assert window.session.unsynced == set()
+    window.close()
