@@ -80,6 +80,10 @@ class SessionController(QObject):
         if self._muted:
             self._unsynced.add((frame, obj_id))
             return
+        if self._doc.prompts(frame, obj_id).is_empty() and self._doc.has_object(obj_id):
+            # No prompt means no mask: clear it now rather than after the worker has
+            # finished what it is doing (an undone click otherwise lingers for seconds).
+            self._doc.clear_mask(frame, obj_id)
         self._send(frame, obj_id)
 
     @Slot(int)

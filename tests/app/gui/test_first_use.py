@@ -6,10 +6,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import NUM_FRAMES, click_frame, make_window
+from conftest import NUM_FRAMES, click_frame, drag_box, make_window
 from fake_engine import fake_engine
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QGraphicsRectItem,
+    QMenu,
+    QMessageBox,
+    QWidget,
+)
 
 from app.autosave import Autosaver
 from app.devices import device_problems
@@ -323,3 +330,37 @@ def test_click_without_model_gets_its_mask_after_loading(
     assert mask[50, 40] and not mask[50, 100]  # the fake model's disc around the click
     assert window.session.unsynced == set()
     window.close()
+
+
+# ---- item 8: hidden boxes, lingering masks ------------------------------------------------------
+def _boxes(window: MainWindow) -> int:
+    return sum(isinstance(item, QGraphicsRectItem) for item in window.canvas._marks)
+
+
+def test_hidden_object_hides_its_box(qtbot, opened):
+    qtbot.keyClick(opened.canvas, Qt.Key.Key_N)
+    (obj,) = opened.document.objects()
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        drag_box(opened, 30, 40, 60, 70)
+    assert _boxes(opened) == 1
+    view = opened.panel.view
+    cell = view.visualRect(opened.panel.model.index(0, 0)).center()
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=cell)
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    assert not opened.document.object(obj.obj_id).visible
+    assert _boxes(opened) == 0
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    assert opened.document.object(obj.obj_id).visible and _boxes(opened) == 1
+
+
+def test_undo_removes_the_mask_at_once(qtbot, opened):
+    qtbot.keyClick(opened.canvas, Qt.Key.Key_N)
+    (obj,) = opened.document.objects()
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        click_frame(opened, 40, 50)
+    assert opened.document.mask(0, obj.obj_id) is not None
+    # Checked before the event loop runs again: no worker round trip is needed.
+    qtbot.keyClick(opened.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert opened.document.has_object(obj.obj_id)
+    assert opened.document.mask(0, obj.obj_id) is None
+    assert opened.canvas._overlay_item.pixmap().isNull()
