@@ -133,7 +133,20 @@ class FileMenuMixin:
         self.canvas.fit_to_window()
         opener = self.video_opener
         self.client.open_video(lambda: opener(path))
+        self._report_truncation(reader, path)
         return True
+
+    def _report_truncation(self: Any, reader: Any, path: str) -> None:
+        """Once per opening, in the status bar: a file cut short opens with fewer frames."""
+        if not getattr(reader, "truncated", False):
+            return
+        name, shown = Path(path).name, len(reader)
+        declared = getattr(reader, "declared_frames", None)
+        if declared and declared > shown:
+            text = f"{name} ends early: opened {shown} of the {declared} frames it lists"
+        else:
+            text = f"{name} ends early (cut short or damaged): opened its first {shown} frames"
+        self.statusBar().showMessage(text, 20000)
 
     def open_project(self: Any, path: str, *, asked: bool = False) -> bool:
         """Open a project file: its video, objects, prompts and stored masks."""

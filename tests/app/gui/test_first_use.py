@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import pytest
-from conftest import NUM_FRAMES, click_frame, drag_box, make_window
+from conftest import NUM_FRAMES, click_frame, drag_box, make_window, square_frame
 from fake_engine import fake_engine
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
@@ -364,3 +365,45 @@ def test_undo_removes_the_mask_at_once(qtbot, opened):
     assert opened.document.has_object(obj.obj_id)
     assert opened.document.mask(0, obj.obj_id) is None
     assert opened.canvas._overlay_item.pixmap().isNull()
+
+
+# ---- item 9: a video cut short says so ----------------------------------------------------------
+def _cut_short(tmp_path: Path) -> Path:
+    """A 40-frame MP4 with its index up front, cut to its first 60 % of bytes."""
+    full = tmp_path / "full.mp4"
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(40):
+            frame = av.VideoFrame.from_ndarray(square_frame(i % 20), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    return cut
+
+
+def test_reader_knows_a_file_was_cut_short(tmp_path, video_path):
+    with open_video(_cut_short(tmp_path)) as reader:
+        assert reader.truncated and reader.declared_frames == 40 and 0 < len(reader) < 40
+    with open_video(video_path) as reader:
+        assert not reader.truncated and reader.declared_frames == NUM_FRAMES
+
+
+def test_truncated_video_is_reported_in_status_bar(qtbot, opened, tmp_path, monkeypatch):
+    cut = _cut_short(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(cut), ""))
+    with qtbot.waitSignal(opened.session.session_ready, timeout=10000):
+        qtbot.keyClick(opened, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    shown = opened.document.num_frames
+    assert 0 < shown < 40
+    message = opened.statusBar().currentMessage()
+    assert message == f"cut.mp4 ends early: opened {shown} of the 40 frames it lists"
+    assert opened.error_box is None  # said once, in the status bar, not as a dialog
+
+
+def test_complete_video_opens_without_warning(qtbot, opened, video_path):
+    with qtbot.waitSignal(opened.session.session_ready, timeout=10000):
+        assert opened.open_video(str(video_path))
+    assert "ends early" not in opened.statusBar().currentMessage()
