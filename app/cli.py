@@ -16,8 +16,11 @@ the export) is refused before the model loads (see app.preflight, app.output_gua
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -39,21 +42,47 @@ class _UsageError(Exception):
 
 
 class ProgressBar:
-    """Plain-text progress on a stream, redrawn in place with `\\r`; `progress(done, total)`."""
+    """Plain-text progress on a stream, redrawn in place with `\\r`; `progress(done, total)`.
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    After the first step it adds the rate and the time left, from `clock` (seconds).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        width: int = 30,
+        *,
+        unit: str = "frames",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._label = label
         self._stream = stream if stream is not None else sys.stderr
         self._width = width
+        self._unit = unit
+        self._clock = clock
         self._drawn = False
+        self._started: tuple[float, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         total = max(total, 1)
         filled = min(self._width, self._width * done // total)
         bar = "#" * filled + "-" * (self._width - filled)
-        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}")
+        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}{self._rate(done, total)}")
         self._stream.flush()
         self._drawn = True
+
+    def _rate(self, done: int, total: int) -> str:
+        now = self._clock()
+        if self._started is None:
+            self._started = (now, done)
+        t0, done0 = self._started
+        if done <= done0 or now <= t0:
+            return ""
+        rate = (done - done0) / (now - t0)
+        left = round(max(total - done, 0) / rate)
+        minutes, seconds = divmod(left, 60)
+        return f"  {rate:.2f} {self._unit}/s  ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
     def close(self) -> None:
         if self._drawn:
@@ -62,18 +91,15 @@ class ProgressBar:
             self._drawn = False
 
 
-def _add_export_options(parser: argparse.ArgumentParser) -> None:
+def _add_export_options(
+    parser: argparse.ArgumentParser, frames_help: str = "frame range, end exclusive (e.g. 10:50)"
+) -> None:
     from app import cli_args
     from app.export import FORMATS
 
     parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
     parser.add_argument("--out", required=True, type=Path, help="output folder (png) or file")
-    parser.add_argument(
-        "--frames",
-        type=cli_args.frame_range,
-        metavar="A:B",
-        help="frame range, end exclusive (e.g. 10:50)",
-    )
+    parser.add_argument("--frames", type=cli_args.frame_range, metavar="A:B", help=frames_help)
     parser.add_argument(
         "--step", type=cli_args.step, default=1, metavar="N", help="every N-th frame"
     )
@@ -111,9 +137,14 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--image-size", type=cli_args.image_size, metavar="N", help="model input size"
         )
-    else:
-        parser.description = "Export the masks of a saved project."
-        parser.add_argument("project", type=Path, help="project file (.masklet)")
+        _add_export_options(
+            parser,
+            "frames to track and export, end exclusive (e.g. 0:20): tracking runs from the "
+            "prompted frames up to frame B-1 (backward: down to A) and no further",
+        )
+        return parser
+    parser.description = "Export the masks of a saved project."
+    parser.add_argument("project", type=Path, help="project file (.masklet)")
     _add_export_options(parser)
     return parser
 
@@ -189,11 +220,30 @@ def _cmd_track(args: argparse.Namespace) -> int:
         except PromptsError as exc:
             raise PromptsError(f"prompts file {args.prompts}: {exc}") from None
         check_export_plan(args.format, len(reader), objects, options)
-        model = _load_model(args.checkpoint, args.image_size, args.device)
+        with _transient_note("loading model…"):
+            model = _load_model(args.checkpoint, args.image_size, args.device)
         store = _track(model, reader, prompts, args)
         source = StoreSource(name=args.video.stem, reader=reader, store=store, objects=objects)
         _run_export(source, args, options)
     return 0
+
+
+@contextlib.contextmanager
+def _transient_note(text: str, stream: TextIO | None = None) -> Iterator[None]:
+    """`text` on a terminal while the block runs, erased after: loading a model takes
+    seconds to a minute of silence otherwise. Not written when stderr is no terminal, so
+    a refusal stays the one line scripts read."""
+    stream = stream if stream is not None else sys.stderr
+    shown = stream.isatty()
+    if shown:
+        stream.write(text)
+        stream.flush()
+    try:
+        yield
+    finally:
+        if shown:
+            stream.write("\r" + " " * len(text) + "\r")
+            stream.flush()
 
 
 def _check_model_args(args: argparse.Namespace) -> list[Path]:
@@ -236,18 +286,22 @@ def _load_model(checkpoint: str, image_size: int | None, device: str):
     return build_model(cfg).to(device)
 
 
-def _expected_frames(prompts, num_frames: int, direction: str) -> int:
-    """Frames the propagation will visit, for the progress bar's total."""
-    frames = [p.frame for obj in prompts.objects for p in obj.prompts]
-    if direction == "forward":
-        return num_frames - min(frames)
-    if direction == "backward":
-        return max(frames) + 1
-    return num_frames - min(frames) + max(frames) + 1
+def _tracking_passes(prompts, num_frames: int, direction: str, frames) -> list[tuple[str, int]]:
+    """(direction, frames it visits) per propagation pass, bounded by `--frames A:B`:
+    forward from the first keyframe up to B-1, backward from the last one down to A."""
+    keys = [p.frame for obj in prompts.objects for p in obj.prompts]
+    start, stop = frames or (0, None)
+    stop = num_frames if stop is None else min(stop, num_frames)
+    passes = []
+    if direction in ("forward", "both"):
+        passes.append(("forward", stop - min(keys)))
+    if direction in ("backward", "both"):
+        passes.append(("backward", max(keys) - start + 1))
+    return [(d, n) for d, n in passes if n > 0]
 
 
 def _track(model, reader, prompts, args: argparse.Namespace):
-    """Prompt every object, propagate, and collect the masks in a MaskStore."""
+    """Prompt every object, propagate within `--frames`, and collect the masks."""
     from app.mask_store import MaskStore
     from model.session import Prompt, TrackingSession
 
@@ -257,17 +311,22 @@ def _track(model, reader, prompts, args: argparse.Namespace):
         for p in obj.prompts:
             prompt = Prompt(points=p.points, labels=p.labels, box=p.box)
             _record(store, p.frame, session.add_prompt(p.frame, obj.obj_id, prompt))
-    total = _expected_frames(prompts, len(reader), args.direction)
+    passes = _tracking_passes(prompts, len(reader), args.direction, args.frames)
+    total, done = sum(n for _, n in passes), 0
     bar = ProgressBar("tracking")
     bar(0, total)
     try:
-        # "full" visits every frame from the first (or last) keyframe, which is what a
-        # fresh headless run wants; "local" is for re-tracking after edits in the app.
-        results = session.propagate(direction=args.direction, mode="full")
-        for done, frame_result in enumerate(results, 1):
-            for result in frame_result.objects.values():
-                _record(store, frame_result.frame, result)
-            bar(min(done, total), total)
+        for direction, count in passes:
+            # "full" visits every frame from the first (or last) keyframe, which is what a
+            # fresh headless run wants; frames are computed lazily, so stopping after
+            # `count` results computes nothing past the range.
+            results = session.propagate(direction=direction, mode="full")
+            with contextlib.closing(results):
+                for _, frame_result in zip(range(count), results, strict=False):
+                    for result in frame_result.objects.values():
+                        _record(store, frame_result.frame, result)
+                    done += 1
+                    bar(done, total)
     finally:
         bar.close()
     return store
