@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from app.gui.engine import Engine
 from app.gui.error_text import describe_job_failure
 from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelDialog
+from app.gui.platform_hint import XCB_LIBRARIES, platform_hint
 from app.gui.settings import AppSettings
 from app.gui.timeline import timecode
 from app.video import open_video
@@ -407,3 +411,36 @@ def test_complete_video_opens_without_warning(qtbot, opened, video_path):
     with qtbot.waitSignal(opened.session.session_ready, timeout=10000):
         assert opened.open_video(str(video_path))
     assert "ends early" not in opened.statusBar().currentMessage()
+
+
+# ---- item 10: a bare Linux desktop -------------------------------------------------------------
+def test_hint_names_the_missing_packages():
+    absent = {"libxcb-icccm.so.4", "libxcb-keysyms.so.1"}
+    hint = platform_hint({"DISPLAY": ":0"}, loads=lambda so: so not in absent, platform="linux")
+    assert "\n" not in hint
+    assert "sudo apt install libxcb-icccm4 libxcb-keysyms1  (see README" in hint
+    everything = platform_hint({}, loads=lambda so: True, platform="linux")
+    assert "DISPLAY and WAYLAND_DISPLAY unset" in everything
+
+
+def test_readme_lists_the_packages_the_hint_names():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    assert all(package in setup for package in XCB_LIBRARIES.values())
+
+
+def test_failing_platform_plugin_exits_with_the_hint(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    # Nothing listens on display :97 in a test run; Qt then cannot load its xcb plugin.
+    env.update(QT_QPA_PLATFORM="xcb", DISPLAY=":97", HOME=str(tmp_path))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
+    done = subprocess.run(
+        [sys.executable, "-c", "from app.gui.main import run_app; run_app(None)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == platform_hint(env)
+    assert "Traceback" not in done.stderr and "core dumped" not in done.stderr
