@@ -14,7 +14,7 @@ from typing import Any
 import qtawesome
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoStack
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.actions import AppActions
@@ -352,6 +352,10 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.playback.stop()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        # The worker finishes the frame it is encoding before its thread ends (seconds with
+        # a large model on a CPU); the window goes at once rather than hanging until then.
+        self.hide()
+        QApplication.processEvents()
         self.client.shutdown()
         self.project.shutdown()
         event.accept()

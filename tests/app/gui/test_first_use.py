@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -444,3 +446,36 @@ def test_failing_platform_plugin_exits_with_the_hint(tmp_path):
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == platform_hint(env)
     assert "Traceback" not in done.stderr and "core dumped" not in done.stderr
+
+
+# ---- item 8: quitting --------------------------------------------------------------------------
+def test_quit_hides_at_once_and_waits_for_one_frame_only(qtbot, settings, video_path):
+    sessions: list = []
+    window = MainWindow(engine=fake_engine(sessions=sessions), settings=settings, autosaver=None)
+    window.confirm_discard = lambda: True
+    qtbot.addWidget(window)
+    window.show()
+    window.load_model(settings.checkpoint, "cpu")
+    with qtbot.waitSignal(window.session.session_ready, timeout=10000):
+        window.open_video(str(video_path))
+    started = threading.Event()
+    seen_visible: list[bool] = []
+    session = sessions[-1]
+    plain_encode = session.encode_frame
+
+    def slow_encode(frame: int) -> None:  # a large model encoding on a CPU
+        started.set()
+        time.sleep(0.5)
+        seen_visible.append(window.isVisible())
+        plain_encode(frame)
+
+    session.encode_frame = slow_encode
+    window.client.focus(5)  # idle encoding around frame 5 starts
+    qtbot.waitUntil(started.is_set, timeout=5000)
+    begin = time.perf_counter()
+    qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    took = time.perf_counter() - begin
+    assert not window.isVisible()
+    # The frame in progress ends hidden; no further frame is started (each costs 0.5 s).
+    assert seen_visible[-1] is False and len(seen_visible) == 1
+    assert took < 0.9
