@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from app.autosave import Autosaver
 from app.devices import device_problems
 from app.gui.engine import Engine
 from app.gui.error_text import describe_job_failure
+from app.gui.export_dialog import ExportDialog
 from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelDialog
 from app.gui.platform_hint import XCB_LIBRARIES, platform_hint
@@ -479,3 +481,59 @@ def test_quit_hides_at_once_and_waits_for_one_frame_only(qtbot, settings, video_
     # The frame in progress ends hidden; no further frame is started (each costs 0.5 s).
     assert seen_visible[-1] is False and len(seen_visible) == 1
     assert took < 0.9
+
+
+# ---- export dialog: the command line's options, and only the current export's status ----------
+def _export_dialog(qtbot, opened) -> ExportDialog:
+    with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
+        click_frame(opened, 40, 50)
+    with qtbot.waitSignal(opened.client.propagation_finished, timeout=10000):
+        opened.propagate("forward")
+    qtbot.keyClick(opened, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    dialog = opened.export_dialog
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def _choose(qtbot, combo, data) -> None:
+    """Pick an entry of a combo box with the keyboard, as a user tabbing through would."""
+    combo.setFocus()
+    while combo.currentData() != data:
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+
+
+def test_export_dialog_writes_images_and_polygons(qtbot, opened, tmp_path):
+    dialog = _export_dialog(qtbot, opened)
+    _choose(qtbot, dialog.format, "coco")
+    assert dialog.polygons.isEnabled() and not dialog.binary_masks.isEnabled()
+    out = tmp_path / "out" / "masks.json"
+    out.parent.mkdir()
+    dialog.output.setText(str(out))
+    _choose(qtbot, dialog.images, "jpg")
+    qtbot.mouseClick(dialog.polygons, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(dialog.export_finished, timeout=20000):
+        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+    data = json.loads(out.read_text())
+    assert data["annotations"] and all(
+        isinstance(a["segmentation"], list) for a in data["annotations"]
+    )
+    assert len(list((out.parent / "JPEGImages").rglob("*.jpg"))) == NUM_FRAMES
+    assert dialog.status.text() == f"Exported {NUM_FRAMES} of {NUM_FRAMES} frames"
+    # Changing a setting clears the finished export's status and progress.
+    qtbot.mouseClick(dialog.polygons, Qt.MouseButton.LeftButton)
+    assert dialog.status.text() == "" and dialog.bar.value() == -1
+    dialog.close()
+
+
+def test_export_dialog_writes_binary_pngs(qtbot, opened, tmp_path):
+    dialog = _export_dialog(qtbot, opened)
+    _choose(qtbot, dialog.format, "png")
+    assert dialog.binary_masks.isEnabled() and not dialog.polygons.isEnabled()
+    out = tmp_path / "pngs"
+    dialog.output.setText(str(out))
+    qtbot.mouseClick(dialog.binary_masks, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(dialog.export_finished, timeout=20000):
+        qtbot.mouseClick(dialog.run_button, Qt.MouseButton.LeftButton)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(written) > NUM_FRAMES, written[:5]  # per-object PNGs besides the label maps
+    dialog.close()
