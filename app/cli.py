@@ -18,8 +18,11 @@ the export) is refused before the model loads (see app.preflight, app.output_gua
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -40,21 +43,47 @@ class _UsageError(Exception):
 
 
 class ProgressBar:
-    """Plain-text progress on a stream, redrawn in place with `\\r`; `progress(done, total)`."""
+    """Plain-text progress on a stream, redrawn in place with `\\r`; `progress(done, total)`.
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    After the first step it adds the rate and the time left, from `clock` (seconds).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        width: int = 30,
+        *,
+        unit: str = "frames",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._label = label
         self._stream = stream if stream is not None else sys.stderr
         self._width = width
+        self._unit = unit
+        self._clock = clock
         self._drawn = False
+        self._started: tuple[float, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         total = max(total, 1)
         filled = min(self._width, self._width * done // total)
         bar = "#" * filled + "-" * (self._width - filled)
-        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}")
+        self._stream.write(f"\r{self._label} [{bar}] {done}/{total}{self._rate(done, total)}")
         self._stream.flush()
         self._drawn = True
+
+    def _rate(self, done: int, total: int) -> str:
+        now = self._clock()
+        if self._started is None:
+            self._started = (now, done)
+        t0, done0 = self._started
+        if done <= done0 or now <= t0:
+            return ""
+        rate = (done - done0) / (now - t0)
+        left = round(max(total - done, 0) / rate)
+        minutes, seconds = divmod(left, 60)
+        return f"  {rate:.2f} {self._unit}/s  ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
     def close(self) -> None:
         if self._drawn:
@@ -63,18 +92,15 @@ class ProgressBar:
             self._drawn = False
 
 
-def _add_export_options(parser: argparse.ArgumentParser) -> None:
+def _add_export_options(
+    parser: argparse.ArgumentParser, frames_help: str = "frame range, end exclusive (e.g. 10:50)"
+) -> None:
     from app import cli_args
     from app.export import FORMATS
 
     parser.add_argument("--format", required=True, choices=FORMATS, help="output format")
     parser.add_argument("--out", required=True, type=Path, help="output folder (png) or file")
-    parser.add_argument(
-        "--frames",
-        type=cli_args.frame_range,
-        metavar="A:B",
-        help="frame range, end exclusive (e.g. 10:50)",
-    )
+    parser.add_argument("--frames", type=cli_args.frame_range, metavar="A:B", help=frames_help)
     parser.add_argument(
         "--step", type=cli_args.step, default=1, metavar="N", help="every N-th frame"
     )
@@ -117,9 +143,14 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--image-size", type=cli_args.image_size, metavar="N", help="model input size"
         )
-    else:
-        parser.description = "Export the masks of a saved project."
-        parser.add_argument("project", type=Path, help="project file (.masklet)")
+        _add_export_options(
+            parser,
+            "frames to track and export, end exclusive (e.g. 0:20): tracking runs from the "
+            "prompted frames up to frame B-1 (backward: down to A) and no further",
+        )
+        return parser
+    parser.description = "Export the masks of a saved project."
+    parser.add_argument("project", type=Path, help="project file (.masklet)")
     _add_export_options(parser)
     return parser
 
@@ -194,7 +225,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
     try:
         result = run_track(
             job,
-            lambda: _load_model(args.checkpoint, args.image_size, args.device),
+            lambda: _load_model_noted(args.checkpoint, args.image_size, args.device),
             track_progress=tracking,
             export_progress=_closing_first(tracking, exporting),
         )
@@ -209,6 +240,29 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from app.batch.command import run
 
     return run(args)
+
+
+def _load_model_noted(checkpoint: str, image_size: int | None, device: str):
+    with _transient_note("loading model…"):
+        return _load_model(checkpoint, image_size, device)
+
+
+@contextlib.contextmanager
+def _transient_note(text: str, stream: TextIO | None = None) -> Iterator[None]:
+    """`text` on a terminal while the block runs, erased after: loading a model takes
+    seconds to a minute of silence otherwise. Not written when stderr is no terminal, so
+    a refusal stays the one line scripts read."""
+    stream = stream if stream is not None else sys.stderr
+    shown = stream.isatty()
+    if shown:
+        stream.write(text)
+        stream.flush()
+    try:
+        yield
+    finally:
+        if shown:
+            stream.write("\r" + " " * len(text) + "\r")
+            stream.flush()
 
 
 def _load_model(checkpoint: str, image_size: int | None, device: str):

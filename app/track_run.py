@@ -13,6 +13,7 @@ cover become mask prompts.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,36 +197,48 @@ def _plan_from_annotations(
     return _PromptPlan(objects, each)
 
 
-def _expected_frames(frames: list[int], num_frames: int, direction: str) -> int:
-    """Frames the propagation will visit, for the progress bar's total."""
-    if direction == "forward":
-        return num_frames - min(frames)
-    if direction == "backward":
-        return max(frames) + 1
-    return num_frames - min(frames) + max(frames) + 1
+def _tracking_passes(
+    keys: list[int], num_frames: int, direction: str, frames: tuple[int, int | None]
+) -> list[tuple[str, int]]:
+    """(direction, frames it visits) per propagation pass, bounded by the export's frame
+    range A:B: forward from the first keyframe up to B-1, backward from the last down to A."""
+    start, stop = frames
+    stop = num_frames if stop is None else min(stop, num_frames)
+    passes = []
+    if direction in ("forward", "both"):
+        passes.append(("forward", stop - min(keys)))
+    if direction in ("backward", "both"):
+        passes.append(("backward", max(keys) - start + 1))
+    return [(d, n) for d, n in passes if n > 0]
 
 
 def _track(model, reader, plan: _PromptPlan, job: TrackJob, progress: Progress | None):
-    """Prompt every object, propagate, and collect the masks in a MaskStore."""
+    """Prompt every object, propagate within the frame range, collect the masks."""
     store = MaskStore(tuple(reader.size), num_frames=len(reader))
     session = TrackingSession(model, reader, device=job.device)
-    frames = []
+    keys = []
     for frame, obj_id, prompt in plan.prompts():
         _record(store, frame, session.add_prompt(frame, obj_id, prompt))
-        frames.append(frame)
-    if not frames:
+        keys.append(frame)
+    if not keys:
         raise ValueError(f"{job.annotations or job.prompts}: every mask is empty; nothing to track")
-    total = _expected_frames(frames, len(reader), job.direction)
+    window = (job.options.start, job.options.stop)
+    passes = _tracking_passes(keys, len(reader), job.direction, window)
+    total, done = sum(n for _, n in passes), 0
     if progress is not None:
         progress(0, total)
-    # "full" visits every frame from the first (or last) keyframe, which is what a
-    # fresh headless run wants; "local" is for re-tracking after edits in the app.
-    results = session.propagate(direction=job.direction, mode="full")
-    for done, frame_result in enumerate(results, 1):
-        for result in frame_result.objects.values():
-            _record(store, frame_result.frame, result)
-        if progress is not None:
-            progress(min(done, total), total)
+    for direction, count in passes:
+        # "full" visits every frame from the first (or last) keyframe, which is what a
+        # fresh headless run wants; frames are computed lazily, so stopping after `count`
+        # results computes nothing past the range.
+        results = session.propagate(direction=direction, mode="full")
+        with contextlib.closing(results):
+            for _, frame_result in zip(range(count), results, strict=False):
+                for result in frame_result.objects.values():
+                    _record(store, frame_result.frame, result)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
     return store
 
 

@@ -44,8 +44,8 @@ class CanvasController(QObject):
         document.current_frame_changed.connect(self._on_current_frame_changed)
         document.masks_changed.connect(self._on_masks_changed)
         document.prompts_changed.connect(self._on_prompts_changed)
-        document.object_changed.connect(lambda _obj: self.refresh_overlay())
-        document.objects_changed.connect(self.refresh_overlay)
+        document.object_changed.connect(lambda _obj: self.refresh())
+        document.objects_changed.connect(self.refresh)
         document.active_object_changed.connect(lambda _obj: self.refresh_prompts())
         canvas.point_added.connect(self._on_point_added)
         canvas.box_drawn.connect(self._on_box_drawn)
@@ -105,7 +105,8 @@ class CanvasController(QObject):
         marks = [
             PromptMarks(prompted[obj.obj_id], obj.color, obj.obj_id == self._doc.active_object)
             for obj in self._doc.objects()
-            if obj.obj_id in prompted
+            # A hidden object hides all of it: mask, points and box.
+            if obj.obj_id in prompted and obj.visible
         ]
         self._canvas.set_prompts(marks)
 

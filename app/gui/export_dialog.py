@@ -14,6 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -140,6 +141,7 @@ class ExportDialog(QDialog):
         form.addRow("End frame (exclusive)", self.stop)
         form.addRow("Every Nth frame", self.step)
         form.addRow("Objects", self.objects)
+        self._build_extras(form)
         self.bar = QProgressBar()
         self.status = QLabel()
         self.run_button = QPushButton("Export")
@@ -155,14 +157,40 @@ class ExportDialog(QDialog):
         layout.addWidget(self.bar)
         layout.addLayout(buttons)
         self.format.currentIndexChanged.connect(self._on_format_changed)
+        for edited in (
+            self.format.currentIndexChanged, self.output.textChanged, self.start.valueChanged,
+            self.stop.valueChanged, self.step.valueChanged, self.objects.itemChanged,
+            self.images.currentIndexChanged, self.polygons.toggled, self.binary_masks.toggled,
+        ):  # fmt: skip
+            edited.connect(self._clear_status)
         self.run_button.clicked.connect(self.start_export)
         self.cancel_button.clicked.connect(self.cancel_export)
         close.clicked.connect(self.reject)
+
+    def _build_extras(self, form: QFormLayout) -> None:
+        """The command line's extras: source images, COCO polygons, per-object PNGs."""
+        self.images = QComboBox()
+        for label, value in (("None", None), ("JPEG", "jpg"), ("PNG", "png")):
+            self.images.addItem(label, value)
+        self.images.setToolTip("Also write the video's frames next to the masks")
+        self.polygons = QCheckBox("Polygons instead of RLE (lossy; COCO only)")
+        self.binary_masks = QCheckBox("Also one black/white PNG per object (PNG only)")
+        form.addRow("Source images", self.images)
+        form.addRow("", self.polygons)
+        form.addRow("", self.binary_masks)
+
+    def _clear_status(self) -> None:
+        """A finished or failed export's status describes other settings once they change."""
+        if self._thread is None:
+            self.status.clear()
+            self.bar.reset()
 
     def _on_format_changed(self) -> None:
         fmt = self.format.currentData()
         stem = Path(self._doc.video_path or "export").with_suffix("")
         self.output.setText(f"{stem}-{fmt}{_SUFFIX[fmt]}")
+        self.polygons.setEnabled(fmt == "coco")
+        self.binary_masks.setEnabled(fmt == "png")
 
     def _on_browse(self) -> None:
         if self.format.currentData() == "png":
@@ -179,8 +207,15 @@ class ExportDialog(QDialog):
             for i in range(self.objects.count())
             if self.objects.item(i).checkState() == Qt.CheckState.Checked
         )
+        fmt = self.format.currentData()
         return ExportOptions(
-            start=self.start.value(), stop=self.stop.value(), step=self.step.value(), object_ids=ids
+            start=self.start.value(),
+            stop=self.stop.value(),
+            step=self.step.value(),
+            object_ids=ids,
+            images=self.images.currentData(),
+            polygons=fmt == "coco" and self.polygons.isChecked(),
+            binary_masks=fmt == "png" and self.binary_masks.isChecked(),
         )
 
     def start_export(self) -> None:
@@ -208,6 +243,7 @@ class ExportDialog(QDialog):
         self._job.failed.connect(self._on_failed)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self.bar.reset()
         self.status.setText("Exporting…")
         self._thread.start()
 

@@ -12,15 +12,16 @@ from typing import Any
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from app import devices
 from app.autosave import RecoveryInfo
 from app.gui import import_io
+from app.gui.error_text import video_failure
 from app.gui.model_dialog import ModelDialog
 from app.project import ProjectError
 
 PROJECT_SUFFIX = ".masklet"
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)"
 PROJECT_FILTER = "Masklet projects (*.masklet)"
-DEVICES = ("cpu", "cuda", "mps")
 
 
 class FileMenuMixin:
@@ -37,12 +38,23 @@ class FileMenuMixin:
         a.import_annotations.triggered.connect(self._on_import_annotations)
         a.quit.triggered.connect(self.close)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        for device in DEVICES:
+        self._fill_device_menu()
+
+    def _fill_device_menu(self: Any) -> None:
+        """cuda and mps are listed even when absent, disabled, with the reason as tooltip."""
+        self.device_menu.setToolTipsVisible(True)
+        for device, problem in devices.device_problems().items():
             action = QAction(device, self)
             action.setCheckable(True)
-            action.setChecked(device == self.settings.device)
+            action.setEnabled(problem is None)
+            action.setToolTip(problem or f"Run the model on {device}")
             action.triggered.connect(lambda _=False, d=device: self.switch_device(d))
             self.device_menu.addAction(action)
+        self.check_device(self.settings.device)
+
+    def check_device(self: Any, device: str) -> None:
+        for action in self.device_menu.actions():
+            action.setChecked(action.text() == device)
 
     def _fill_recent_menu(self: Any) -> None:
         self.recent_menu.clear()
@@ -53,14 +65,19 @@ class FileMenuMixin:
             self.recent_menu.addAction("Clear", self.settings.clear_recent_files)
 
     def _on_open_video(self: Any) -> None:
+        # Unsaved work is settled before the file dialog, not after a file was picked.
+        if not self._may_replace_document():
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open video", "", VIDEO_FILTER)
         if path:
-            self.open_video(path)
+            self.open_video(path, asked=True)
 
     def _on_open_project(self: Any) -> None:
+        if not self._may_replace_document():
+            return
         path, _ = QFileDialog.getOpenFileName(self, "Open project", "", PROJECT_FILTER)
         if path:
-            self.open_project(path)
+            self.open_project(path, asked=True)
 
     def _on_import_annotations(self: Any) -> None:
         if import_io.require_video(self):
@@ -82,9 +99,10 @@ class FileMenuMixin:
     def _may_replace_document(self: Any) -> bool:
         return not self.has_unsaved_changes() or self.confirm_discard()
 
-    def open_video(self: Any, path: str) -> bool:
-        """Open a video for a fresh document; on failure the current one stays."""
-        if not self._may_replace_document() or not self._load_video(path):
+    def open_video(self: Any, path: str, *, asked: bool = False) -> bool:
+        """Open a video for a fresh document; on failure the current one stays.
+        `asked`: the user already settled unsaved changes (saved or discarded them)."""
+        if not (asked or self._may_replace_document()) or not self._load_video(path):
             return False
         self.project.path = None
         self.project.start_autosave()
@@ -100,7 +118,7 @@ class FileMenuMixin:
                 raise ValueError("the video has no frames")
             height, width = reader[0].shape[:2]
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-            self.report_error("Cannot open video", f"{path}: {exc}")
+            self.report_error("Cannot open video", video_failure(path, str(exc)))
             return False
         self.playback.stop()
         old, self.reader = self.reader, reader
@@ -115,11 +133,24 @@ class FileMenuMixin:
         self.canvas.fit_to_window()
         opener = self.video_opener
         self.client.open_video(lambda: opener(path))
+        self._report_truncation(reader, path)
         return True
 
-    def open_project(self: Any, path: str) -> bool:
+    def _report_truncation(self: Any, reader: Any, path: str) -> None:
+        """Once per opening, in the status bar: a file cut short opens with fewer frames."""
+        if not getattr(reader, "truncated", False):
+            return
+        name, shown = Path(path).name, len(reader)
+        declared = getattr(reader, "declared_frames", None)
+        if declared and declared > shown:
+            text = f"{name} ends early: opened {shown} of the {declared} frames it lists"
+        else:
+            text = f"{name} ends early (cut short or damaged): opened its first {shown} frames"
+        self.statusBar().showMessage(text, 20000)
+
+    def open_project(self: Any, path: str, *, asked: bool = False) -> bool:
         """Open a project file: its video, objects, prompts and stored masks."""
-        if not self._may_replace_document():
+        if not (asked or self._may_replace_document()):
             return False
         try:
             project, store = self.project.read(path)
@@ -214,21 +245,21 @@ class FileMenuMixin:
 
     # ---- model -----------------------------------------------------------------------------
     def choose_model(self: Any) -> None:
-        """Pick a checkpoint (and device); remembered in the settings."""
-        choice = _run_model_dialog(self, self.settings)
+        """Pick a checkpoint (and device); the settings keep it once it has loaded."""
+        choice = _run_model_dialog(self, self.settings, self.model_description())
         if choice is None:
             return
         checkpoint, device = choice
-        self.settings.checkpoint = checkpoint
-        self.settings.device = device
-        self.load_model(checkpoint, device)
+        self.load_model(checkpoint, device, remember=True)
 
     def switch_device(self: Any, device: str) -> None:
-        self.settings.device = device
-        for action in self.device_menu.actions():
-            action.setChecked(action.text() == device)
+        """Reload the model on `device`; until that works the menu and settings keep the old."""
+        self.check_device(self.settings.device)
         if self.settings.checkpoint:
-            self.load_model(self.settings.checkpoint, device)
+            self.load_model(self.settings.checkpoint, device, remember=True)
+        else:
+            self.settings.device = device
+            self.check_device(device)
 
     def show_help(self: Any) -> None:
         from app.gui.help_dialog import HelpDialog
@@ -251,9 +282,9 @@ class FileMenuMixin:
         self.export_dialog.open()
 
 
-def _run_model_dialog(parent: Any, settings: Any) -> tuple[str, str] | None:
+def _run_model_dialog(parent: Any, settings: Any, current: str | None) -> tuple[str, str] | None:
     """Ask for a checkpoint and device; None when the user cancels."""
-    dialog = ModelDialog(parent, device=settings.device)
+    dialog = ModelDialog(parent, device=settings.device, current=current)
     if not dialog.exec() or dialog.checkpoint_path() is None:
         return None
     return str(dialog.checkpoint_path()), dialog.device()

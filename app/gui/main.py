@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from app.autosave import Autosaver
 from app.gui.engine import Engine, real_engine
 from app.gui.main_window import MainWindow
+from app.gui.platform_hint import platform_hint
 from app.gui.settings import APPLICATION, ORGANIZATION, AppSettings
 from app.gui.styles import apply_style
 
@@ -42,8 +44,28 @@ def start(window: MainWindow, video: str | None) -> None:
         window.choose_model()
 
 
+def _on_qt_message(kind: QtMsgType, _context: QMessageLogContext, message: str) -> None:
+    """Qt's messages while the application starts; a missing platform plugin is fatal to
+    Qt, so say what to do in one line and exit instead of letting Qt abort."""
+    if kind == QtMsgType.QtFatalMsg and "platform plugin" in message:
+        print(platform_hint(), file=sys.stderr, flush=True)
+        os._exit(1)  # Qt aborts right after this handler returns; exit cleanly first.
+    print(message, file=sys.stderr)
+
+
+def _create_application() -> QApplication:
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        return existing
+    previous = qInstallMessageHandler(_on_qt_message)
+    try:
+        return QApplication(sys.argv)
+    finally:
+        qInstallMessageHandler(previous)
+
+
 def run_app(video: str | None) -> int:
-    app = QApplication.instance() or QApplication(sys.argv)
+    app = _create_application()
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     apply_style(app)

@@ -14,7 +14,7 @@ from typing import Any
 import qtawesome
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoStack
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.actions import AppActions
@@ -23,6 +23,7 @@ from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
 from app.gui.document import AnnotationDocument
 from app.gui.engine import Engine
+from app.gui.error_text import describe_job_failure
 from app.gui.file_menu import FileMenuMixin
 from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
@@ -82,9 +83,12 @@ class MainWindow(FileMenuMixin, QMainWindow):
         # Propagated masks are not undo steps, so the undo stack alone cannot tell "saved".
         self._masks_dirty = False
         self._model_info: ModelInfo | None = None
+        # Model choices waiting for their load to succeed, by request id.
+        self._model_choices: dict[int, tuple[str, str]] = {}
         self.error_box: QMessageBox | None = None
         # Dialog hooks; tests replace them to answer programmatically.
         self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
+        # confirm_discard: True when the work may be replaced (saved, or discarded on purpose).
         self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
         self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
         build_layout(self)
@@ -129,6 +133,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         a.prev_keyframe.triggered.connect(lambda: self.jump_keyframe(-1))
         a.next_keyframe.triggered.connect(lambda: self.jump_keyframe(1))
         self.tracks.frame_clicked.connect(doc.set_current_frame)
+        self.scrub.frame_entered.connect(self.canvas.setFocus)
 
     def _connect_view(self) -> None:
         a = self.actions
@@ -211,9 +216,18 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.actions.play.setIcon(qtawesome.icon("mdi6.pause" if playing else "mdi6.play"))
 
     # ---- worker ----------------------------------------------------------------------------
-    def load_model(self, checkpoint: str, device: str) -> None:
+    def load_model(self, checkpoint: str, device: str, *, remember: bool = False) -> None:
+        """Load in the worker; with `remember`, the settings take the choice once it loads,
+        so a rejected checkpoint or device never becomes the next start's model."""
         self.engine_status.set_model("loading…", device)
-        self.client.load_model(checkpoint, device)
+        request_id = self.client.load_model(checkpoint, device)
+        if remember:
+            self._model_choices[request_id] = (checkpoint, device)
+
+    def model_description(self) -> str | None:
+        """ "sam2.1-tiny on cpu" for the loaded model; None while none is."""
+        info = self._model_info
+        return f"{info.variant} on {info.device}" if info else None
 
     def propagate(self, direction: str) -> None:
         if self.document.num_frames == 0 or not self.document.all_prompts():
@@ -225,6 +239,10 @@ class MainWindow(FileMenuMixin, QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self._model_info = info
+        choice = self._model_choices.pop(info.request_id, None)
+        if choice is not None:
+            self.settings.checkpoint, self.settings.device = choice
+        self.check_device(info.device)
         self.engine_status.set_model(info.variant, info.device)
         self.statusBar().showMessage(f"Model {info.variant} ready on {info.device}", 4000)
 
@@ -239,12 +257,14 @@ class MainWindow(FileMenuMixin, QMainWindow):
 
     def _on_job_failed(self, error: JobError) -> None:
         if error.action == "loading the model":
-            # The worker keeps the model it had; show that one again.
+            # The worker keeps the model it had; show that one again, and forget the choice.
+            self._model_choices.pop(error.request_id, None)
             info = self._model_info
+            self.check_device(info.device if info else self.settings.device)
             self.engine_status.set_model(
                 *(info.variant, info.device) if info else ("no model", "-")
             )
-        self.report_error(f"Error while {error.action}", error.message)
+        self.report_error(*describe_job_failure(error.action, error.message))
 
     def _on_stats_changed(self, stats: EngineStats) -> None:
         self.engine_status.set_stats(stats)
@@ -332,17 +352,32 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.playback.stop()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        # The worker finishes the frame it is encoding before its thread ends (seconds with
+        # a large model on a CPU); the window goes at once rather than hanging until then.
+        self.hide()
+        QApplication.processEvents()
         self.client.shutdown()
         self.project.shutdown()
         event.accept()
 
     def _confirm_discard_dialog(self) -> bool:
-        answer = QMessageBox.question(
-            self,
+        """Save / Discard / Cancel, Save the default (Enter keeps the work); True to go on."""
+        name = Path(self.project.path or self.document.video_path or "untitled").name
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
             "Unsaved changes",
-            "Close without saving? Your prompts and masks since the last save will be lost.",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            f"Save your changes to {name}?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            self,
         )
+        box.setInformativeText("Prompts and masks since the last save are lost if you discard.")
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
+        answer = box.exec()
+        if answer == QMessageBox.StandardButton.Save:
+            return bool(self.save_project())
         return answer == QMessageBox.StandardButton.Discard
 
     def _on_about(self) -> None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.devices import device_problems
 from app.model_store import (
     CHECKPOINTS,
     DEFAULT_VARIANT,
@@ -42,17 +43,7 @@ _MIB = 2**20
 
 
 def _available_devices() -> list[str]:
-    devices = ["cpu"]
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency of the app
-        return devices
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
+    return [d for d, problem in device_problems().items() if problem is None]
 
 
 class _DownloadWorker(QObject):
@@ -83,7 +74,7 @@ class _DownloadWorker(QObject):
         except DownloadError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:  # a bug must reach the user, not kill the thread silently
-            self.failed.emit(f"download failed: {type(exc).__name__}: {exc}")
+            self.failed.emit(f"Download failed: {exc or type(exc).__name__}")
         else:
             self.finished.emit(path)
 
@@ -103,6 +94,7 @@ class ModelDialog(QDialog):
         base_url: str | None = None,
         dest_dir: str | Path | None = None,
         device: str = "cpu",
+        current: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a segmentation model")
@@ -111,7 +103,7 @@ class ModelDialog(QDialog):
         self._path: Path | None = None
         self._thread: QThread | None = None
         self._worker: _DownloadWorker | None = None
-        self._build(device)
+        self._build(device, current)
         self._refresh_items()
 
     # -- public ------------------------------------------------------------------------------
@@ -130,8 +122,16 @@ class ModelDialog(QDialog):
 
     # -- layout ------------------------------------------------------------------------------
 
-    def _build(self, device: str) -> None:
-        intro = QLabel("Masklet needs a SAM 2 checkpoint. Download one (Tiny is the fastest)")
+    def _build(self, device: str, current: str | None) -> None:
+        """`current` describes the loaded model ("sam2.1-tiny on cpu"), None when none is."""
+        if current:
+            text = f"Current model: {current}. Pick another checkpoint, or Close to keep it."
+        else:
+            text = (
+                "Masklet needs a SAM 2 checkpoint: download one (Tiny is the fastest) "
+                "or choose a .pt file."
+            )
+        intro = self.intro = QLabel(text)
         intro.setWordWrap(True)
         self.list = QListWidget()
         self.progress = QProgressBar()
@@ -183,10 +183,18 @@ class ModelDialog(QDialog):
         text = f"{entry.label}  ({'' if entry.size else '~'}{size / _MIB:.0f} MiB)"
         if find_downloaded(entry, self._dest) is not None:
             return text + "  - downloaded"
-        part = self._dest / (entry.filename + ".part")
-        if part.is_file():
-            return text + f"  - {part.stat().st_size / _MIB:.0f} MiB partial, will resume"
+        kept = self._partial_bytes(entry)
+        if kept:
+            return text + f"  - {kept / _MIB:.0f} MiB partial, will resume"
         return text
+
+    def _partial_bytes(self, entry: CheckpointEntry) -> int:
+        """Bytes of `entry` kept in its `.part` file from an earlier download; 0 if none."""
+        part = self._dest / (entry.filename + ".part")
+        try:
+            return part.stat().st_size if part.is_file() else 0
+        except OSError:
+            return 0
 
     def _update_buttons(self) -> None:
         busy = self.is_downloading()
@@ -252,9 +260,15 @@ class ModelDialog(QDialog):
         self._choose(path)
 
     def _on_failed(self, message: str) -> None:
+        kept = self._partial_bytes(self.selected_entry())
         self._stop_thread()
         self.error_label.setText(message)
-        self.progress_label.setText("Download failed; Download again to resume.")
+        if kept:
+            # Only a kept `.part` can be resumed; at 0 % there is nothing to resume.
+            text = f"Download stopped at {kept / _MIB:.1f} MiB; click Download to resume."
+        else:
+            text = "Nothing was downloaded. Check the internet connection, then click Download."
+        self.progress_label.setText(text)
         self.download_failed.emit(message)
 
     def _on_cancelled(self, message: str) -> None:

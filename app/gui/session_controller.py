@@ -4,6 +4,8 @@ Prompt edits (from clicks, undo or redo) are sent as the full prompt set of that
 (frame, object); masks coming back are written into the document. After a project is
 opened or the model is switched, the engine holds no prompts: they are marked unsynced
 and re-applied lazily, a frame when it is edited and all of them before propagating.
+Prompts whose mask request failed (clicked before any model had loaded) are the
+exception: they are sent again as soon as a session opens.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ class SessionController(QObject):
         self._doc = document
         self._client = client
         self._unsynced: set[tuple[int, int]] = set()
+        # Prompt sets whose mask request failed (e.g. no model yet): sent again, eagerly,
+        # once a session opens, so the user's click gets its mask without clicking again.
+        self._failed: set[tuple[int, int]] = set()
         self._sent: dict[int, tuple[int, int]] = {}
         self._muted = False
         document.prompts_changed.connect(self._on_prompts_changed)
@@ -75,11 +80,16 @@ class SessionController(QObject):
         if self._muted:
             self._unsynced.add((frame, obj_id))
             return
+        if self._doc.prompts(frame, obj_id).is_empty() and self._doc.has_object(obj_id):
+            # No prompt means no mask: clear it now rather than after the worker has
+            # finished what it is doing (an undone click otherwise lingers for seconds).
+            self._doc.clear_mask(frame, obj_id)
         self._send(frame, obj_id)
 
     @Slot(int)
     def _on_object_removed(self, obj_id: int) -> None:
         self._unsynced = {key for key in self._unsynced if key[1] != obj_id}
+        self._failed = {key for key in self._failed if key[1] != obj_id}
         if not self._muted:
             self._client.remove_object(obj_id)
 
@@ -91,6 +101,10 @@ class SessionController(QObject):
     @Slot(object)
     def _on_session_opened(self, info: SessionInfo) -> None:
         self.mark_all_unsynced()
+        failed, self._failed = sorted(self._failed), set()
+        for frame, obj_id in failed:
+            if self._doc.has_object(obj_id) and frame < self._doc.num_frames:
+                self._send(frame, obj_id)
         self.session_ready.emit(info)
 
     @Slot(object)
@@ -113,3 +127,4 @@ class SessionController(QObject):
         key = self._sent.pop(error.request_id, None)
         if key is not None:
             self._unsynced.add(key)
+            self._failed.add(key)

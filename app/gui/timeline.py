@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QWidget
 
 from app.gui.document import AnnotationDocument, MaskState
@@ -31,13 +31,17 @@ def spans(track: np.ndarray, value: int) -> np.ndarray:
 
 
 def timecode(frame: int, fps: float) -> str:
-    """`HH:MM:SS.ff` for a frame index at `fps` (ff = frame within the second)."""
+    """`HH:MM:SS.mmm`, the start time of frame `frame` at `fps`, to the millisecond.
+
+    Milliseconds after the dot, never frames: "00:00:09.240" reads as 9.24 s and is 9.24 s.
+    """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    seconds, ff = divmod(frame, max(round(fps), 1))
-    minutes, ss = divmod(int(seconds), 60)
+    total_ms = round(frame * 1000 / fps)
+    seconds, ms = divmod(total_ms, 1000)
+    minutes, ss = divmod(seconds, 60)
     hh, mm = divmod(minutes, 60)
-    return f"{hh:02d}:{mm:02d}:{ss:02d}.{int(ff):02d}"
+    return f"{hh:02d}:{mm:02d}:{ss:02d}.{ms:03d}"
 
 
 class TimelineTracks(QWidget):
@@ -140,18 +144,38 @@ class TimelineTracks(QWidget):
             self.frame_clicked.emit(self.frame_at(event.position().x()))
 
 
+class FrameSpinBox(QSpinBox):
+    """The frame number box; `entered` fires when Enter confirms a typed number."""
+
+    entered = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        super().keyPressEvent(event)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.entered.emit()
+
+
 class ScrubBar(QWidget):
-    """Slider, frame spin box and timecode for the document's current frame."""
+    """Slider, frame spin box and timecode for the document's current frame.
+
+    `frame_entered` fires after Enter in the frame box, so the window can hand the
+    keyboard back to the canvas (N, T, comma and period mean nothing in a number box).
+    """
+
+    frame_entered = Signal()
 
     def __init__(self, document: AnnotationDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._doc = document
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.spin = QSpinBox()
+        self.spin = FrameSpinBox()
+        self.spin.entered.connect(self.frame_entered)
         self.spin.setKeyboardTracking(False)
         self.spin.setToolTip("Current frame")
-        self.timecode = QLabel("00:00:00.00")
-        self.timecode.setToolTip("Timecode (hh:mm:ss.frame)")
+        self.timecode = QLabel("00:00:00.000")
+        self.timecode.setToolTip(
+            "Time of this frame / of the last frame (hours:minutes:seconds.milliseconds)"
+        )
         self.timecode.setMinimumWidth(170)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

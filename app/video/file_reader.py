@@ -48,6 +48,8 @@ class VideoFileReader(VideoReader):
         try:
             index = scan_packets(container, stream)
             stated_rate = stream.average_rate or stream.guessed_rate
+            # What the header promises, if it says: 0 means the container does not tell.
+            self._declared_frames = int(stream.frames or 0) or None
         except VideoError as e:
             raise VideoError(f"{path}: {e}") from None
         finally:
@@ -70,6 +72,19 @@ class VideoFileReader(VideoReader):
         self._reformatter = VideoReformatter()
         self._describe_frames(stated_rate)
         self._cache.put(0, first, _frame_bytes(first))
+        declared = self._declared_frames
+        # A damaged end, unless the header's own count shows nothing is missing.
+        self._truncated = index.suspect_tail and not (declared and declared <= len(self))
+
+    @property
+    def declared_frames(self) -> int | None:
+        """The frame count the file's header states; None when it states none."""
+        return self._declared_frames
+
+    @property
+    def truncated(self) -> bool:
+        """The file ends early (cut short, damaged end): `len` counts only what decodes."""
+        return self._truncated
 
     def _describe_frames(self, stated_rate: Fraction | None) -> None:
         index = self._decoder.index

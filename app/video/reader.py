@@ -76,6 +76,16 @@ class VideoReader(abc.ABC):
         return self._fps
 
     @property
+    def declared_frames(self) -> int | None:
+        """The frame count the source states about itself; None when it states none."""
+        return None
+
+    @property
+    def truncated(self) -> bool:
+        """The source ends early (a file cut short): `len` counts only the frames it holds."""
+        return False
+
+    @property
     def duration(self) -> float:
         """Length in seconds: `len(self) / fps`."""
         return len(self) / self._fps if self._fps > 0 else 0.0

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from app.cli import ProgressBar, main
+from app.cli import ProgressBar, _tracking_passes, main
 from app.mask_store import MaskStore
 from app.project import ObjectInfo, Project, save_project
 
@@ -249,11 +249,62 @@ def test_bad_gui_arguments_exit_2_with_one_line(capsys):
     assert "masklet track --help" in capsys.readouterr().out
 
 
-def test_progress_bar_redraws_in_place():
+def test_progress_bar_redraws_in_place_with_rate_and_eta():
     stream = io.StringIO()
-    bar = ProgressBar("work", stream, width=4)
+    ticks = iter([10.0, 11.0, 14.0])
+    bar = ProgressBar("work", stream, width=4, clock=lambda: next(ticks))
     bar(0, 4)
-    bar(2, 4)
-    bar(4, 4)
+    bar(2, 4)  # 2 frames in 1 s: 2/s, 2 left -> 1 s
+    bar(4, 4)  # 4 frames in 4 s: 1/s, none left
     bar.close()
-    assert stream.getvalue() == "\rwork [----] 0/4\rwork [##--] 2/4\rwork [####] 4/4\n"
+    assert stream.getvalue() == (
+        "\rwork [----] 0/4"
+        "\rwork [##--] 2/4  2.00 frames/s  ETA 0:00:01"
+        "\rwork [####] 4/4  1.00 frames/s  ETA 0:00:00\n"
+    )
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _prompts_at(*frames: int) -> types.SimpleNamespace:
+    prompt = [types.SimpleNamespace(frame=f) for f in frames]
+    return types.SimpleNamespace(objects=[types.SimpleNamespace(prompts=prompt)])
+
+
+@pytest.mark.parametrize(
+    ("keys", "direction", "frames", "passes"),
+    [
+        ((0,), "forward", (0, 20), [("forward", 20)]),  # not all 250
+        ((0,), "forward", None, [("forward", 250)]),
+        ((5, 30), "forward", (10, 20), [("forward", 15)]),  # from keyframe 5 up to 19
+        ((100,), "backward", (40, 60), [("backward", 61)]),  # 100 down to 40
+        ((10, 30), "both", (0, 20), [("forward", 10), ("backward", 31)]),
+        ((30,), "forward", (0, 20), []),  # the only keyframe is past the range
+        ((0,), "forward", (0, 1000), [("forward", 250)]),
+    ],
+)
+def test_tracking_is_bounded_by_frames(keys, direction, frames, passes):
+    assert _tracking_passes(_prompts_at(*keys), 250, direction, frames) == passes
+
+
+def test_track_help_says_frames_bound_tracking(capsys):
+    assert main(["track", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "tracking runs from the prompted frames up to frame B-1" in help_text
+
+
+@pytest.mark.slow  # a real (random-init) SAM 2.1 tiny on 2 frames
+def test_track_frames_tracks_only_the_range(video, prompts, tmp_path, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    out = tmp_path / "masks.json"
+    assert main([*track_args(video, prompts, "coco", out), "--frames", "0:2"]) == 0
+    err = terminal.getvalue()
+    # Shown while the model loads, then erased before the progress line draws.
+    assert err.startswith("loading model…\r" + " " * 14 + "\r\rtracking [")
+    assert "2/2" in err and f"/{N}" not in err.split("wrote")[0]
+    assert "frames/s  ETA" in err
+    assert len(COCO(str(out)).dataset["images"]) == 2

@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtTest import QTest
 
 from app.autosave import Autosaver
+from app.devices import DEVICES
 from app.gui.main_window import MainWindow
 from app.gui.settings import AppSettings
 from app.gui.worker_client import running_worker_threads
@@ -62,6 +63,13 @@ def settings(tmp_path: Path) -> AppSettings:
     s = AppSettings(store)
     s.checkpoint = "fake.pt"
     return s
+
+
+@pytest.fixture
+def all_devices(monkeypatch):
+    """Every device usable, so device switching can be tested on any machine; list it
+    before `window`/`opened` in a test's arguments so the menu is built with it."""
+    monkeypatch.setattr("app.devices.device_problems", lambda: dict.fromkeys(DEVICES))
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def test_step_play_and_keyframe_navigation(qtbot, opened):
     assert doc.current_frame == NUM_FRAMES - 1
     qtbot.keyClick(opened.canvas, Qt.Key.Key_Comma)
     assert doc.current_frame == 10
-    assert "00:00:01.00" in opened.scrub.timecode.text()
+    assert "00:00:01.000" in opened.scrub.timecode.text()
     qtbot.keyClick(opened.canvas, Qt.Key.Key_K)
     qtbot.waitUntil(lambda: doc.current_frame >= 13, timeout=5000)
     qtbot.keyClick(opened.canvas, Qt.Key.Key_K)

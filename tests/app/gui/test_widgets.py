@@ -87,8 +87,8 @@ def test_spans_and_timecode():
     track = np.array([0, 1, 1, 0, 2, 2, 2, 1], np.int8)
     assert spans(track, 1).tolist() == [[1, 3], [7, 8]]
     assert spans(track, 2).tolist() == [[4, 7]]
-    assert timecode(0, 25) == "00:00:00.00"
-    assert timecode(25 * 3661 + 7, 25) == "01:01:01.07"
+    assert timecode(0, 25) == "00:00:00.000"
+    assert timecode(25 * 3661 + 7, 25) == "01:01:01.280"
 
 
 def test_timeline_paints_100k_frames_by_spans(qtbot):
@@ -230,7 +230,7 @@ def test_colour_edit_is_undoable_and_recolours_overlay(qtbot, opened):
     assert opened.document.object(obj.obj_id).color == obj.color
 
 
-def test_device_menu_switches_and_remembers(qtbot, opened, settings):
+def test_device_menu_switches_and_remembers(qtbot, all_devices, opened, settings):
     cuda = next(a for a in opened.device_menu.actions() if a.text() == "cuda")
     with qtbot.waitSignal(opened.client.model_loaded, timeout=5000) as blocker:
         cuda.trigger()
