@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from app.cli import ProgressBar, _tracking_passes, main
+from app.cli import ProgressBar, main
 from app.mask_store import MaskStore
 from app.project import ObjectInfo, Project, save_project
 
@@ -269,16 +269,11 @@ class _Terminal(io.StringIO):
         return True
 
 
-def _prompts_at(*frames: int) -> types.SimpleNamespace:
-    prompt = [types.SimpleNamespace(frame=f) for f in frames]
-    return types.SimpleNamespace(objects=[types.SimpleNamespace(prompts=prompt)])
-
-
 @pytest.mark.parametrize(
     ("keys", "direction", "frames", "passes"),
     [
         ((0,), "forward", (0, 20), [("forward", 20)]),  # not all 250
-        ((0,), "forward", None, [("forward", 250)]),
+        ((0,), "forward", (0, None), [("forward", 250)]),
         ((5, 30), "forward", (10, 20), [("forward", 15)]),  # from keyframe 5 up to 19
         ((100,), "backward", (40, 60), [("backward", 61)]),  # 100 down to 40
         ((10, 30), "both", (0, 20), [("forward", 10), ("backward", 31)]),
@@ -287,7 +282,9 @@ def _prompts_at(*frames: int) -> types.SimpleNamespace:
     ],
 )
 def test_tracking_is_bounded_by_frames(keys, direction, frames, passes):
-    assert _tracking_passes(_prompts_at(*keys), 250, direction, frames) == passes
+    from app.track_run import _tracking_passes
+
+    assert _tracking_passes(list(keys), 250, direction, frames) == passes
 
 
 def test_track_help_says_frames_bound_tracking(capsys):
