@@ -26,7 +26,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from app.errors import describe_error
+
 __all__ = ["ProgressBar", "main"]
+
+_DEBUG_HINT = " (MASKLET_DEBUG=1 shows details)"
 
 _SUBCOMMANDS = ("track", "export", "batch")
 
@@ -315,17 +319,8 @@ def _run_subcommand(argv: list[str]) -> int:
     except Exception as exc:
         if os.environ.get("MASKLET_DEBUG"):
             raise
-        print(f"masklet {argv[0]}: {_describe(exc)}", file=sys.stderr)
+        print(f"masklet {argv[0]}: {describe_error(exc, hint=_DEBUG_HINT)}", file=sys.stderr)
         return 1 if isinstance(exc, (ValueError, OSError)) else 3
-
-
-def _describe(exc: Exception) -> str:
-    """One line for the user: bad input is an "error", anything else an "internal error"."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    if isinstance(exc, (ValueError, OSError)):
-        return f"error: {line}"
-    return f"internal error ({type(exc).__name__}): {line} (MASKLET_DEBUG=1 shows details)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,10 +21,11 @@ from typing import Any
 
 from app.batch.ledger import sha256_file
 from app.batch.manifest import ManifestEntry
+from app.errors import describe_error
 from app.output_guard import Output, check_outputs
 from app.track_run import TrackJob, load_model, run_track
 
-__all__ = ["FILE_NAMES", "TrackWorker", "VideoTask", "describe_error", "output_path"]
+__all__ = ["FILE_NAMES", "TrackWorker", "VideoTask", "output_path"]
 
 # The output of a video under OUT/<id>/ per format; png is the folder itself.
 FILE_NAMES = {"coco": "masks.json", "ytvis": "masks.json", "mp4": "overlay.mp4"}
@@ -41,15 +42,6 @@ def output_path(task: VideoTask) -> Path:
     folder = task.out_root / task.entry.id
     name = FILE_NAMES.get(task.fmt)
     return folder if name is None else folder / name
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line: bad input is an "error", anything else an "internal error" (as the CLI says)."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    if isinstance(exc, (ValueError, OSError)):
-        return f"error: {line}"
-    return f"internal error ({type(exc).__name__}): {line}"
 
 
 class TrackWorker:
