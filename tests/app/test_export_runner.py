@@ -6,6 +6,7 @@ import weakref
 
 import numpy as np
 import pytest
+from export_fixtures import FakeReader, box_source
 
 from app.export import ExportOptions, ObjectMeta, StoreSource, export
 from app.mask_store import MaskStore
@@ -13,26 +14,9 @@ from app.mask_store import MaskStore
 H, W, N = 16, 20, 5
 
 
-class FakeReader:
-    fps = 5.0
-    size = (H, W)
-
-    def __len__(self) -> int:
-        return N
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.full((H, W, 3), i * 10, np.uint8)
-
-
 @pytest.fixture
 def source() -> StoreSource:
-    store = MaskStore((H, W))
-    for f in range(N):
-        mask = np.zeros((H, W), bool)
-        mask[2 : 4 + f, 3:9] = True
-        store.set(f, 1, mask)
-    objects = [ObjectMeta(1, "a", "thing"), ObjectMeta(2, "b", "thing")]
-    return StoreSource(name="v", reader=FakeReader(), store=store, objects=objects)
+    return box_source((H, W), N, [ObjectMeta(1, "a", "thing"), ObjectMeta(2, "b", "thing")])
 
 
 @pytest.mark.parametrize("fmt", ["png", "coco", "ytvis", "mp4"])
@@ -106,7 +90,7 @@ def test_bad_requests(source, tmp_path):
 
 def test_store_source_rejects_mismatched_sizes():
     with pytest.raises(ValueError, match=r"masks are \(8, 8\) but the video is \(16, 20\)"):
-        StoreSource(name="v", reader=FakeReader(), store=MaskStore((8, 8)), objects=[])
+        StoreSource(name="v", reader=FakeReader((H, W), N), store=MaskStore((8, 8)), objects=[])
 
 
 class WatchfulSource:

@@ -15,39 +15,21 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+from export_fixtures import box_source
 from hostile import ROOT, digest_tree
 
 from app import atomic
 from app.atomic import atomic_write_bytes, is_temporary_name, temp_name
 from app.export import ExportOptions, ObjectMeta, StoreSource, export
 from app.export.files import atomic_output
-from app.mask_store import MaskStore
 
 H, W, N = 16, 20, 6
 
 
-class FakeReader:
-    fps = 5.0
-    size = (H, W)
-
-    def __len__(self) -> int:
-        return N
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.full((H, W, 3), i * 10, np.uint8)
-
-
 @pytest.fixture
 def source() -> StoreSource:
-    store = MaskStore((H, W))
-    for f in range(N):
-        mask = np.zeros((H, W), bool)
-        mask[2 : 4 + f, 3:9] = True
-        store.set(f, 1, mask)
-    objects = [ObjectMeta(1, "a", "thing")]
-    return StoreSource(name="v", reader=FakeReader(), store=store, objects=objects)
+    return box_source((H, W), N, [ObjectMeta(1, "a", "thing")])
 
 
 def _temporaries(folder: Path) -> list[str]:
