@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from fake_engine import fake_engine
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app.autosave import Autosaver
 from app.devices import DEVICES
@@ -125,3 +127,16 @@ def drag_box(window: MainWindow, x0: float, y0: float, x1: float, y1: float) -> 
     QTest.mouseMove(viewport, QPoint((a.x() + b.x()) // 2, (a.y() + b.y()) // 2))
     QTest.mouseMove(viewport, b)
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+
+
+def when_modal(kind: type, handle: Callable[[QWidget], None]) -> None:
+    """Run `handle(dialog)` once a modal `kind` is up (it blocks the test in `exec`)."""
+
+    def poll() -> None:
+        widget = QApplication.activeModalWidget()
+        if isinstance(widget, kind):
+            handle(widget)
+        else:
+            QTimer.singleShot(20, poll)
+
+    QTimer.singleShot(0, poll)
