@@ -42,8 +42,11 @@ class VideoFileReader(VideoReader):
         super().__init__(path=path, cache_bytes=cache_bytes)
         if not path.exists():
             raise VideoError(f"no such file: {path}")
-        if not path.is_file():
+        if path.is_dir():
             raise VideoError(f"not a file: {path}")
+        if not path.is_file():
+            # A FIFO would block the decoder's open forever, a device be read without end.
+            raise VideoError(f"video {path} is not a regular file (a pipe, device or socket)")
         container, stream = self._open_stream()
         try:
             index = scan_packets(container, stream)
