@@ -14,16 +14,33 @@ nesting deep enough to overflow the stack), with a one-line `JsonError`.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JsonError", "check_regular_file", "parse_json", "read_regular_file"]
+from PIL import Image
+
+from app.limits import MAX_FRAME_PIXELS
+
+__all__ = [
+    "ImageTooLarge",
+    "JsonError",
+    "check_regular_file",
+    "open_image_header",
+    "parse_json",
+    "read_regular_file",
+]
 
 _MAX_INT_DIGITS = 20  # int64 is 19 digits; larger ids, frames or sizes mean nothing here
 _MAX_DEPTH = 64  # our own files nest 6 levels deep at most
+
+
+class ImageTooLarge(ValueError):
+    """PIL itself refused an image header as a decompression bomb (one-line message)."""
 
 
 class JsonError(ValueError):
@@ -140,3 +157,20 @@ def parse_json(raw: bytes) -> Any:
         raise JsonError(f"not valid JSON ({str(exc).splitlines()[0]})") from None
     _check_depth(value)
     return value
+
+
+def open_image_header(data: bytes, *, formats: list[str]) -> Image.Image:
+    """PIL's lazy view of an image in `formats`: the header is read, the pixels are not, so
+    the caller checks the declared size before anything is decoded.
+
+    PIL refuses images far over our own pixel limit outright; that is an ImageTooLarge in
+    `app.limits.check_frame_size`'s words. Other failures come as PIL raises them."""
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit, checked by the caller, is far under PIL's warning threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(
+            f"size is over the limit of {MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
+        ) from None

@@ -13,8 +13,6 @@ a 100 KB PNG declaring 30000x30000 pixels is refused, not inflated.
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,14 +29,12 @@ from app.imports.common import (
     require_dict,
     whole_number,
 )
-from app.limits import MAX_FRAME_PIXELS, MAX_IMAGE_FILE_BYTES, check_frame_size
-from app.safe_io import read_regular_file
+from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.safe_io import ImageTooLarge, open_image_header, read_regular_file
 
 __all__ = ["import_davis", "read_labels"]
 
 VOID_INDEX = 255
-# PIL refuses to open images far over our limit; say so in check_frame_size's words.
-_BOMB = f"size is over the limit of {MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
 
 
 def _png_folder(path: Path) -> Path:
@@ -73,12 +69,9 @@ def _reason(exc: Exception) -> str:
 def _open_png(data: bytes, path: Path) -> Image.Image:
     """PIL's lazy view of a PNG: the header is read, the pixels are not."""
     try:
-        with warnings.catch_warnings():
-            # Our own pixel limit, checked next, is far under PIL's warning threshold.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data), formats=["PNG"])
-    except Image.DecompressionBombError:
-        raise AnnotationImportError(f"{path.name}: {_BOMB}") from None
+        return open_image_header(data, formats=["PNG"])
+    except ImageTooLarge as exc:
+        raise AnnotationImportError(f"{path.name}: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise AnnotationImportError(f"cannot read {path.name}: {_reason(exc)}") from None
 

@@ -8,18 +8,15 @@ limits and the folder's frame size before OpenCV decodes it, so a 100 KB PNG dec
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from app.limits import MAX_FRAME_PIXELS, MAX_IMAGE_FILE_BYTES, check_frame_size
-from app.safe_io import read_regular_file
+from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.safe_io import ImageTooLarge, open_image_header, read_regular_file
 from app.video.cache import DEFAULT_CACHE_BYTES
 from app.video.errors import VideoError
 from app.video.reader import VideoReader
@@ -47,21 +44,16 @@ def list_images(folder: Path) -> list[Path]:
 # EXIF orientations that turn the image a quarter, so the decoded frame is H x W swapped.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION = 0x0112
-# PIL refuses to open images far over our limit; say so in check_frame_size's words.
-_BOMB = f"size is over the limit of {MAX_FRAME_PIXELS // 1_000_000} megapixels per frame"
 
 
 def image_size(data: bytes, path: Path) -> tuple[int, int]:
     """The (H, W) a JPEG or PNG declares, after its EXIF orientation, without decoding it."""
     try:
-        with warnings.catch_warnings():
-            # Our own pixel limit, checked by the caller, is far under PIL's warning threshold.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as image:
-                width, height = image.size
-                turned = image.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS
-    except Image.DecompressionBombError:
-        raise VideoError(f"image {path}: {_BOMB}") from None
+        with open_image_header(data, formats=["PNG", "JPEG"]) as image:
+            width, height = image.size
+            turned = image.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS
+    except ImageTooLarge as e:
+        raise VideoError(f"image {path}: {e}") from None
     except (OSError, SyntaxError, ValueError):
         raise VideoError(f"cannot decode image {path}: not a readable JPEG or PNG") from None
     return (width, height) if turned else (height, width)
