@@ -23,8 +23,8 @@ from app.export.source import Progress
 from app.mask_store import MaskStore
 from app.project import MAX_ID
 from app.prompts_file import PromptsError, PromptsFile
+from model.engine.session import Prompt, TrackingSession
 from model.sam2 import Sam2Model
-from model.session import Prompt, TrackingSession
 
 __all__ = [
     "RANDOM_PREFIX",

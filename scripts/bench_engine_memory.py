@@ -194,7 +194,7 @@ def run_reference(num_frames: int, image_size: int) -> dict:
     from oracle import build_reference
     from PIL import Image
 
-    from model.frames import preprocess_frame
+    from model.engine.frames import preprocess_frame
 
     model = build_reference(VARIANT, image_size=image_size, video=True)
     video = MovingDiscVideo(num_frames)

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from model.build import build_model  # noqa: E402
 from model.config import get_config  # noqa: E402
-from model.frames import preprocess_frame  # noqa: E402
-from model.session import Prompt, TrackingSession  # noqa: E402
+from model.engine.frames import preprocess_frame  # noqa: E402
+from model.engine.session import Prompt, TrackingSession  # noqa: E402
 
 H, W = 480, 640
 CLICKS = {1: (150.0, 200.0), 2: (420.0, 330.0), 3: (520.0, 110.0)}

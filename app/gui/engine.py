@@ -1,6 +1,6 @@
 """What the worker needs from the tracking engine, as three injectable callables.
 
-The real engine (`model.checkpoint`, `model.session`) is imported lazily inside the
+The real engine (`model.checkpoint`, `model.engine.session`) is imported lazily inside the
 factories, so the GUI imports without torch work and tests can swap in a fast fake
 engine with the same session interface.
 """
@@ -44,7 +44,7 @@ def _load_checkpoint(checkpoint: str, device: str) -> Any:
 
 
 def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
-    from model.session import TrackingSession
+    from model.engine.session import TrackingSession
 
     return TrackingSession(model, source, device=device)
 
@@ -55,7 +55,7 @@ def _make_session_prompt(
     box: np.ndarray | None,
     mask: np.ndarray | None = None,
 ) -> Any:
-    from model.session import Prompt
+    from model.engine.session import Prompt
 
     return Prompt(points=points, labels=labels, box=box, mask=mask)
 

@@ -1,6 +1,6 @@
 """A fast, deterministic stand-in for the SAM 2 tracking session, for GUI logic tests.
 
-Same interface as `model.session.TrackingSession`. A prompt gives a disc around the
+Same interface as `model.engine.session.TrackingSession`. A prompt gives a disc around the
 mean positive point (or the box centre); propagation moves each object's disc
 `SPEED` pixels right per frame away from its nearest keyframe, and reports the object
 absent (score < 0) once the disc centre leaves the frame.

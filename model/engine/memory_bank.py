@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from model.mask_store import PackedMask
+from model.engine.mask_store import PackedMask
 from model.memory_selection import MemoryPlan
 from model.sam2_types import Memory
 

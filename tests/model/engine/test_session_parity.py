@@ -24,8 +24,8 @@ from tolerance import CHAIN_ULPS, assert_parity, tolerance
 
 from model.build import build_model
 from model.config import get_config
-from model.frames import preprocess_frame
-from model.session import Prompt, TrackingSession
+from model.engine.frames import preprocess_frame
+from model.engine.session import Prompt, TrackingSession
 
 NAME, SIZE, H, W, N = "sam2.1-tiny", 256, 96, 128, 6
 OVERRIDES = ("++model.add_all_frames_to_correct_as_cond=true", "++model.fill_hole_area=0")

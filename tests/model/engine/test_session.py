@@ -14,7 +14,7 @@ from tolerance import CHAIN_ULPS, assert_parity
 
 from model.build import build_model
 from model.config import get_config
-from model.session import FrameResult, FrameSource, ObjectResult, Prompt, TrackingSession
+from model.engine.session import FrameResult, FrameSource, ObjectResult, Prompt, TrackingSession
 
 H, W = 48, 64
 

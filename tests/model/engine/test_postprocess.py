@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.postprocess import connected_components, fill_holes_and_specks
+from model.engine.postprocess import connected_components, fill_holes_and_specks
 
 
 def _bfs_areas(mask: np.ndarray) -> np.ndarray:

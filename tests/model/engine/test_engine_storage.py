@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.feature_cache import FeatureCache, features_nbytes
-from model.mask_store import PackedMask
-from model.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
+from model.engine.feature_cache import FeatureCache, features_nbytes
+from model.engine.mask_store import PackedMask
+from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
 from model.sam2 import ImageFeatures
 
 

@@ -17,8 +17,8 @@ from dataclasses import replace
 
 import torch
 
-from model.feature_cache import DEFAULT_WINDOW_FRAMES, FeatureCache
-from model.frames import FrameSource, check_frame, preprocess_frame
+from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES, FeatureCache
+from model.engine.frames import FrameSource, check_frame, preprocess_frame
 from model.sam2 import ImageFeatures, Sam2Model
 
 

@@ -7,14 +7,14 @@ conditioning frame ("keyframe"; `add_all_frames_to_correct_as_cond`), and adds:
   are shared by all objects, so several objects cost one encoder pass per frame,
   and the rest of the model runs on them as a batch (objects whose memories line
   up are stacked; the reference loops over objects); a small window of them stays
-  cached for clicks, a propagation adds none (`model.frame_features`);
+  cached for clicks, a propagation adds none (`model.engine.frame_features`);
 - objects can be added, prompted, cleared and removed at any time, in any order;
 - "local" propagation recomputes, per object, only from each edited frame up to
   its next keyframe; "full" recomputes the whole video as the reference does;
 - propagation is a generator, cancellable between frames, keeping what it did;
 - results are kept as packed bit masks, and memory tensors beyond the window the
   memory selection reads are spilled to disk and read back exactly
-  (see `model.memory_bank` for the design and why it stays exact).
+  (see `model.engine.memory_bank` for the design and why it stays exact).
 
 A prompt's own output is encoded into memory lazily, at the next propagation,
 as the reference does; until then the frame's previous output is still what the
@@ -32,13 +32,13 @@ import torch
 import torch.nn.functional as F
 
 from model.device import pick_device, release_free_memory
-from model.feature_cache import DEFAULT_WINDOW_FRAMES
-from model.frame_features import FrameFeatures
-from model.frames import FrameSource
-from model.mask_store import PackedMask
-from model.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
-from model.postprocess import fill_holes_and_specks
-from model.prompts import (
+from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES
+from model.engine.frame_features import FrameFeatures
+from model.engine.frames import FrameSource
+from model.engine.mask_store import PackedMask
+from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
+from model.engine.postprocess import fill_holes_and_specks
+from model.engine.prompts import (
     FrameResult,
     ObjectResult,
     Prompt,
@@ -46,8 +46,8 @@ from model.prompts import (
     point_inputs,
     validate_prompt,
 )
+from model.engine.schedule import full_order, local_order, local_spans
 from model.sam2 import ImageFeatures, Memory, PointInputs, Sam2Model
-from model.schedule import full_order, local_order, local_spans
 
 __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSession"]
 
