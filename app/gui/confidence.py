@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, Signal
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QInputDialog, QStatusBar, QWidget
 
 from app.gui.document import AnnotationDocument
@@ -22,6 +22,7 @@ STRIP_HEIGHT = 3
 GOOD_COLOR = QColor(70, 175, 110)
 LOW_COLOR = QColor(255, 150, 20)
 DRIFT_COLOR = QColor(255, 70, 70)
+TICK_OUTLINE = QColor(15, 15, 18)
 _UNKNOWN, _GOOD, _LOW = 0, 1, 2
 
 
@@ -61,12 +62,13 @@ def paint_confidence(
             x0 = rect.left() + start * unit
             painter.fillRect(QRectF(x0, top, max((stop - start) * unit, 1.0), STRIP_HEIGHT), color)
     drift = worst_per_column(table.drift(obj_id, n).astype(np.int8), columns)
+    # A dark outline keeps the tick visible on a row whose object colour is red too.
     painter.setBrush(DRIFT_COLOR)
-    painter.setPen(DRIFT_COLOR)
+    painter.setPen(QPen(TICK_OUTLINE, 1))
     y = rect.top()
     for i in np.flatnonzero(drift):
         cx = rect.left() + (i + 0.5) * unit
-        painter.drawPolygon([QPointF(cx - 3, y), QPointF(cx + 3, y), QPointF(cx, y + 4)])
+        painter.drawPolygon([QPointF(cx - 4, y), QPointF(cx + 4, y), QPointF(cx, y + 6)])
 
 
 def _runs(hit: np.ndarray) -> np.ndarray:

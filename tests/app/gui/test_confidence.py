@@ -120,6 +120,6 @@ def test_strip_shows_warning_colour_and_drift_tick(tracked):
     assert _color_near(image, tracks.x_of(14), strip_y, LOW_COLOR)
     assert _color_near(image, tracks.x_of(3), strip_y, GOOD_COLOR)
     assert not _color_near(image, tracks.x_of(3), strip_y, LOW_COLOR)
-    tick_y = round(row.top()) + 1
+    tick_y = round(row.top()) + 2
     assert _color_near(image, tracks.x_of(DRIFT_FRAME), tick_y, DRIFT_COLOR)
     assert not _color_near(image, tracks.x_of(3), tick_y, DRIFT_COLOR)
