@@ -37,6 +37,7 @@ import numpy as np
 
 from app.atomic import sweep_stale_temporaries, temp_name
 from app.limits import MAX_FRAMES, check_frame_size
+from app.quality import QualityTable, rle_stats
 
 __all__ = [
     "CHUNK_FRAMES",
@@ -136,6 +137,8 @@ class MaskStore:
         self._revision = 0
         self._chunk_rev: dict[int, int] = {}
         self._clean: dict[str, dict[int, int]] = {}
+        # Confidence and shape figures per entry, kept in step with every store and clear.
+        self.quality = QualityTable()
 
     @property
     def video_size(self) -> tuple[int, int]:
@@ -193,6 +196,7 @@ class MaskStore:
             return
         objs = self._resident(frame)
         self._resident_bytes -= len(objs.pop(obj_id))
+        self.quality.clear(frame, obj_id)
         if not objs:
             del self._frames[frame]
             chunk = frame // CHUNK_FRAMES
@@ -205,6 +209,7 @@ class MaskStore:
         """Forget every entry of `obj_id`."""
         for frame in self.frames(obj_id):
             self.clear_frame(frame, obj_id)
+        self.quality.remove_object(obj_id)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -304,6 +309,8 @@ class MaskStore:
         old = objs.get(obj_id)
         self._resident_bytes += len(data) - (0 if old is None else len(old))
         objs[obj_id] = data
+        stats = rle_stats(data, self._size[1]) if data else (0.0, np.nan, np.nan)
+        self.quality.record_mask(frame, obj_id, stats)
         self._touch(frame)
         self._evict(keep=chunk)
 

@@ -12,7 +12,8 @@ The JSON document (UTF-8, written atomically) is::
       "prompts": [{"frame": 0, "obj_id": 1, "points": [[x, y, label], ...],
                    "box": [x0, y0, x1, y1] | null, "mask": "<base64 RLE>" | null}],
       "settings": {...},
-      "masks": {"folder": "NAME.masklet-masks", "chunk_frames": 256, "chunks": [0, 1]}
+      "masks": {"folder": "NAME.masklet-masks", "chunk_frames": 256, "chunks": [0, 1],
+                "quality": "quality.bin"}   # optional (app/project_quality.py)
     }
 
 Point labels are 1 (foreground) or 0 (background); ids are non-negative ints; a prompt mask
@@ -59,6 +60,7 @@ from app.project_masks import (
     store_target,
     write_chunks,
 )
+from app.project_quality import QUALITY_FILE, load_quality, write_quality
 from app.safe_io import JsonError, parse_json, read_regular_file
 
 __all__ = [
@@ -141,8 +143,9 @@ def save_project(
     target = store_target(folder)
     full = not only_dirty or not masks.is_tracked(target)
     present = masks.chunks()
+    named = masks.quality.has_figures()
     try:
-        doc = _project_to_json(path, project, present)
+        doc = _project_to_json(path, project, present, quality=named)
         text = json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"project settings are not JSON-serialisable: {exc}") from None
@@ -155,6 +158,7 @@ def save_project(
     chunks = present if full else masks.dirty_chunks(target)
     revisions = masks.chunk_revisions(None if full else chunks)
     write_chunks(folder, masks, chunks)
+    write_quality(folder, masks, target, full=full, named=named)
     atomic_write_text(path, text + "\n")
     delete_chunks(folder, ours - set(present))
     masks.mark_clean(target, revisions)
@@ -189,7 +193,7 @@ def _check_consistent(project: Project, masks: MaskStore) -> None:
             raise ValueError(f"prompt mask on frame {p.frame} does not match the video")
 
 
-def _project_to_json(path: Path, project: Project, chunks: list[int]) -> dict:
+def _project_to_json(path: Path, project: Project, chunks: list[int], *, quality: bool) -> dict:
     video = Path(project.video_path).absolute()
     try:
         relative = os.path.relpath(video, path.parent)
@@ -219,7 +223,12 @@ def _project_to_json(path: Path, project: Project, chunks: list[int]) -> dict:
         ],  # fmt: skip
         "prompts": [_prompt_to_json(p) for p in project.prompts],
         "settings": project.settings,
-        "masks": {"folder": mask_folder(path).name, "chunk_frames": CHUNK_FRAMES, "chunks": chunks},
+        "masks": {
+            "folder": mask_folder(path).name,
+            "chunk_frames": CHUNK_FRAMES,
+            "chunks": chunks,
+            **({"quality": QUALITY_FILE} if quality else {}),
+        },
     }
 
 
@@ -418,5 +427,7 @@ def _load_masks(path: Path, doc: dict, project: Project) -> MaskStore:
     index = chunk_index(spec, project.num_frames)
     masks = MaskStore(project.video_size, num_frames=project.num_frames)
     ids = {o.obj_id for o in project.objects}
-    load_chunks(mask_folder(path), index, masks, ids, project.num_frames)
+    folder = mask_folder(path)
+    load_chunks(folder, index, masks, ids, project.num_frames)
+    load_quality(folder, spec, masks, ids, project.num_frames, store_target(folder))
     return masks

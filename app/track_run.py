@@ -246,3 +246,4 @@ def _record(store: MaskStore, frame: int, result) -> None:
     """Store one object's mask; absent when the model says so or the mask is empty."""
     present = bool(result.present and result.mask.any())
     store.set(frame, result.obj_id, result.mask if present else None, present=present)
+    store.quality.set_confidence(frame, result.obj_id, float(result.iou), float(result.score))

@@ -1,10 +1,11 @@
 """COCO instance-segmentation JSON export, streamed.
 
 One image entry per exported frame and one annotation per present object per frame,
-with exact compressed RLE (or lossy polygons when asked), box, area, category and the
-object's `track_id`. The file is written as a stream: the small parts (info,
-categories, images) first, then each frame's annotations as soon as that frame's
-masks are encoded, so memory holds one frame's masks at a time, never the video's.
+with exact compressed RLE (or lossy polygons when asked), box, area, category, the
+object's `track_id` and a `score` (the predicted IoU; see `frame_scores`). The file is
+written as a stream: the small parts (info, categories, images) first, then each frame's
+annotations as soon as that frame's masks are encoded, so memory holds one frame's masks
+at a time, never the video's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TextIO
 
 from app.export.files import atomic_output, frame_file_name, write_frame_image
 from app.export.rle import encode_mask, mask_to_polygons
-from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta
+from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, frame_scores
 
 __all__ = ["category_table", "write_coco"]
 
@@ -82,6 +83,7 @@ def write_coco(
         for entry, frame in zip(images, frames, strict=True):
             loop.check()
             masks = source.masks(frame)
+            scores = frame_scores(source, frame, masks)
             for obj in objects:
                 mask = masks.get(obj.obj_id)
                 if mask is None or not mask.any():
@@ -97,6 +99,7 @@ def write_coco(
                     "iscrowd": 0,
                     "track_id": obj.obj_id,
                     "name": obj.name,
+                    "score": scores[obj.obj_id],
                 }
                 stream.write(("" if next_id == 1 else ",") + "\n" + json.dumps(annotation))
                 next_id += 1

@@ -17,6 +17,7 @@ __all__ = [
     "Progress",
     "ShouldStop",
     "StoreSource",
+    "frame_scores",
     "selected_frames",
     "selected_objects",
 ]
@@ -25,6 +26,9 @@ Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 
 IMAGE_FORMATS = ("jpg", "png")
+# The `score` of a mask without a predicted IoU: one the user drew or imported (or from a
+# project saved before scores were recorded). A user's mask is the ground truth itself.
+UNKNOWN_SCORE = 1.0
 
 
 class ExportCancelled(Exception):
@@ -90,6 +94,17 @@ class ExportOptions:
             raise ValueError(f"images must be one of {IMAGE_FORMATS} or None, got {self.images!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+
+def frame_scores(source: ExportSource, frame: int, obj_ids) -> dict[int, float]:
+    """Each object's export `score` on `frame`: the predicted IoU, rounded to 4 places,
+    clipped to [0, 1]; UNKNOWN_SCORE where there is none (or the source keeps none)."""
+    known = source.scores(frame) if hasattr(source, "scores") else {}
+    out = {}
+    for obj_id in obj_ids:
+        value = known.get(obj_id)
+        out[obj_id] = UNKNOWN_SCORE if value is None else round(min(max(value, 0.0), 1.0), 4)
+    return out
 
 
 def selected_frames(source: ExportSource, options: ExportOptions) -> range:
@@ -172,6 +187,14 @@ class StoreSource:
 
     def masks(self, frame: int) -> dict[int, np.ndarray]:
         return self._store.objects_at(frame)
+
+    def scores(self, frame: int) -> dict[int, float]:
+        """Predicted IoU of the objects whose figure on `frame` is known."""
+        quality = getattr(self._store, "quality", None)
+        if quality is None:
+            return {}
+        found = {o.obj_id: quality.get(frame, o.obj_id)[0] for o in self.objects}
+        return {obj_id: iou for obj_id, iou in found.items() if iou == iou}
 
     def image(self, frame: int) -> np.ndarray:
         return self._reader[frame]

@@ -1,5 +1,8 @@
 """YouTube-VIS JSON export: one video, one annotation per object with per-frame lists.
 
+Each annotation carries a `score` (as YouTube-VIS results do: the mean predicted IoU over
+the object's masked frames) and `scores`, per frame like `areas` (null where absent).
+
 YouTube-VIS groups by object, but masks arrive by frame. Each object's RLE strings go
 to its own spooled temporary file as they are encoded (kept in RAM up to a few MB,
 then spilled to disk) and are copied into the output at the end, so memory never
@@ -21,7 +24,7 @@ from typing import IO, TextIO
 from app.export.coco import category_table
 from app.export.files import atomic_output, frame_file_name, write_frame_image
 from app.export.rle import encode_mask
-from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta
+from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, frame_scores
 
 __all__ = ["write_ytvis"]
 
@@ -35,20 +38,28 @@ class _Track:
     segmentations: IO[str]
     bboxes: list = field(default_factory=list)
     areas: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
     present: bool = False
 
-    def add(self, mask) -> None:
+    def add(self, mask, score: float) -> None:
         sep = "," if self.bboxes else ""
         if mask is None or not mask.any():
             self.segmentations.write(sep + "null")
             self.bboxes.append(None)
             self.areas.append(None)
+            self.scores.append(None)
             return
         encoded = encode_mask(mask)
         self.segmentations.write(sep + json.dumps(encoded.rle))
         self.bboxes.append(encoded.bbox)
         self.areas.append(encoded.area)
+        self.scores.append(score)
         self.present = True
+
+    def score(self) -> float:
+        """The track's score, as in YouTube-VIS results: the mean over its masked frames."""
+        known = [s for s in self.scores if s is not None]
+        return round(sum(known) / len(known), 4)
 
 
 def _write_document(
@@ -79,6 +90,8 @@ def _write_document(
             "length": video["length"],
             "bboxes": track.bboxes,
             "areas": track.areas,
+            "score": track.score(),
+            "scores": track.scores,
         }
         stream.write(("" if first else ",") + "\n" + json.dumps(head)[:-1])
         stream.write(', "segmentations": [')
@@ -121,8 +134,9 @@ def write_ytvis(
         for frame, name in zip(frames, file_names, strict=True):
             loop.check()
             masks = source.masks(frame)
+            scores = frame_scores(source, frame, masks)
             for obj in objects:
-                tracks[obj.obj_id].add(masks.get(obj.obj_id))
+                tracks[obj.obj_id].add(masks.get(obj.obj_id), scores.get(obj.obj_id, 0.0))
             if options.images is not None:
                 rgb = source.image(frame)
                 written.append(

@@ -54,6 +54,21 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("next_keyframe", "Next Keyframe", "mdi6.chevron-double-right", (".",), "Playback"),
     ActionSpec(
+        "prev_doubtful",
+        "Previous &Doubtful Frame",
+        "mdi6.chevron-left-circle-outline",
+        ("Ctrl+,",),
+        "Playback",
+    ),
+    ActionSpec(
+        "next_doubtful",
+        "Next Doubtful &Frame",
+        "mdi6.chevron-right-circle-outline",
+        ("Ctrl+.",),
+        "Playback",
+    ),
+    ActionSpec("doubtful_threshold", "Doubtful &Threshold…", "mdi6.tune-variant", (), "Playback"),
+    ActionSpec(
         "propagate_forward",
         "Propagate &Forward",
         "mdi6.arrow-right-bold-box-outline",

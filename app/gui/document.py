@@ -9,7 +9,7 @@ controller is the only writer of masks.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
@@ -73,6 +73,7 @@ class ObjectSnapshot:
     row: int
     prompts: dict[int, FramePrompts]
     masks: dict[int, bytes | None]  # RLE bytes as the mask store keeps them; None = absent
+    quality: dict[int, tuple[float, float]] = field(default_factory=dict)  # (iou, score)
 
 
 class AnnotationDocument(QObject):
@@ -198,7 +199,8 @@ class AnnotationDocument(QObject):
         prompts = {f: p for (f, o), p in self._prompts.items() if o == obj_id}
         state = self._states[obj_id]
         masks = {int(f): self.store.encoded(int(f), obj_id) for f in np.flatnonzero(state)}
-        return ObjectSnapshot(obj, self.row_of(obj_id), prompts, masks)
+        quality = {f: self.store.quality.get(f, obj_id) for f in masks}
+        return ObjectSnapshot(obj, self.row_of(obj_id), prompts, masks, quality)
 
     def remove_object(self, obj_id: int) -> ObjectSnapshot:
         snap = self.snapshot_object(obj_id)
@@ -223,6 +225,8 @@ class AnnotationDocument(QObject):
         for frame, data in snap.masks.items():
             self.store.set_encoded(frame, obj_id, data or b"", present=data is not None)
             self._states[obj_id][frame] = MaskState.ABSENT if data is None else MaskState.MASK
+            if frame in snap.quality:
+                self.store.quality.set_confidence(frame, obj_id, *snap.quality[frame])
         self.masks_changed.emit(self._current)
         for frame in snap.prompts:
             self.prompts_changed.emit(frame, snap.obj.obj_id)
@@ -255,18 +259,39 @@ class AnnotationDocument(QObject):
         return sorted({f for (f, _) in self._prompts})
 
     # ---- masks -----------------------------------------------------------------------------
-    def set_mask(self, frame: int, obj_id: int, mask: np.ndarray | None) -> None:
-        """Store a mask (H, W) bool, or None for "predicted absent"; ignores deleted objects."""
+    def set_mask(
+        self,
+        frame: int,
+        obj_id: int,
+        mask: np.ndarray | None,
+        *,
+        confidence: tuple[float, float] | None = None,
+    ) -> None:
+        """Store a mask (H, W) bool, or None for "predicted absent"; ignores deleted objects.
+
+        `confidence` is the engine's (predicted IoU, score) of a computed mask; without it
+        (a mask the user made) the figures are unknown."""
         if obj_id not in self._objects:
             return
         self._store_mask(frame, obj_id, mask)
+        if confidence is not None:
+            self.store.quality.set_confidence(frame, obj_id, *confidence)
         self.masks_changed.emit(frame)
 
-    def set_frame_masks(self, frame: int, masks: dict[int, np.ndarray | None]) -> None:
-        """Store several objects' results for one frame with a single change signal."""
+    def set_frame_masks(
+        self,
+        frame: int,
+        masks: dict[int, np.ndarray | None],
+        quality: dict[int, tuple[float, float]] | None = None,
+    ) -> None:
+        """Store several objects' results for one frame with a single change signal;
+        `quality` holds the engine's (predicted IoU, score) per object."""
+        quality = quality or {}
         for obj_id, mask in masks.items():
             if obj_id in self._objects:
                 self._store_mask(frame, obj_id, mask)
+                if obj_id in quality:
+                    self.store.quality.set_confidence(frame, obj_id, *quality[obj_id])
         self.masks_changed.emit(frame)
 
     def set_encoded_masks(self, masks: dict[tuple[int, int], bytes]) -> None:

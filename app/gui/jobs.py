@@ -88,6 +88,7 @@ class MaskResult:
     obj_id: int
     mask: np.ndarray | None  # (H, W) bool
     score: float = 0.0
+    iou: float = float("nan")  # the decoder's predicted IoU; NaN = unknown
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class FrameMasks:
     request_id: int
     frame: int
     masks: dict[int, np.ndarray | None]
+    # obj_id -> (predicted IoU, object-score logit), for absent objects too.
+    quality: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

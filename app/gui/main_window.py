@@ -21,6 +21,7 @@ from app.gui.actions import AppActions
 from app.gui.canvas import FrameCanvas
 from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
+from app.gui.confidence import DoubtfulNavigator
 from app.gui.document import AnnotationDocument
 from app.gui.engine import Engine
 from app.gui.error_text import describe_job_failure
@@ -133,6 +134,12 @@ class MainWindow(FileMenuMixin, QMainWindow):
         a.prev_keyframe.triggered.connect(lambda: self.jump_keyframe(-1))
         a.next_keyframe.triggered.connect(lambda: self.jump_keyframe(1))
         self.tracks.frame_clicked.connect(doc.set_current_frame)
+        self.doubtful = DoubtfulNavigator(doc, self.settings, self.statusBar(), self)
+        self.doubtful.threshold_changed.connect(self.tracks.set_threshold)
+        self.tracks.set_threshold(self.doubtful.threshold)
+        a.prev_doubtful.triggered.connect(lambda: self.doubtful.jump(-1))
+        a.next_doubtful.triggered.connect(lambda: self.doubtful.jump(1))
+        a.doubtful_threshold.triggered.connect(lambda: self.doubtful.ask_threshold(self))
         self.scrub.frame_entered.connect(self.canvas.setFocus)
 
     def _connect_view(self) -> None:

@@ -115,12 +115,13 @@ class SessionController(QObject):
         if result.mask is None:
             self._doc.clear_mask(result.frame, result.obj_id)
         elif result.mask.shape == self._doc.video_size:
-            self._doc.set_mask(result.frame, result.obj_id, result.mask)
+            confidence = (result.iou, result.score)
+            self._doc.set_mask(result.frame, result.obj_id, result.mask, confidence=confidence)
 
     @Slot(object)
     def _on_frame_ready(self, result: FrameMasks) -> None:
         if 0 <= result.frame < self._doc.num_frames:
-            self._doc.set_frame_masks(result.frame, result.masks)
+            self._doc.set_frame_masks(result.frame, result.masks, result.quality)
 
     @Slot(object)
     def _on_job_failed(self, error: JobError) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from app.quality import DEFAULT_THRESHOLD
+
 ORGANIZATION = "Masklet"
 APPLICATION = "Masklet"
 MAX_RECENT = 10
@@ -81,3 +83,16 @@ class AppSettings:
     @opacity.setter
     def opacity(self, value: float) -> None:
         self._s.setValue("display/opacity", float(value))
+
+    @property
+    def doubtful_threshold(self) -> float:
+        """Predicted IoU under which a frame is doubtful, in [0, 1]."""
+        try:
+            value = float(self._s.value("review/doubtful_threshold", DEFAULT_THRESHOLD))
+        except (TypeError, ValueError):
+            return DEFAULT_THRESHOLD
+        return min(max(value, 0.0), 1.0) if value == value else DEFAULT_THRESHOLD
+
+    @doubtful_threshold.setter
+    def doubtful_threshold(self, value: float) -> None:
+        self._s.setValue("review/doubtful_threshold", min(max(float(value), 0.0), 1.0))

@@ -13,7 +13,9 @@ from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QWidget
 
+from app.gui.confidence import paint_confidence
 from app.gui.document import AnnotationDocument, MaskState
+from app.quality import DEFAULT_THRESHOLD
 
 ROW_HEIGHT = 16
 ROW_GAP = 3
@@ -52,6 +54,7 @@ class TimelineTracks(QWidget):
     def __init__(self, document: AnnotationDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._doc = document
+        self.threshold = DEFAULT_THRESHOLD  # predicted IoU under which the strip warns
         self.setMinimumHeight(HEADER + ROW_HEIGHT + ROW_GAP)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         for signal in (document.objects_changed, document.video_changed):
@@ -61,6 +64,10 @@ class TimelineTracks(QWidget):
         document.prompts_changed.connect(lambda _f, _o: self.update())
         document.current_frame_changed.connect(lambda _frame: self.update())
         document.active_object_changed.connect(lambda _obj: self.update())
+
+    def set_threshold(self, value: float) -> None:
+        self.threshold = value
+        self.update()
 
     def _on_layout_changed(self) -> None:
         rows = max(len(self._doc.objects()), 1)
@@ -99,6 +106,9 @@ class TimelineTracks(QWidget):
             color = QColor(*obj.color)
             color.setAlpha(200 if obj.visible else 90)
             self._paint_spans(painter, rect, spans(track, MaskState.MASK), color, unit)
+            frames = QRectF(NAME_GUTTER, rect.top(), n * unit, rect.height())
+            quality = self._doc.store.quality
+            paint_confidence(painter, frames, quality, obj.obj_id, n, self.threshold)
             self._paint_name(painter, rect, obj.name)
             self._paint_keyframes(painter, rect, self._doc.keyframes(obj.obj_id))
         x = self.x_of(self._doc.current_frame)

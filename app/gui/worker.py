@@ -152,8 +152,9 @@ class InferenceWorker(QObject):
             prompt = self._engine.make_prompt(points, labels, request.box)
         result = session.add_prompt(request.frame, request.obj_id, prompt, clear_old=True)
         mask = np.array(result.mask, dtype=bool, copy=True)
+        score, iou = float(result.score), float(result.iou)
         self.mask_ready.emit(
-            MaskResult(request.request_id, request.frame, request.obj_id, mask, float(result.score))
+            MaskResult(request.request_id, request.frame, request.obj_id, mask, score, iou)
         )
 
     def _propagate(self, request: Propagate) -> None:
@@ -170,7 +171,10 @@ class InferenceWorker(QObject):
                 obj_id: (np.array(r.mask, dtype=bool, copy=True) if r.score > 0 else None)
                 for obj_id, r in frame_result.objects.items()
             }
-            self.frame_ready.emit(FrameMasks(request.request_id, frame_result.frame, masks))
+            quality = {o: (float(r.iou), float(r.score)) for o, r in frame_result.objects.items()}
+            self.frame_ready.emit(
+                FrameMasks(request.request_id, frame_result.frame, masks, quality)
+            )
             done += 1
             fps = done / max(time.perf_counter() - started, 1e-6)
             self.propagation_progress.emit(Progress(request.request_id, done, total, fps))

@@ -89,6 +89,10 @@ def test_track_in_process_writes_valid_coco(video, prompts, tmp_path, capsys):
         mask = coco.annToMask(ann)
         assert mask.shape == (H, W) and mask.sum() == ann["area"] > 0
         assert ann["track_id"] in (1, 2)
+        assert 0.0 <= ann["score"] <= 1.0
+    # Every mask here is the model's, so scores are its predicted IoUs, not the 1.0 of
+    # masks without one.
+    assert any(ann["score"] != 1.0 for ann in coco.dataset["annotations"])
 
 
 @pytest.mark.slow

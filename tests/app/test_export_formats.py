@@ -12,6 +12,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from app.export import ExportOptions, ObjectMeta, StoreSource, davis_palette, export
+from app.imports import import_annotations
 from app.mask_store import MaskStore
 
 H, W, N = 47, 63, 6  # odd on purpose: the MP4 writer must pad to even
@@ -205,3 +206,46 @@ def test_overlay_mp4_decodes_to_right_count_and_even_size(source, tmp_path):
     assert (picture[inside][:, 0] - picture[inside][:, 1]).mean() > (
         plain[inside][:, 0] - plain[inside][:, 1]
     ).mean() + 30
+
+
+@pytest.fixture
+def scored(source) -> StoreSource:
+    """The source with predicted IoUs for the donut (object 7) on every frame but 0, where
+    it stays unknown like a mask the user drew; the fork (12) has none at all."""
+    quality = source._store.quality
+    for f in range(1, N - 1):
+        quality.set_confidence(f, 7, 0.5 + f / 10, 3.0)
+    quality.set_confidence(N - 1, 7, 1.03, 3.0)  # the IoU head can overshoot: clipped
+    quality.set_confidence(2, 3, 0.25, 1.0)
+    return source
+
+
+def test_coco_annotations_carry_the_predicted_iou_as_score(scored, tmp_path):
+    out = tmp_path / "coco.json"
+    export(scored, "coco", out)
+    coco = COCO(str(out))
+    got = {
+        (coco.imgs[a["image_id"]]["frame_index"], a["track_id"]): a["score"]
+        for a in coco.dataset["annotations"]
+    }
+    assert got[(3, 7)] == pytest.approx(0.8) and got[(5, 7)] == pytest.approx(1.0)
+    assert got[(0, 7)] == 1.0  # unknown: a user's mask
+    assert got[(2, 3)] == pytest.approx(0.25) and got[(4, 3)] == 1.0
+    assert all(got[(f, 12)] == 1.0 for f in range(N))
+    # The importer still reads what the exporter wrote.
+    imported = import_annotations(out, video_size=(H, W), num_frames=N)
+    np.testing.assert_array_equal(imported.masks(3)[7], ring(3))
+
+
+def test_ytvis_tracks_carry_a_mean_score_and_per_frame_scores(scored, tmp_path):
+    out = tmp_path / "vis.json"
+    export(scored, "ytvis", out)
+    data = json.loads(out.read_text())
+    by_track = {a["track_id"]: a for a in data["annotations"]}
+    donut, crumbs = by_track[7], by_track[3]
+    assert donut["scores"] == pytest.approx([1.0, 0.6, 0.7, 0.8, 0.9, 1.0])
+    assert donut["score"] == pytest.approx(sum(donut["scores"]) / N, abs=1e-4)
+    assert crumbs["scores"] == [1.0, None, 0.25, None, 1.0, None]
+    assert crumbs["score"] == pytest.approx(0.75)
+    imported = import_annotations(out, video_size=(H, W), num_frames=N)
+    np.testing.assert_array_equal(imported.masks(2)[3], two_parts(2))
