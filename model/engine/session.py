@@ -241,6 +241,33 @@ class TrackingSession:
         """(1, 1, 4h, 4w) stored logits; for tests and debugging."""
         return self._bank.tensors(obj_id, self._tracks[obj_id], frame).logits
 
+    # ------------------------------------------------------------------ pending work
+
+    def has_pending_work(self, direction: str) -> bool:
+        """Whether a local pass in `direction` has frames to start from (edits since the last
+        pass, or where a cancelled one stopped) for an object that has a keyframe."""
+        return any(
+            t.dirty[r] and (t.keyframes() or self._bank.cond_frames(t))
+            for r in _DIRECTIONS[direction]
+            for t in self._tracks.values()
+        )
+
+    def take_pending(self, direction: str) -> dict[tuple[int, bool], set[int]]:
+        """Remove and return the marks the next local pass in `direction` would start from,
+        so that a pass covers only later edits; `restore_pending` puts them back."""
+        taken = {}
+        for o, t in self._tracks.items():
+            for r in _DIRECTIONS[direction]:
+                if t.dirty[r]:
+                    taken[(o, r)] = set(t.dirty[r])
+                    t.dirty[r].clear()
+        return taken
+
+    def restore_pending(self, taken: dict[tuple[int, bool], set[int]]) -> None:
+        for (o, r), frames in taken.items():
+            if o in self._tracks:
+                self._tracks[o].dirty[r].update(frames)
+
     # ------------------------------------------------------------------ propagation
 
     def propagate(
