@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from model.engine.prompts import FrameResult
+if TYPE_CHECKING:  # the GUI imports this module; torch loads only with the model
+    from model.engine.prompts import FrameResult
 
 Edit = Callable[[], object]
 
@@ -64,6 +65,7 @@ class LivePass:
         self._cancel = cancel
         self.restarts = 0  # engine passes started after the first, for progress and tests
         self._waiting: list[Edit] = []  # taken from the inbox when a cancel came first
+        self._passes = 0
 
     def frames(self) -> Iterator[FrameResult]:
         """Every frame result of every engine pass, in order (a frame may come again)."""
@@ -97,8 +99,9 @@ class LivePass:
         when no object has a keyframe left."""
         while todo:
             direction, start = todo[0]
-            if not self._has_keyframes():
-                return
+            if self._passes and not self._has_keyframes():
+                return  # edits removed them; the first pass reports "nothing to track" itself
+            self._passes += 1
             engine_pass = self._session.propagate(start, direction, should_stop=self._cancel.is_set)
             edits: list[Edit] = []
             try:

@@ -341,10 +341,13 @@ class TrackingSession:
         return compute, local_order(compute, starts, reverse=reverse)
 
     def _mark_unfinished(self, active, compute, remaining: list[int], reverse: bool) -> None:
+        # A local span ends at the next keyframe, so every run of frames left (and each
+        # keyframe a full pass had yet to cross) needs its own mark, not just the first.
+        step = -1 if reverse else 1
         for o, t in active.items():
-            left = [f for f in remaining if f in compute[o]]
-            if left:
-                t.dirty[reverse].add(left[0])
+            left = {f for f in remaining if f in compute[o]}
+            keys = self._bank.cond_frames(t)
+            t.dirty[reverse].update(f for f in left if f - step not in left or f in keys)
 
     def _step(self, frame: int, active, compute, reverse: bool) -> None:
         to_track = []

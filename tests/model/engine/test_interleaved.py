@@ -195,3 +195,16 @@ def test_removing_and_clearing_during_a_pass_stay_consistent(model) -> None:
     assert seen == [0, 1, 2, 3, 4, 5]
     assert live.object_ids == [1] and live.keyframes(1) == []
     assert_identical(live, idle)
+
+
+@pytest.mark.parametrize("mode", ["local", "full"])
+def test_a_cancel_keeps_every_span_left_beyond_the_next_keyframe(model, mode) -> None:
+    session = new_session(model)
+    session.add_prompt(5, 1, click(30, 20))
+    engine_pass = session.propagate(0, "forward", mode=mode)
+    assert [next(engine_pass).frame for _ in range(3)] == [0, 1, 2]
+    engine_pass.close()
+    # Frames 3..9 were left: the resume must cross keyframe 5 and reach the end.
+    resumed = [r.frame for r in session.propagate(None, "forward")]
+    assert resumed == [3, 4, 5, 6, 7, 8, 9]
+    assert all(session.mask(o, 9) is not None for o in (1, 2))
