@@ -154,13 +154,19 @@ class FakeSession:
             order = list(range(start, -1, -1))
         else:
             order = [*range(start, self.num_frames), *range(start - 1, -1, -1)]
-        for frame in order:
-            if should_stop is not None and should_stop():
-                return
-            if self._delay:
-                time.sleep(self._delay)
-            self._encoded.add(frame)
-            yield FrameResult(frame, {o: self.result(o, frame) for o in self.object_ids})
+        shown = 0
+        try:
+            for frame in order:
+                if should_stop is not None and should_stop():
+                    return
+                if self._delay:
+                    time.sleep(self._delay)
+                self._encoded.add(frame)
+                shown += 1
+                yield FrameResult(frame, {o: self.result(o, frame) for o in self.object_ids})
+        finally:
+            if shown < len(order):  # like the engine: the next pass resumes here
+                self._dirty.add(order[shown])
 
 
 def fake_engine(
