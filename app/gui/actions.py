@@ -87,6 +87,9 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("cancel", "&Cancel", "mdi6.stop-circle-outline", ("Esc",), "Track"),
     ActionSpec(
+        "follow", "Fo&llow Propagation", "mdi6.crosshairs-gps", ("L",), "Track", checkable=True
+    ),
+    ActionSpec(
         "toggle_overlays", "Show &Overlays", "mdi6.layers-outline", ("O",), "View", checkable=True
     ),
     ActionSpec("opacity_up", "More Opaque Masks", "mdi6.opacity", ("]",), "View"),

@@ -7,6 +7,7 @@ answers to requests that a newer one has superseded.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,8 +140,13 @@ class EngineStats:
 
 @dataclass
 class PendingBook:
-    """Requests the GUI has sent that the worker has not started; shared, lock-guarded."""
+    """Requests the GUI has sent that the worker has not started; shared, lock-guarded.
+
+    `queue` holds them in the order sent: the worker takes prompt edits from its head
+    between two frames of a propagation, so they never wait for the pass to end.
+    """
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     count: int = 0
     latest: dict[Any, int] = field(default_factory=dict)
+    queue: deque[Any] = field(default_factory=deque)

@@ -26,6 +26,7 @@ from app.gui.document import AnnotationDocument
 from app.gui.engine import Engine
 from app.gui.error_text import describe_job_failure
 from app.gui.file_menu import FileMenuMixin
+from app.gui.follow import FollowController
 from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
 from app.gui.layout import build_layout
@@ -79,6 +80,14 @@ class MainWindow(FileMenuMixin, QMainWindow):
         )
         self.session = SessionController(self.document, self.client, self)
         self.project = ProjectController(self.document, self.session, autosaver, self)
+        self.follow = FollowController(
+            self.document,
+            self.client,
+            self.session,
+            self.actions.follow,
+            self.progress.follow,
+            self,
+        )
         self.reader: Any = None
         self.last_error: str | None = None
         # Propagated masks are not undo steps, so the undo stack alone cannot tell "saved".
@@ -165,7 +174,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
         client.model_loaded.connect(self._on_model_loaded)
         client.propagation_progress.connect(self.progress.set_progress)
         client.propagation_finished.connect(self._on_propagation_finished)
-        client.frame_ready.connect(self._on_frame_ready)
         client.job_failed.connect(self._on_job_failed)
         client.stats_changed.connect(self._on_stats_changed)
         client.busy_changed.connect(self._on_busy_changed)
@@ -252,10 +260,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.check_device(info.device)
         self.engine_status.set_model(info.variant, info.device)
         self.statusBar().showMessage(f"Model {info.variant} ready on {info.device}", 4000)
-
-    def _on_frame_ready(self, result: Any) -> None:
-        # Follow the propagation so masks are seen as they arrive.
-        self.document.set_current_frame(result.frame)
 
     def _on_propagation_finished(self, summary: PropagationSummary) -> None:
         self.progress.finish()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import qtawesome
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from app.gui.jobs import EngineStats, Progress
@@ -57,7 +57,8 @@ class EngineStatus(QWidget):
 
 
 class PropagationProgress(QWidget):
-    """Progress bar with frames/s and ETA, and a cancel button; hidden when idle."""
+    """Progress bar with frames/s and ETA, a Follow toggle and a cancel button; hidden when
+    idle. `follow` gets its action from `app.gui.follow.FollowController`."""
 
     cancel_requested = Signal()
 
@@ -73,9 +74,13 @@ class PropagationProgress(QWidget):
         self.cancel.setIcon(qtawesome.icon("mdi6.close-circle-outline"))
         self.cancel.setToolTip("Cancel propagation (Esc)")
         self.cancel.setAutoRaise(True)
+        self.follow = QToolButton()
+        self.follow.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.follow.setAutoRaise(True)
         layout.addWidget(QLabel("Propagating"))
         layout.addWidget(self.bar)
         layout.addWidget(self.rate)
+        layout.addWidget(self.follow)
         layout.addWidget(self.cancel)
         self.cancel.clicked.connect(self.cancel_requested)
         self.hide()

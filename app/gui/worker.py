@@ -5,7 +5,8 @@ through `app.gui.worker_client.WorkerClient`: requests come in as one queued
 `Signal(object)` carrying a request dataclass; results go back as `Signal(object)`
 carrying NumPy arrays the worker has copied and no longer touches. Cancelling is a
 `threading.Event` the engine polls between frames, so it takes effect within one frame
-and keeps what was computed.
+and keeps what was computed. Prompts sent during a propagation are applied between two of
+its frames, in the order sent (`app.gui.live_edits`, `model.engine.live_pass`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from app.gui.jobs import (
     SessionInfo,
     SetPrompts,
 )
+from app.gui.live_edits import RequestInbox
 from app.gui.signal_refcount import pin_booleans
 from app.mask_store import decode_rle
+from model.engine.live_pass import LivePass
 
 # The worker emits per frame: without this a long propagation aborts the app.
 pin_booleans()
@@ -77,10 +80,22 @@ class InferenceWorker(QObject):
     @Slot(object)
     def _on_request(self, request: Any) -> None:
         with self._pending.lock:
+            queue = self._pending.queue
+            if not queue or queue[0].request_id != request.request_id:
+                return  # a propagation took it between two frames (app.gui.live_edits)
+            queue.popleft()
             self._pending.count -= 1
             superseded = _is_superseded(self._pending, request)
-        if not superseded:
-            self._handle(request)
+        if superseded:
+            self._skip(request)
+        else:
+            self._run(request)
+
+    def _run(self, request: Any) -> None:
+        self._handle(request)
+        self.request_done.emit(request.request_id)
+
+    def _skip(self, request: Any) -> None:
         self.request_done.emit(request.request_id)
 
     def _handle(self, request: Any) -> None:
@@ -163,10 +178,11 @@ class InferenceWorker(QObject):
         total = _frames_to_visit(session.num_frames, request.start, request.direction)
         started = time.perf_counter()
         done = 0
-        frames = session.propagate(
-            request.start, request.direction, should_stop=self._cancel.is_set
+        inbox = RequestInbox(
+            self._pending, run=self._run, skip=self._skip, superseded=_is_superseded
         )
-        for frame_result in frames:
+        live = LivePass(session, request.start, request.direction, inbox=inbox, cancel=self._cancel)
+        for frame_result in live.frames():
             masks = {
                 obj_id: (np.array(r.mask, dtype=bool, copy=True) if r.score > 0 else None)
                 for obj_id, r in frame_result.objects.items()
@@ -176,10 +192,10 @@ class InferenceWorker(QObject):
                 FrameMasks(request.request_id, frame_result.frame, masks, quality)
             )
             done += 1
+            # Edits restart the pass on frames it already showed: the bar grows with them.
+            total = max(total, done)
             fps = done / max(time.perf_counter() - started, 1e-6)
             self.propagation_progress.emit(Progress(request.request_id, done, total, fps))
-            if self._cancel.is_set():
-                break
         cancelled = self._cancel.is_set()
         self._cancel.clear()
         self.propagation_finished.emit(PropagationSummary(request.request_id, done, cancelled))

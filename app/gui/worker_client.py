@@ -100,6 +100,7 @@ class WorkerClient(QObject):
             key = supersede_key(request)
             if key is not None:
                 self._pending.latest[key] = request_id
+            self._pending.queue.append(request)
         if track:
             self._outstanding.add(request_id)
             if len(self._outstanding) == 1:
@@ -125,8 +126,7 @@ class WorkerClient(QObject):
         *,
         mask_rle: bytes | None = None,
     ) -> int:
-        # A prompt change invalidates a running propagation's memory; stop it first.
-        self.cancel()
+        # A running propagation takes it between two frames (`app.gui.live_edits`).
         xy = np.array([(x, y) for x, y, _ in points], dtype=np.float32).reshape(-1, 2)
         labels = np.array([label for _, _, label in points], dtype=np.int32)
         box_arr = None if box is None else np.array(box, dtype=np.float32)

@@ -241,6 +241,33 @@ class TrackingSession:
         """(1, 1, 4h, 4w) stored logits; for tests and debugging."""
         return self._bank.tensors(obj_id, self._tracks[obj_id], frame).logits
 
+    # ------------------------------------------------------------------ pending work
+
+    def has_pending_work(self, direction: str) -> bool:
+        """Whether a local pass in `direction` has frames to start from (edits since the last
+        pass, or where a cancelled one stopped) for an object that has a keyframe."""
+        return any(
+            t.dirty[r] and (t.keyframes() or self._bank.cond_frames(t))
+            for r in _DIRECTIONS[direction]
+            for t in self._tracks.values()
+        )
+
+    def take_pending(self, direction: str) -> dict[tuple[int, bool], set[int]]:
+        """Remove and return the marks the next local pass in `direction` would start from,
+        so that a pass covers only later edits; `restore_pending` puts them back."""
+        taken = {}
+        for o, t in self._tracks.items():
+            for r in _DIRECTIONS[direction]:
+                if t.dirty[r]:
+                    taken[(o, r)] = set(t.dirty[r])
+                    t.dirty[r].clear()
+        return taken
+
+    def restore_pending(self, taken: dict[tuple[int, bool], set[int]]) -> None:
+        for (o, r), frames in taken.items():
+            if o in self._tracks:
+                self._tracks[o].dirty[r].update(frames)
+
     # ------------------------------------------------------------------ propagation
 
     def propagate(
@@ -314,10 +341,13 @@ class TrackingSession:
         return compute, local_order(compute, starts, reverse=reverse)
 
     def _mark_unfinished(self, active, compute, remaining: list[int], reverse: bool) -> None:
+        # A local span ends at the next keyframe, so every run of frames left (and each
+        # keyframe a full pass had yet to cross) needs its own mark, not just the first.
+        step = -1 if reverse else 1
         for o, t in active.items():
-            left = [f for f in remaining if f in compute[o]]
-            if left:
-                t.dirty[reverse].add(left[0])
+            left = {f for f in remaining if f in compute[o]}
+            keys = self._bank.cond_frames(t)
+            t.dirty[reverse].update(f for f in left if f - step not in left or f in keys)
 
     def _step(self, frame: int, active, compute, reverse: bool) -> None:
         to_track = []

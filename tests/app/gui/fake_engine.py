@@ -75,6 +75,8 @@ class FakeSession:
         self._fail = fail or (lambda _what: None)
         self.calls: list[tuple] = []
         self.thread_ids: set[int] = set()
+        # Frames prompted since the last pass; a pass with no start begins at the first.
+        self._dirty: set[int] = set()
 
     @property
     def object_ids(self) -> list[int]:
@@ -103,16 +105,28 @@ class FakeSession:
         else:
             cx, cy = -100.0, -100.0
         self._centres[(frame, obj_id)] = (float(cx), float(cy))
+        self._dirty.add(frame)
         mask = disc(self.video_size, cx, cy)
         return ObjectResult(obj_id, mask, 5.0 if mask.any() else -5.0)
 
     def clear_prompts(self, frame: int, obj_id: int) -> None:
         self.calls.append(("clear_prompts", frame, obj_id))
         self._centres.pop((frame, obj_id), None)
+        self._dirty.add(frame)
 
     def remove_object(self, obj_id: int) -> None:
         self.calls.append(("remove_object", obj_id))
         self._centres = {k: v for k, v in self._centres.items() if k[1] != obj_id}
+
+    def has_pending_work(self, direction: str) -> bool:
+        return bool(self._dirty and self._centres)
+
+    def take_pending(self, direction: str) -> set[int]:
+        taken, self._dirty = self._dirty, set()
+        return taken
+
+    def restore_pending(self, taken: set[int]) -> None:
+        self._dirty |= taken
 
     def keyframes(self, obj_id: int) -> list[int]:
         return sorted(f for f, o in self._centres if o == obj_id)
@@ -131,20 +145,28 @@ class FakeSession:
     ) -> Iterator[FrameResult]:
         self.thread_ids.add(threading.get_ident())
         self._fail("propagate")
-        start = 0 if start is None else start
+        self.calls.append(("propagate", start, direction))
+        start = min(self._dirty, default=0) if start is None else start
+        self._dirty = set()
         if direction == "forward":
             order = list(range(start, self.num_frames))
         elif direction == "backward":
             order = list(range(start, -1, -1))
         else:
             order = [*range(start, self.num_frames), *range(start - 1, -1, -1)]
-        for frame in order:
-            if should_stop is not None and should_stop():
-                return
-            if self._delay:
-                time.sleep(self._delay)
-            self._encoded.add(frame)
-            yield FrameResult(frame, {o: self.result(o, frame) for o in self.object_ids})
+        shown = 0
+        try:
+            for frame in order:
+                if should_stop is not None and should_stop():
+                    return
+                if self._delay:
+                    time.sleep(self._delay)
+                self._encoded.add(frame)
+                shown += 1
+                yield FrameResult(frame, {o: self.result(o, frame) for o in self.object_ids})
+        finally:
+            if shown < len(order):  # like the engine: the next pass resumes here
+                self._dirty.add(order[shown])
 
 
 def fake_engine(
