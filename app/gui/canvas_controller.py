@@ -51,6 +51,8 @@ class _Painting:
     layers: Layers
     live: LiveOverlay
     macro: bool
+    # Set when the document's masks change mid-stroke, so the live overlay is out of date.
+    stale: bool = False
 
 
 class CanvasController(QObject):
@@ -73,6 +75,9 @@ class CanvasController(QObject):
         self._opacity = opacity
         self._frame_error: str | None = None
         self._painting: _Painting | None = None
+        # The overlay on screen as an array, (frame, rgba), so a stroke starts from it
+        # instead of composing a 4K frame again (~0.2 s).
+        self._shown: tuple[int, np.ndarray] | None = None
         document.current_frame_changed.connect(self._on_current_frame_changed)
         document.masks_changed.connect(self._on_masks_changed)
         document.prompts_changed.connect(self._on_prompts_changed)
@@ -117,6 +122,11 @@ class CanvasController(QObject):
         self._canvas.set_frame(frame_to_qimage(frame))
 
     def refresh_overlay(self) -> None:
+        if self._painting is not None:
+            # The live overlay is on screen; it is replaced when the stroke ends.
+            self._painting.stale = True
+            return
+        self._shown = None
         if self._doc.num_frames == 0:
             self._canvas.set_overlay(None)
             return
@@ -125,6 +135,10 @@ class CanvasController(QObject):
             self._canvas.set_overlay(None)
             return
         rgba = compose_overlay(self._doc.video_size, layers, opacity=self._opacity)
+        self._show_overlay(rgba)
+
+    def _show_overlay(self, rgba: np.ndarray) -> None:
+        self._shown = (self._doc.current_frame, rgba)
         self._canvas.set_overlay(rgba_to_qimage(rgba))
 
     def _layers(self, frame: int, painted: tuple[int, np.ndarray] | None = None) -> Layers:
@@ -226,11 +240,17 @@ class CanvasController(QObject):
             base, self._doc.video_size, erase=erase, radius=self._canvas.brush_radius
         )
         layers = self._layers(frame, painted=(obj_id, stroke.mask))
-        h, w = self._doc.video_size
-        rgba = compose_overlay((h, w), layers, opacity=self._opacity)
-        live = self._canvas.begin_live_overlay(rgba)
+        live = self._canvas.begin_live_overlay(self._overlay_before_stroke(frame, obj_id, layers))
         self._painting = _Painting(frame, obj_id, stroke, layers, live, macro)
         self._paint(x, y)
+
+    def _overlay_before_stroke(self, frame: int, obj_id: int, layers: Layers) -> np.ndarray:
+        """A copy of the overlay on screen, which the stroke's layers compose to as long as
+        the painted object is visible; otherwise composed afresh."""
+        if self._shown is not None and self._shown[0] == frame and self._doc.object(obj_id).visible:
+            return self._shown[1].copy()
+        h, w = self._doc.video_size
+        return compose_overlay((h, w), layers, opacity=self._opacity)
 
     @Slot(float, float)
     def _on_stroke_moved(self, x: float, y: float) -> None:
@@ -247,15 +267,23 @@ class CanvasController(QObject):
 
     @Slot()
     def _on_stroke_finished(self) -> None:
-        p, self._painting = self._painting, None
+        p = self._painting
         if p is None:
             return
+        # Other masks changed mid-stroke (an engine answer): the live overlay is behind.
+        stale = p.stale or not self._doc.has_object(p.obj_id)
+        stale = stale or not self._doc.object(p.obj_id).visible
+        # Still "painting" while the command runs: its mask changes are already on screen.
         if p.stroke.changed() and self._doc.has_object(p.obj_id):
             self._undo.push(self._stroke_command(p))
         if p.macro:
             self._undo.endMacro()
+        self._painting = None
         self._canvas.end_live_overlay()
-        self.refresh_overlay()
+        if stale or p.frame != self._doc.current_frame:
+            self.refresh_overlay()
+        else:
+            self._show_overlay(p.live.rgba)
 
     def _stroke_command(self, p: _Painting) -> SetPromptsCommand:
         mask = p.stroke.result()

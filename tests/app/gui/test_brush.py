@@ -18,6 +18,7 @@ from app.autosave import Autosaver
 from app.gui.brush import Tool
 from app.gui.document import MaskState
 from app.gui.main_window import MainWindow
+from app.gui.overlay import compose_overlay
 from app.mask_store import decode_rle
 from app.video import open_video
 
@@ -174,6 +175,10 @@ def test_brush_stroke_becomes_a_mask_prompt_in_one_undo_step(qtbot, opened, sess
         )
     assert opened.canvas._live is None
     expected = clicked | line_mask(60, 120, 90, r)
+    # The overlay kept from the live stroke is the one a full compose gives.
+    color = doc.object(obj).color
+    full = compose_overlay(doc.video_size, [(expected, color)], opacity=opened.canvas_ctl.opacity)
+    assert np.array_equal(opened.canvas_ctl._shown[1], full)
     prompts = doc.prompts(0, obj)
     assert prompts.points == () and prompts.box is None
     assert np.array_equal(decode_rle(prompts.mask, doc.video_size), expected)
