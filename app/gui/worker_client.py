@@ -6,6 +6,7 @@ and are re-emitted here on the GUI thread only when they still matter.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import weakref
 from collections.abc import Callable
@@ -35,8 +36,15 @@ from app.gui.worker import InferenceWorker, supersede_key
 
 _live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
 # Threads left to finish a model call at quit. Qt aborts the process if a running QThread
-# is destroyed, so they are never let go; the app ends the process instead (main.py).
+# is destroyed, so they are never let go: the app ends its process without them
+# (`app.gui.main.end_process`); any other program waits for them as it exits.
 _abandoned: list[QThread] = []
+
+
+@atexit.register
+def _wait_for_abandoned_threads() -> None:
+    for thread in _abandoned:
+        thread.wait()
 
 
 def running_worker_threads() -> list[QThread]:
