@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsScene,
+    QLabel,
     QStyleOptionGraphicsItem,
     QWidget,
 )
@@ -91,6 +92,30 @@ class BrushCursor:
 
     def rect(self) -> QRectF:
         return self._rings[0].rect()
+
+
+class ToolNote(QLabel):
+    """A note in the canvas's bottom-left corner naming the painting tool and its size."""
+
+    _NAMES = {Tool.BRUSH: "Brush", Tool.ERASER: "Eraser"}
+
+    def __init__(self, viewport: QWidget) -> None:
+        super().__init__(viewport)
+        self.setStyleSheet(
+            "background:rgba(20,20,20,210);color:white;border-radius:6px;padding:3px 8px;"
+        )
+        self.hide()
+
+    def show_for(self, tool: Tool, radius: int) -> None:
+        name = self._NAMES.get(tool)
+        self.setVisible(name is not None)
+        if name is not None:
+            self.setText(f"{name} {radius} px · Ctrl+wheel: size · V: points")
+            self.adjustSize()
+            self.place()
+
+    def place(self) -> None:
+        self.move(10, self.parentWidget().height() - self.height() - 10)
 
 
 class ToolActions:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.brush import DEFAULT_RADIUS, Tool, clamp_radius
-from app.gui.brush_view import BrushCursor, LiveOverlay
+from app.gui.brush_view import BrushCursor, LiveOverlay, ToolNote
 from app.gui.document import FramePrompts
 
 # A press that moves less than this many screen pixels is a click, not a box.
@@ -39,7 +39,6 @@ DRAG_THRESHOLD = 6
 POINT_RADIUS_PX = 6.0
 ZOOM_STEP = 1.25
 RADIUS_STEP = 1.15
-_TOOL_NAMES = {Tool.BRUSH: "Brush", Tool.ERASER: "Eraser"}
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,7 @@ class FrameCanvas(QGraphicsView):
         self._overlays_on = True
         self._live: LiveOverlay | None = None
         self._cursor = BrushCursor(self.scene())
-        self._tool_note = QLabel(self.viewport())
-        self._tool_note.setStyleSheet(
-            "background:rgba(20,20,20,210);color:white;border-radius:6px;padding:3px 8px;"
-        )
-        self._tool_note.hide()
+        self._tool_note = ToolNote(self.viewport())
 
     # ---- content ---------------------------------------------------------------------------
     def set_frame(self, image: QImage | None) -> None:
@@ -207,7 +202,7 @@ class FrameCanvas(QGraphicsView):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._hint.setGeometry(self.viewport().rect())
-        self._place_tool_note()
+        self._tool_note.place()
         if self._auto_fit:
             self.fit_to_window()
 
@@ -239,7 +234,7 @@ class FrameCanvas(QGraphicsView):
         else:
             self._cursor.hide()
             self.viewport().unsetCursor()
-        self._show_tool_note()
+        self._tool_note.show_for(self._tool, self._radius)
         self.tool_changed.emit(tool)
 
     @property
@@ -254,23 +249,12 @@ class FrameCanvas(QGraphicsView):
         if self._cursor.is_visible():
             centre = self._cursor.rect().center()
             self._cursor.move_to(centre.x(), centre.y(), radius)
-        self._show_tool_note()
+        self._tool_note.show_for(self._tool, self._radius)
         self.brush_radius_changed.emit(radius)
 
     def brush_cursor_rect(self) -> QRectF | None:
         """The circle cursor in video pixels while it shows; for tests and screenshots."""
         return self._cursor.rect() if self._cursor.is_visible() else None
-
-    def _show_tool_note(self) -> None:
-        name = _TOOL_NAMES.get(self._tool)
-        self._tool_note.setVisible(name is not None)
-        if name is not None:
-            self._tool_note.setText(f"{name} {self._radius} px · Ctrl+wheel: size · V: points")
-            self._tool_note.adjustSize()
-            self._place_tool_note()
-
-    def _place_tool_note(self) -> None:
-        self._tool_note.move(10, self.viewport().height() - self._tool_note.height() - 10)
 
     def event(self, event: QEvent) -> bool:
         # Esc leaves the brush before it reaches the Cancel shortcut (which stops tracking).
