@@ -42,9 +42,13 @@ _abandoned: list[QThread] = []
 
 
 @atexit.register
-def _wait_for_abandoned_threads() -> None:
+def wait_for_abandoned_threads(timeout_ms: int | None = None) -> None:
+    """Wait for threads a closed window left inside a model call (tests, interpreter exit)."""
     for thread in _abandoned:
-        thread.wait()
+        if timeout_ms is None:
+            thread.wait()
+        else:
+            thread.wait(timeout_ms)
 
 
 def running_worker_threads() -> list[QThread]:
