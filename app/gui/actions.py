@@ -40,6 +40,11 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("new_object", "&New Object", "mdi6.plus-circle-outline", ("N",), "Edit"),
     ActionSpec("delete_object", "&Delete Object", "mdi6.delete-outline", ("Delete",), "Edit"),
     ActionSpec("clear_frame", "&Clear Prompts on Frame", "mdi6.eraser", ("Backspace",), "Edit"),
+    ActionSpec(
+        "point_tool", "&Point Tool", "mdi6.cursor-default-click-outline", ("V",), "Tools", True
+    ),
+    ActionSpec("brush_tool", "&Brush", "mdi6.brush", ("B",), "Tools", checkable=True),
+    ActionSpec("eraser_tool", "&Eraser", "mdi6.eraser-variant", ("E",), "Tools", checkable=True),
     ActionSpec("play", "&Play / Pause", "mdi6.play", ("K",), "Playback"),
     ActionSpec("step_back", "Step &Back", "mdi6.step-backward", ("Left",), "Playback"),
     ActionSpec("step_forward", "Step &Forward", "mdi6.step-forward", ("Right",), "Playback"),
@@ -103,6 +108,14 @@ SPECS: tuple[ActionSpec, ...] = (
 )
 
 
+# Mouse gestures of the brush and eraser tools, for the help dialog and the README.
+BRUSH_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("Canvas", "Paint (Brush) / erase (Eraser)", "Left drag; Right drag does the opposite"),
+    ("Canvas", "Brush size", "Ctrl+wheel (brush or eraser tool)"),
+    ("Canvas", "Back to points from a brush", "Esc, V, or the tool's key again"),
+)
+
+
 class AppActions:
     """All actions by name (`actions.play`, `actions["save"]`), parented to the main window."""
 
@@ -150,5 +163,6 @@ def shortcut_table() -> list[tuple[str, str, str]]:
         ("Canvas", "Remove point or box", "Ctrl+click, Alt+click"),
         ("Canvas", "Zoom around cursor", "Mouse wheel"),
         ("Canvas", "Pan", "Middle drag, Space+drag"),
+        *BRUSH_ROWS,
     ]
     return rows

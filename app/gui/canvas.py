@@ -3,14 +3,19 @@
 Left click adds a positive point, right click or Shift+click a negative one, a left drag
 draws a box, Ctrl/Alt+click removes the nearest point. The wheel zooms around the
 cursor; the middle button, or Space held, pans. Scene coordinates are video pixels.
+
+With the brush or eraser tool a left drag paints (a right drag does the opposite), shown
+by a circle cursor of the brush's size; Ctrl+wheel changes the size and Esc goes back to
+points. The canvas only reports the stroke; the canvas controller edits the mask.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import qtawesome
-from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
@@ -25,12 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.brush import DEFAULT_RADIUS, Tool, clamp_radius
+from app.gui.brush_view import BrushCursor, LiveOverlay, ToolNote
 from app.gui.document import FramePrompts
 
 # A press that moves less than this many screen pixels is a click, not a box.
 DRAG_THRESHOLD = 6
 POINT_RADIUS_PX = 6.0
 ZOOM_STEP = 1.25
+RADIUS_STEP = 1.15
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,11 @@ class FrameCanvas(QGraphicsView):
     point_added = Signal(float, float, int)
     box_drawn = Signal(float, float, float, float)
     point_removal_requested = Signal(float, float)
+    stroke_started = Signal(float, float, bool)  # x, y, erase
+    stroke_moved = Signal(float, float)
+    stroke_finished = Signal()
+    tool_changed = Signal(object)
+    brush_radius_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +87,13 @@ class FrameCanvas(QGraphicsView):
         self._hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._hint.setStyleSheet("color: #8a8f98; font-size: 14px;")
         self._hint.setParent(self.viewport())
+        self._tool = Tool.POINT
+        self._radius = DEFAULT_RADIUS
+        self._stroking = False
+        self._overlays_on = True
+        self._live: LiveOverlay | None = None
+        self._cursor = BrushCursor(self.scene())
+        self._tool_note = ToolNote(self.viewport())
 
     # ---- content ---------------------------------------------------------------------------
     def set_frame(self, image: QImage | None) -> None:
@@ -92,10 +112,27 @@ class FrameCanvas(QGraphicsView):
         self._overlay_item.setPixmap(QPixmap() if image is None else QPixmap.fromImage(image))
 
     def set_overlay_visible(self, visible: bool) -> None:
-        self._overlay_item.setVisible(visible)
+        self._overlays_on = visible
+        self._overlay_item.setVisible(visible and self._live is None)
 
     def overlay_visible(self) -> bool:
-        return self._overlay_item.isVisible()
+        return self._overlays_on
+
+    def begin_live_overlay(self, rgba: np.ndarray) -> LiveOverlay:
+        """Show `rgba` in place of the overlay while a stroke edits it (shown even when
+        overlays are off: the user must see what they paint)."""
+        self.end_live_overlay()
+        self._live = LiveOverlay(rgba)
+        self._live.setZValue(1)
+        self.scene().addItem(self._live)
+        self._overlay_item.setVisible(False)
+        return self._live
+
+    def end_live_overlay(self) -> None:
+        if self._live is not None:
+            self.scene().removeItem(self._live)
+            self._live = None
+        self._overlay_item.setVisible(self._overlays_on)
 
     def set_prompts(self, marks: list[PromptMarks]) -> None:
         for item in self._marks:
@@ -165,15 +202,75 @@ class FrameCanvas(QGraphicsView):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         self._hint.setGeometry(self.viewport().rect())
+        self._tool_note.place()
         if self._auto_fit:
             self.fit_to_window()
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
         steps = event.angleDelta().y() / 120
-        if steps:
-            self.zoom_by(ZOOM_STEP**steps)
+        if not steps:
+            return
+        if self._tool.paints and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            grown = clamp_radius(self._radius * RADIUS_STEP**steps)
+            # Small brushes still change by at least one pixel per wheel step.
+            self.set_brush_radius(grown if grown != self._radius else self._radius + np.sign(steps))
+            return
+        self.zoom_by(ZOOM_STEP**steps)
+
+    # ---- tools -----------------------------------------------------------------------------
+    @property
+    def tool(self) -> Tool:
+        return self._tool
+
+    def set_tool(self, tool: Tool) -> None:
+        if tool is self._tool:
+            return
+        if self._stroking:
+            self._stroking = False
+            self.stroke_finished.emit()
+        self._tool = tool
+        if tool.paints:
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self._cursor.hide()
+            self.viewport().unsetCursor()
+        self._tool_note.show_for(self._tool, self._radius)
+        self.tool_changed.emit(tool)
+
+    @property
+    def brush_radius(self) -> int:
+        return self._radius
+
+    def set_brush_radius(self, radius: float) -> None:
+        radius = clamp_radius(radius)
+        if radius == self._radius:
+            return
+        self._radius = radius
+        if self._cursor.is_visible():
+            centre = self._cursor.rect().center()
+            self._cursor.move_to(centre.x(), centre.y(), radius)
+        self._tool_note.show_for(self._tool, self._radius)
+        self.brush_radius_changed.emit(radius)
+
+    def brush_cursor_rect(self) -> QRectF | None:
+        """The circle cursor in video pixels while it shows; for tests and screenshots."""
+        return self._cursor.rect() if self._cursor.is_visible() else None
+
+    def event(self, event: QEvent) -> bool:
+        # Esc leaves the brush before it reaches the Cancel shortcut (which stops tracking).
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and self._tool.paints
+            and event.key() == Qt.Key.Key_Escape
+        ):
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.key() == Qt.Key.Key_Escape and self._tool.paints:
+            self.set_tool(Tool.POINT)
+            return
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space_down = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
@@ -195,6 +292,9 @@ class FrameCanvas(QGraphicsView):
         ):
             self._pan_from = pos
             return
+        if self._tool.paints:
+            self._start_stroke(pos, event.button())
+            return
         if event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             self._press = pos
             self._press_button = event.button()
@@ -209,6 +309,12 @@ class FrameCanvas(QGraphicsView):
             h.setValue(h.value() - delta.x())
             v.setValue(v.value() - delta.y())
             return
+        if self._tool.paints:
+            p = self.mapToScene(pos)
+            self._cursor.move_to(p.x(), p.y(), self._radius)
+            if self._stroking:
+                self.stroke_moved.emit(p.x(), p.y())
+            return
         dragging = self._press is not None and self._press_button == Qt.MouseButton.LeftButton
         if dragging and (pos - self._press).manhattanLength() >= DRAG_THRESHOLD:
             self._show_rubber(self._press, pos)
@@ -217,6 +323,10 @@ class FrameCanvas(QGraphicsView):
         pos = event.position().toPoint()
         if self._pan_from is not None:
             self._pan_from = None
+            return
+        if self._stroking:
+            self._stroking = False
+            self.stroke_finished.emit()
             return
         if self._press is None:
             return
@@ -231,6 +341,21 @@ class FrameCanvas(QGraphicsView):
             self._emit_box(start, pos)
         else:
             self._emit_click(pos, button, event.modifiers())
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._cursor.hide()
+        super().leaveEvent(event)
+
+    def _start_stroke(self, pos: QPoint, button: Qt.MouseButton) -> None:
+        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+            return
+        p = self.mapToScene(pos)
+        if not self.scene().sceneRect().contains(p) or self._frame_item.pixmap().isNull():
+            return
+        self._stroking = True
+        # The right button does the other tool's job, so a slip is fixed without switching.
+        erase = (self._tool is Tool.ERASER) != (button == Qt.MouseButton.RightButton)
+        self.stroke_started.emit(p.x(), p.y(), erase)
 
     def _show_rubber(self, a: QPoint, b: QPoint) -> None:
         rect = QRectF(self.mapToScene(a), self.mapToScene(b)).normalized()

@@ -1,21 +1,58 @@
 """Undoable edits of the annotation document (QUndoCommand subclasses and builders).
 
 Prompt edits store the whole before/after `FramePrompts` of one (frame, object), so
-undo and redo are plain replacements and the engine is simply re-run on that frame.
+undo and redo are plain replacements and the engine is simply re-run on that frame. They
+also keep the mask shown with each side, so an undo shows the earlier mask at once
+instead of leaving the undone one up until the engine has answered (seconds on a CPU).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PySide6.QtGui import QUndoCommand
 
-from app.gui.document import AnnotationDocument, FramePrompts, MaskletObject, ObjectSnapshot
+from app.gui.document import (
+    AnnotationDocument,
+    FramePrompts,
+    MaskletObject,
+    MaskState,
+    ObjectSnapshot,
+)
+
+
+@dataclass(frozen=True)
+class ShownMask:
+    """What the document shows for one (frame, object): a state, and RLE bytes if a mask."""
+
+    state: MaskState
+    data: bytes | None = None
+
+    @classmethod
+    def of(cls, doc: AnnotationDocument, frame: int, obj_id: int) -> ShownMask:
+        state = doc.mask_state(frame, obj_id)
+        return cls(state, doc.store.encoded(frame, obj_id) if state == MaskState.MASK else None)
+
+    def restore(self, doc: AnnotationDocument, frame: int, obj_id: int) -> None:
+        if not doc.has_object(obj_id):
+            return
+        if self.state == MaskState.MASK and self.data is not None:
+            doc.set_encoded_masks({(frame, obj_id): self.data})
+        elif self.state == MaskState.ABSENT:
+            doc.set_mask(frame, obj_id, None)
+        else:
+            doc.clear_mask(frame, obj_id)
 
 
 class SetPromptsCommand(QUndoCommand):
-    """Replace one object's prompts on one frame."""
+    """Replace one object's prompts on one frame, showing the best known mask for them.
+
+    `shown` is the mask that goes with `new` when it is known up front (a painted mask);
+    otherwise the mask on screen when the command is undone is taken for it, for redo.
+    The engine's answer to the prompts replaces either when it comes.
+    """
 
     def __init__(
         self,
@@ -24,17 +61,31 @@ class SetPromptsCommand(QUndoCommand):
         obj_id: int,
         new: FramePrompts,
         text: str,
+        *,
+        shown: ShownMask | None = None,
     ) -> None:
         super().__init__(text)
         self._doc, self._frame, self._obj_id = doc, frame, obj_id
         self._new = new
         self._old = doc.prompts(frame, obj_id)
+        self._old_shown = ShownMask.of(doc, frame, obj_id)
+        self._new_shown = shown
+        self._learn_new = shown is None
 
     def redo(self) -> None:
-        self._doc.set_prompts(self._frame, self._obj_id, self._new)
+        self._apply(self._new, self._new_shown)
 
     def undo(self) -> None:
-        self._doc.set_prompts(self._frame, self._obj_id, self._old)
+        if self._learn_new:
+            self._new_shown = ShownMask.of(self._doc, self._frame, self._obj_id)
+        self._apply(self._old, self._old_shown)
+
+    def _apply(self, prompts: FramePrompts, shown: ShownMask | None) -> None:
+        self._doc.set_prompts(self._frame, self._obj_id, prompts)
+        # No prompts means no mask (the session controller clears it); else show the
+        # known mask now rather than the other side's until the engine answers.
+        if shown is not None and not prompts.is_empty():
+            shown.restore(self._doc, self._frame, self._obj_id)
 
 
 class NewObjectCommand(QUndoCommand):

@@ -26,6 +26,7 @@ _TOOLBAR = (
     ("open_video", "open_project", "save"),
     ("undo", "redo"),
     ("new_object", "delete_object", "clear_frame"),
+    ("point_tool", "brush_tool", "eraser_tool"),
     ("propagate_backward", "propagate_both", "propagate_forward", "cancel"),
     ("toggle_overlays", "zoom_fit", "choose_model"),
 )

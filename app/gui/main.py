@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -14,6 +15,7 @@ from app.gui.main_window import MainWindow
 from app.gui.platform_hint import platform_hint
 from app.gui.settings import APPLICATION, ORGANIZATION, AppSettings
 from app.gui.styles import apply_style
+from app.gui.worker_client import running_worker_threads
 
 
 def create_window(
@@ -72,4 +74,19 @@ def run_app(video: str | None) -> int:
     window = create_window()
     window.show()
     QTimer.singleShot(0, lambda: start(window, video))
-    return app.exec()
+    return end_process(app.exec())
+
+
+def end_process(code: int) -> int:
+    """`code`, or the process ends here if a worker thread is still inside a model call.
+
+    The window has closed: projects, autosave and settings are written (atomically) by
+    then. Letting the interpreter exit would wait for the model call to end, or abort if
+    Qt destroyed the running thread, so the process ends at once instead (a spill folder
+    this skips is swept by the next start)."""
+    if not running_worker_threads():
+        return code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.actions import AppActions
+from app.gui.brush import Tool
+from app.gui.brush_view import ToolActions
 from app.gui.canvas import FrameCanvas
 from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
@@ -39,6 +41,9 @@ from app.gui.timeline import Playback, ScrubBar, TimelineTracks
 from app.gui.worker_client import WorkerClient
 
 VideoOpener = Callable[[str], Any]
+# How long a closing window lets the worker end; a model call still running after that is
+# not waited for (the process ends without it: everything the user did is on disk by then).
+QUIT_WAIT_MS = 250
 
 
 def _default_video_opener(path: str) -> Any:
@@ -162,6 +167,9 @@ class MainWindow(FileMenuMixin, QMainWindow):
         a.opacity_down.triggered.connect(lambda: self.set_opacity(self.canvas_ctl.opacity - 0.1))
         self.opacity_slider.valueChanged.connect(lambda v: self.set_opacity(v / 100))
         a.help.triggered.connect(self.show_help)
+        tools = {Tool.POINT: a.point_tool, Tool.BRUSH: a.brush_tool, Tool.ERASER: a.eraser_tool}
+        self.tool_actions = ToolActions(self.canvas, tools)
+        self.canvas_ctl.status_message.connect(lambda t: self.statusBar().showMessage(t, 4000))
         a.about.triggered.connect(self._on_about)
 
     def _connect_worker(self) -> None:
@@ -363,12 +371,13 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.playback.stop()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
-        # The worker finishes the frame it is encoding before its thread ends (seconds with
-        # a large model on a CPU); the window goes at once rather than hanging until then.
+        # The worker would finish the frame it is encoding before its thread ends (seconds
+        # with a large model on a CPU): the window goes at once, the worker gets a moment,
+        # and `app.gui.main.end_process` ends the process if the model call is still busy.
         self.hide()
         QApplication.processEvents()
-        self.client.shutdown()
         self.project.shutdown()
+        self.client.shutdown(wait_ms=QUIT_WAIT_MS)
         event.accept()
 
     def _confirm_discard_dialog(self) -> bool:

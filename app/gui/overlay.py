@@ -54,3 +54,24 @@ def rgba_to_qimage(rgba: np.ndarray) -> QImage:
     rgba = np.ascontiguousarray(rgba)
     h, w, _ = rgba.shape
     return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+def recompose_region(
+    rgba: np.ndarray,
+    masks: Iterable[tuple[np.ndarray, tuple[int, int, int]]],
+    rect: tuple[int, int, int, int],
+    *,
+    opacity: float,
+) -> None:
+    """Redo `compose_overlay` inside `rect` (x0, y0, x1, y1; x1, y1 exclusive) of `rgba`.
+
+    The region is composed with a one pixel margin and only its inside copied back, so the
+    outlines there match a full compose: a brush stroke then costs its own size, not the
+    frame's (a 4K overlay takes tens of milliseconds to compose whole).
+    """
+    h, w, _ = rgba.shape
+    x0, y0, x1, y1 = rect
+    ex0, ey0, ex1, ey1 = max(x0 - 1, 0), max(y0 - 1, 0), min(x1 + 1, w), min(y1 + 1, h)
+    crops = [(mask[ey0:ey1, ex0:ex1], color) for mask, color in masks]
+    part = compose_overlay((ey1 - ey0, ex1 - ex0), crops, opacity=opacity)
+    rgba[y0:y1, x0:x1] = part[y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]

@@ -5,7 +5,9 @@ Prompt edits (from clicks, undo or redo) are sent as the full prompt set of that
 opened or the model is switched, the engine holds no prompts: they are marked unsynced
 and re-applied lazily, a frame when it is edited and all of them before propagating.
 Prompts whose mask request failed (clicked before any model had loaded) are the
-exception: they are sent again as soon as a session opens.
+exception: they are sent again as soon as a session opens. Where the prompt is a mask
+(painted or imported), the document keeps that mask: the engine's copy of it has been
+through the model's low-resolution decoder and would blur painted detail (hair, spokes).
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class SessionController(QObject):
     @Slot(object)
     def _on_mask_ready(self, result: MaskResult) -> None:
         self._sent.pop(result.request_id, None)
-        if not self._doc.has_object(result.obj_id):
+        if not self._doc.has_object(result.obj_id) or self._mask_prompted(
+            result.frame, result.obj_id
+        ):
             return
         if result.mask is None:
             self._doc.clear_mask(result.frame, result.obj_id)
@@ -121,7 +125,14 @@ class SessionController(QObject):
     @Slot(object)
     def _on_frame_ready(self, result: FrameMasks) -> None:
         if 0 <= result.frame < self._doc.num_frames:
-            self._doc.set_frame_masks(result.frame, result.masks, result.quality)
+            masks = {
+                o: m for o, m in result.masks.items() if not self._mask_prompted(result.frame, o)
+            }
+            quality = {o: q for o, q in result.quality.items() if o in masks}
+            self._doc.set_frame_masks(result.frame, masks, quality)
+
+    def _mask_prompted(self, frame: int, obj_id: int) -> bool:
+        return self._doc.prompts(frame, obj_id).mask is not None
 
     @Slot(object)
     def _on_job_failed(self, error: JobError) -> None:

@@ -6,6 +6,7 @@ and are re-emitted here on the GUI thread only when they still matter.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,6 +35,20 @@ from app.gui.jobs import (
 from app.gui.worker import InferenceWorker, supersede_key
 
 _live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+# Threads left to finish a model call at quit. Qt aborts the process if a running QThread
+# is destroyed, so they are never let go: the app ends its process without them
+# (`app.gui.main.end_process`); any other program waits for them as it exits.
+_abandoned: list[QThread] = []
+
+
+@atexit.register
+def wait_for_abandoned_threads(timeout_ms: int | None = None) -> None:
+    """Wait for threads a closed window left inside a model call (tests, interpreter exit)."""
+    for thread in _abandoned:
+        if timeout_ms is None:
+            thread.wait()
+        else:
+            thread.wait(timeout_ms)
 
 
 def running_worker_threads() -> list[QThread]:
@@ -158,11 +173,19 @@ class WorkerClient(QObject):
     def is_propagating(self) -> bool:
         return self._propagation_id is not None
 
-    def shutdown(self) -> None:
-        """Cancel, stop the thread and wait for it (the app is closing; nothing else runs)."""
+    def shutdown(self, wait_ms: int | None = None) -> bool:
+        """Cancel, stop the thread and wait for it, at most `wait_ms`; True once it ended.
+
+        A model call in flight (encoding a frame: seconds on a CPU) cannot be interrupted,
+        so a closing app waits briefly and then leaves the thread to it."""
         self._cancel.set()
         self._thread.quit()
-        self._thread.wait()
+        if wait_ms is None:
+            return bool(self._thread.wait())
+        if self._thread.wait(max(wait_ms, 0)):
+            return True
+        _abandoned.append(self._thread)
+        return False
 
     # ---- results ---------------------------------------------------------------------------
     @Slot(int)

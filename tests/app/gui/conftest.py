@@ -17,7 +17,7 @@ from app.autosave import Autosaver
 from app.devices import DEVICES
 from app.gui.main_window import MainWindow
 from app.gui.settings import AppSettings
-from app.gui.worker_client import running_worker_threads
+from app.gui.worker_client import running_worker_threads, wait_for_abandoned_threads
 from app.video import open_video
 
 NUM_FRAMES = 20
@@ -52,6 +52,8 @@ def video_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def no_leaked_worker_threads():
     """Fail any test that leaves an inference thread running."""
     yield
+    # A closed window stops its thread but does not wait for a model call in flight.
+    wait_for_abandoned_threads(timeout_ms=30000)
     leaked = running_worker_threads()
     for thread in leaked:
         thread.quit()
