@@ -14,6 +14,7 @@ from app.gui.main_window import MainWindow
 from app.gui.platform_hint import platform_hint
 from app.gui.settings import APPLICATION, ORGANIZATION, AppSettings
 from app.gui.styles import apply_style
+from model.threads import configure_threads
 
 
 def create_window(
@@ -65,6 +66,7 @@ def _create_application() -> QApplication:
 
 
 def run_app(video: str | None) -> int:
+    configure_threads()
     app = _create_application()
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
