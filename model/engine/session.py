@@ -35,7 +35,13 @@ from model.device import pick_device, release_free_memory
 from model.engine.conditioned_cache import ConditionedCache
 from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES
 from model.engine.frame_features import FrameFeatures
-from model.engine.frame_step import Cancelled, cancellable, group_key, stack_group
+from model.engine.frame_step import (
+    Cancelled,
+    cancellable,
+    condition_group,
+    group_key,
+    objects_per_attention_call,
+)
 from model.engine.frames import FrameSource
 from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
@@ -285,7 +291,11 @@ class TrackingSession:
         mode: str,
         should_stop: Callable[[], bool] | None,
     ) -> Iterator[FrameResult]:
-        self._commit_pending()
+        try:
+            with cancellable(self.model, should_stop):
+                self._commit_pending()
+        except Cancelled:
+            return
         active = {o: t for o, t in self._tracks.items() if self._bank.cond_frames(t)}
         all_keys = sorted({k for o, t in active.items() for k in self._bank.cond_frames(t)})
         for reverse in directions:
@@ -355,16 +365,10 @@ class TrackingSession:
         feats = self._frames.get(frame, keep=False)
         done = []
         for (_, _, max_ptrs), items in groups.items():
-            memories, pointers = stack_group(items)
             batch = feats.expand(len(items))
+            per_call = objects_per_attention_call(self.device, len(items))
             with self._autocast():
-                fused = self.model.condition_on_memories(
-                    batch,
-                    is_init_cond_frame=False,
-                    memories=memories,
-                    pointers=pointers,
-                    max_pointers=max_ptrs,
-                )
+                fused = condition_group(self.model, feats, items, max_ptrs, per_call=per_call)
                 out = self.model.track_step(batch, is_init_cond_frame=False, conditioned=fused)
             for i, (o, mems, ptrs) in enumerate(items):
                 self._conditioned.put(o, frame, mems, ptrs, max_ptrs, fused[i : i + 1])

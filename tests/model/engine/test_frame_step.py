@@ -43,7 +43,9 @@ def test_stop_after_the_encoder_drops_the_frame_like_a_stop_between_frames(model
     layers_run: list[int] = []
     hooks = [
         model.image_encoder.register_forward_hook(lambda *_: encoded.append(1)),
-        model.memory_attention.layers[0].register_forward_hook(lambda *_: layers_run.append(1)),
+        model.memory_attention.layers[0].cross_attn_image.register_forward_hook(
+            lambda *_: layers_run.append(1)
+        ),
     ]
     try:
         inside = _session(model)
@@ -52,7 +54,7 @@ def test_stop_after_the_encoder_drops_the_frame_like_a_stop_between_frames(model
         for r in inside.propagate(should_stop=lambda: len(encoded) >= 4):
             seen.append(r.frame)
         assert seen == [0, 1, 2] and len(encoded) == 4
-        assert len(layers_run) == 2  # frames 1 and 2 (one batch of both objects); not 3
+        assert len(layers_run) == 4  # frames 1 and 2, one call per object on CPU; not 3
     finally:
         for hook in hooks:
             hook.remove()
@@ -88,3 +90,11 @@ def test_cancellable_checks_every_stage_and_removes_its_hooks(model) -> None:
     with torch.inference_mode():
         model.encode_image(image)  # no hook left behind
     assert len(checks) == 5
+
+
+def test_stop_while_encoding_prompt_memories_keeps_them_pending(model) -> None:
+    session = _session(model)
+    assert list(session.propagate(should_stop=lambda: True)) == []
+    assert session._tracks[1].pending == {0} and session._tracks[2].pending == {0}
+    assert [r.frame for r in session.propagate()] == list(range(7))
+    assert not session._tracks[1].pending and session.mask(2, 6) is not None
