@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.errors import describe_error
+from model.threads import configure_threads, prepare_environment
 
 __all__ = ["ProgressBar", "main"]
 
@@ -310,6 +311,8 @@ def _run_subcommand(argv: list[str]) -> int:
     if isinstance(args, int):
         return args
     handler = {"track": _cmd_track, "export": _cmd_export, "batch": _cmd_batch}[argv[0]]
+    if argv[0] == "track":
+        configure_threads()
     _silence_native_logs()
     try:
         return handler(args)
@@ -326,6 +329,8 @@ def _run_subcommand(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `masklet` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Before anything loads torch: OpenMP reads its wait policy once, when it loads.
+    prepare_environment()
     if argv and argv[0] in _SUBCOMMANDS:
         return _run_subcommand(argv)
     parser = _Parser(

@@ -190,11 +190,28 @@ class MemoryAttentionLayer(nn.Module):
         num_k_exclude_rope: int = 0,
     ) -> torch.Tensor:
         """tgt/query_pos: (B, HW, C); memory/pos: (B, M, kv_in_dim) -> (B, HW, C)."""
-        cfg = self.cfg
-        x = self.norm1(tgt)
-        qk = x + query_pos if cfg.pos_enc_at_attn else x
-        tgt = tgt + self.self_attn(qk, qk, x)
+        tgt = self.self_attention_block(tgt, query_pos)
+        return self.cross_attention_and_mlp(
+            tgt, memory, pos=pos, query_pos=query_pos, num_k_exclude_rope=num_k_exclude_rope
+        )
 
+    def self_attention_block(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
+        """The residual self-attention over the frame's own tokens: (B, HW, C) -> same."""
+        x = self.norm1(tgt)
+        qk = x + query_pos if self.cfg.pos_enc_at_attn else x
+        return tgt + self.self_attn(qk, qk, x)
+
+    def cross_attention_and_mlp(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        *,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+        num_k_exclude_rope: int = 0,
+    ) -> torch.Tensor:
+        """The residual cross-attention to the memories, then the residual MLP."""
+        cfg = self.cfg
         x = self.norm2(tgt)
         tgt = tgt + self.cross_attn_image(
             x + query_pos if cfg.pos_enc_at_cross_attn_queries else x,
@@ -236,14 +253,24 @@ class MemoryAttention(nn.Module):
         Returns (HW, B, d_model).
         """
         self._check_inputs(curr, curr_pos, memory, memory_pos, num_obj_ptr_tokens)
-        output = curr
-        if self.cfg.pos_enc_at_input:
-            output = output + 0.1 * curr_pos
-        output = output.transpose(0, 1)  # (B, HW, C)
-        query_pos = curr_pos.transpose(0, 1)
+        batch = curr.shape[1]
+        query_pos = curr_pos.transpose(0, 1)  # (B, HW, C)
         memory = memory.transpose(0, 1)  # (B, M, kv_in_dim)
         memory_pos = memory_pos.transpose(0, 1)
-        for layer in self.layers:
+        first, *rest = self.layers
+        if _shared_across_batch(curr, curr_pos):
+            output = self._first_self_attention(curr[:, :1], curr_pos[:, :1])
+            output = output.expand(batch, -1, -1)
+        else:
+            output = self._first_self_attention(curr, curr_pos)
+        output = first.cross_attention_and_mlp(
+            output,
+            memory,
+            pos=memory_pos,
+            query_pos=query_pos,
+            num_k_exclude_rope=num_obj_ptr_tokens,
+        )
+        for layer in rest:
             output = layer(
                 output,
                 memory,
@@ -252,6 +279,15 @@ class MemoryAttention(nn.Module):
                 num_k_exclude_rope=num_obj_ptr_tokens,
             )
         return self.norm(output).transpose(0, 1)  # (HW, B, C)
+
+    def _first_self_attention(self, curr: torch.Tensor, curr_pos: torch.Tensor) -> torch.Tensor:
+        """(HW, B, C) frame tokens -> (B, HW, C) after the input encoding and layer 0's
+        self-attention: the only part of the stack that sees no memory."""
+        output = curr
+        if self.cfg.pos_enc_at_input:
+            output = output + 0.1 * curr_pos
+        first = self.layers[0]
+        return first.self_attention_block(output.transpose(0, 1), curr_pos.transpose(0, 1))
 
     def _check_inputs(
         self,
@@ -278,3 +314,10 @@ class MemoryAttention(nn.Module):
             raise ValueError(
                 f"num_obj_ptr_tokens={num_obj_ptr_tokens} is outside [0, {memory.shape[0]}]"
             )
+
+
+def _shared_across_batch(curr: torch.Tensor, curr_pos: torch.Tensor) -> bool:
+    """Whether every object of the batch has the same frame tokens: the batch dimension of
+    (HW, B, C) was expanded from one frame (stride 0), as the tracking session does for
+    several objects on one frame. Layer 0's self-attention then runs once, not B times."""
+    return curr.shape[1] > 1 and curr.stride(1) == 0 and curr_pos.stride(1) == 0

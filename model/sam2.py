@@ -380,20 +380,28 @@ class Sam2Model(nn.Module):
         max_pointers: int = 1,
         prev_logits: torch.Tensor | None = None,
         run_memory_encoder: bool = True,
+        conditioned: torch.Tensor | None = None,
     ) -> TrackOutput:
-        """Segment B objects on one frame from prompts and memories; optionally remember it."""
+        """Segment B objects on one frame from prompts and memories; optionally remember it.
+
+        `conditioned`: the output of `condition_on_memories` for these features and
+        memories when the caller already has it (a correction click on a tracked frame);
+        the memories are then not read again.
+        """
         if points is not None and mask_inputs is not None:
             raise ValueError("points and a mask prompt cannot be given on the same step")
         if mask_inputs is not None and self.cfg.use_mask_input_as_output_without_sam:
             sam = self.use_mask_as_output(features.vision, features.high_res, mask_inputs)
         else:
-            fused = self.condition_on_memories(
-                features,
-                is_init_cond_frame=is_init_cond_frame,
-                memories=memories,
-                pointers=pointers,
-                max_pointers=max_pointers,
-            )
+            fused = conditioned
+            if fused is None:
+                fused = self.condition_on_memories(
+                    features,
+                    is_init_cond_frame=is_init_cond_frame,
+                    memories=memories,
+                    pointers=pointers,
+                    max_pointers=max_pointers,
+                )
             if prev_logits is not None:
                 if points is None or mask_inputs is not None:
                     raise ValueError("previous logits refine a point prompt, and only that")

@@ -16,6 +16,7 @@ from app.gui.platform_hint import platform_hint
 from app.gui.settings import APPLICATION, ORGANIZATION, AppSettings
 from app.gui.styles import apply_style
 from app.gui.worker_client import running_worker_threads
+from model.threads import configure_threads
 
 
 def create_window(
@@ -67,6 +68,7 @@ def _create_application() -> QApplication:
 
 
 def run_app(video: str | None) -> int:
+    configure_threads()
     app = _create_application()
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

@@ -20,6 +20,7 @@ from app.video.decoder import DecoderStats, StreamDecoder
 from app.video.errors import VideoError
 from app.video.index import FrameIndex, scan_packets
 from app.video.reader import VideoReader
+from model.threads import decoder_threads
 
 # FFmpeg opens text files as a "video" of rendered characters; to us they are not videos.
 _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
@@ -203,6 +204,8 @@ def _pick_stream(container: InputContainer, path: Path) -> VideoStream:
         if other.index != stream.index:
             other.discard = Discard.all
     stream.thread_type = "AUTO"
+    # FFmpeg's default is a thread per machine core, competing with the model's threads.
+    stream.thread_count = decoder_threads()
     return stream
 
 

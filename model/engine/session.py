@@ -32,8 +32,16 @@ import torch
 import torch.nn.functional as F
 
 from model.device import pick_device, release_free_memory
+from model.engine.conditioned_cache import ConditionedCache
 from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES
 from model.engine.frame_features import FrameFeatures
+from model.engine.frame_step import (
+    Cancelled,
+    cancellable,
+    condition_group,
+    group_key,
+    objects_per_attention_call,
+)
 from model.engine.frames import FrameSource
 from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
@@ -47,7 +55,7 @@ from model.engine.prompts import (
     validate_prompt,
 )
 from model.engine.schedule import full_order, local_order, local_spans
-from model.sam2 import ImageFeatures, Memory, PointInputs, Sam2Model
+from model.sam2 import ImageFeatures, PointInputs, Sam2Model
 
 __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSession"]
 
@@ -96,6 +104,8 @@ class TrackingSession:
         )
         self._bank = MemoryBank(ram_frames=window + 2, device=self.device)
         self._tracks: dict[int, ObjectTrack] = {}
+        # Memory attention's outputs of recently tracked frames, for correction clicks.
+        self._conditioned = ConditionedCache()
 
     # ------------------------------------------------------------------ properties
 
@@ -183,6 +193,9 @@ class TrackingSession:
         if not is_init:
             memories, pointers, max_ptrs = self._gather(obj_id, track, frame, reverse)
         with self._autocast():
+            conditioned = None
+            if not is_init and masks is None:
+                conditioned = self._conditioned_for(obj_id, frame, memories, pointers, max_ptrs)
             out = self.model.track_step(
                 self._features(frame),
                 is_init_cond_frame=is_init,
@@ -193,6 +206,7 @@ class TrackingSession:
                 max_pointers=max_ptrs,
                 prev_logits=prev,
                 run_memory_encoder=False,
+                conditioned=conditioned,
             )
         logits = self._postprocess(out.sam.low_res_masks.float())
         self._bank.stash(obj_id, track, frame)
@@ -226,6 +240,7 @@ class TrackingSession:
     def remove_object(self, obj_id: int) -> None:
         track = self._track(obj_id)
         self._bank.forget_object(obj_id, track)
+        self._conditioned.forget_object(obj_id)
         del self._tracks[obj_id]
 
     def mask(self, obj_id: int, frame: int) -> np.ndarray | None:
@@ -303,7 +318,11 @@ class TrackingSession:
         mode: str,
         should_stop: Callable[[], bool] | None,
     ) -> Iterator[FrameResult]:
-        self._commit_pending()
+        try:
+            with cancellable(self.model, should_stop):
+                self._commit_pending()
+        except Cancelled:
+            return
         active = {o: t for o, t in self._tracks.items() if self._bank.cond_frames(t)}
         all_keys = sorted({k for o, t in active.items() for k in self._bank.cond_frames(t)})
         for reverse in directions:
@@ -320,7 +339,11 @@ class TrackingSession:
                 for frame in order:
                     if should_stop is not None and should_stop():
                         return
-                    self._step(frame, active, compute, reverse)
+                    try:
+                        with cancellable(self.model, should_stop):
+                            self._step(frame, active, compute, reverse)
+                    except Cancelled:
+                        return
                     done += 1
                     if done % _TRIM_EVERY == 0:
                         release_free_memory()
@@ -350,51 +373,39 @@ class TrackingSession:
             t.dirty[reverse].update(f for f in left if f - step not in left or f in keys)
 
     def _step(self, frame: int, active, compute, reverse: bool) -> None:
-        to_track = []
+        keys, to_track = [], []
         for o, t in active.items():
             if frame in self._bank.cond_frames(t):
-                t.tracked[frame] = reverse
+                keys.append(o)
             elif frame in compute[o]:
                 to_track.append(o)
         if to_track:
             self._track_objects(frame, to_track, reverse)
-            for o in to_track:
-                active[o].tracked[frame] = reverse
+        # Only once the frame is done: a cancelled frame changes nothing.
+        for o in keys + to_track:
+            active[o].tracked[frame] = reverse
 
     def _track_objects(self, frame: int, obj_ids: list[int], reverse: bool) -> None:
         """Track several objects on one frame, batching those whose memories line up."""
         groups: dict[tuple, list] = defaultdict(list)
         for o in obj_ids:
             memories, pointers, max_ptrs = self._gather(o, self._tracks[o], frame, reverse)
-            key = (tuple(p for p, _ in memories), tuple(d for d, _ in pointers), max_ptrs)
-            groups[key].append((o, memories, pointers))
+            groups[group_key(memories, pointers, max_ptrs)].append((o, memories, pointers))
         # A pass reads each frame once: it must not fill the cache with them.
         feats = self._frames.get(frame, keep=False)
+        done = []
         for (_, _, max_ptrs), items in groups.items():
-            first_mems, first_ptrs = items[0][1], items[0][2]
-            memories = [
-                (
-                    p,
-                    Memory(
-                        features=torch.cat([it[1][i][1].features for it in items]),
-                        obj_ptr=torch.cat([it[1][i][1].obj_ptr for it in items]),
-                    ),
-                )
-                for i, (p, _) in enumerate(first_mems)
-            ]
-            pointers = [
-                (d, torch.cat([it[2][i][1] for it in items])) for i, (d, _) in enumerate(first_ptrs)
-            ]
+            batch = feats.expand(len(items))
+            per_call = objects_per_attention_call(self.device, len(items))
             with self._autocast():
-                out = self.model.track_step(
-                    feats.expand(len(items)),
-                    is_init_cond_frame=False,
-                    memories=memories,
-                    pointers=pointers,
-                    max_pointers=max_ptrs,
-                )
+                fused = condition_group(self.model, feats, items, max_ptrs, per_call=per_call)
+                out = self.model.track_step(batch, is_init_cond_frame=False, conditioned=fused)
+            for i, (o, mems, ptrs) in enumerate(items):
+                self._conditioned.put(o, frame, mems, ptrs, max_ptrs, fused[i : i + 1])
             logits = self._postprocess(out.sam.low_res_masks.float())
-            ids = [it[0] for it in items]
+            done.append(([it[0] for it in items], logits, out))
+        # Stored once every group is done, so a cancelled frame leaves nothing behind.
+        for ids, logits, out in done:
             for o in ids:
                 self._bank.drop(o, self._tracks[o], frame)
             self._store_many(ids, frame, logits, out.sam, out.memory_features)
@@ -424,6 +435,20 @@ class TrackingSession:
                 track.stash.pop(frame, None)
 
     # ------------------------------------------------------------------ memory lookup
+
+    def _conditioned_for(self, obj_id, frame, memories, pointers, max_ptrs) -> torch.Tensor:
+        """Memory attention's output for a click: reused from tracking when the memories match."""
+        fused = self._conditioned.get(obj_id, frame, memories, pointers, max_ptrs)
+        if fused is None:
+            fused = self.model.condition_on_memories(
+                self._features(frame),
+                is_init_cond_frame=False,
+                memories=memories,
+                pointers=pointers,
+                max_pointers=max_ptrs,
+            )
+            self._conditioned.put(obj_id, frame, memories, pointers, max_ptrs, fused)
+        return fused
 
     def _gather(self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool):
         """Memories and object pointers for tracking `frame`, per the model's plan."""

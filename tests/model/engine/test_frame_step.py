@@ -1,0 +1,100 @@
+"""Cancelling a propagation inside a frame (between model stages) leaves the session as a
+cancel between frames does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from model.build import build_model
+from model.config import get_config
+from model.engine.frame_step import Cancelled, cancellable
+from model.engine.session import Prompt, TrackingSession
+
+H, W = 48, 64
+
+
+class Video:
+    def __len__(self) -> int:
+        return 7
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        img = np.full((H, W, 3), 30, np.uint8)
+        img[10:30, 5 + 3 * index : 25 + 3 * index] = (200, 80, 60)
+        return img
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(get_config("sam2.1-tiny", image_size=64))
+
+
+def _session(model) -> TrackingSession:
+    session = TrackingSession(model, Video(), device="cpu")
+    session.add_prompt(0, 1, Prompt(points=np.array([[15.0, 20.0]]), labels=np.array([1])))
+    session.add_prompt(0, 2, Prompt(points=np.array([[40.0, 12.0]]), labels=np.array([1])))
+    return session
+
+
+def test_stop_after_the_encoder_drops_the_frame_like_a_stop_between_frames(model) -> None:
+    encoded: list[int] = []
+    layers_run: list[int] = []
+    hooks = [
+        model.image_encoder.register_forward_hook(lambda *_: encoded.append(1)),
+        model.memory_attention.layers[0].cross_attn_image.register_forward_hook(
+            lambda *_: layers_run.append(1)
+        ),
+    ]
+    try:
+        inside = _session(model)
+        seen: list[int] = []
+        # Frame 0 was encoded for the clicks (and stays cached): the fourth pass is frame 3.
+        for r in inside.propagate(should_stop=lambda: len(encoded) >= 4):
+            seen.append(r.frame)
+        assert seen == [0, 1, 2] and len(encoded) == 4
+        assert len(layers_run) == 4  # frames 1 and 2, one call per object on CPU; not 3
+    finally:
+        for hook in hooks:
+            hook.remove()
+    between = _session(model)
+    seen_between: list[int] = []
+    for r in between.propagate(should_stop=lambda: len(seen_between) >= 3):
+        seen_between.append(r.frame)
+    assert seen_between == seen
+    for obj in (1, 2):
+        assert inside.mask(obj, 3) is None and 3 not in inside._tracks[obj].tracked
+        assert inside._tracks[obj].dirty == between._tracks[obj].dirty
+    # Both resume at frame 3 and end up with the same masks.
+    assert [r.frame for r in inside.propagate()] == [3, 4, 5, 6]
+    assert [r.frame for r in between.propagate()] == [3, 4, 5, 6]
+    for obj in (1, 2):
+        for frame in range(7):
+            np.testing.assert_array_equal(inside.mask(obj, frame), between.mask(obj, frame))
+
+
+def test_cancellable_checks_every_stage_and_removes_its_hooks(model) -> None:
+    checks: list[int] = []
+
+    def stop() -> bool:
+        checks.append(1)
+        return len(checks) > 4
+
+    image = torch.zeros(1, 3, 64, 64)
+    with pytest.raises(Cancelled), torch.inference_mode(), cancellable(model, stop):
+        model.encode_image(image)
+    assert len(checks) == 5  # stopped inside the image encoder, before its fifth block
+    with torch.inference_mode(), cancellable(model, stop):
+        pass
+    with torch.inference_mode():
+        model.encode_image(image)  # no hook left behind
+    assert len(checks) == 5
+
+
+def test_stop_while_encoding_prompt_memories_keeps_them_pending(model) -> None:
+    session = _session(model)
+    assert list(session.propagate(should_stop=lambda: True)) == []
+    assert session._tracks[1].pending == {0} and session._tracks[2].pending == {0}
+    assert [r.frame for r in session.propagate()] == list(range(7))
+    assert not session._tracks[1].pending and session.mask(2, 6) is not None
