@@ -1,0 +1,57 @@
+"""The bf16 attention route: same maths as torch's attention, taken only where it should be."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
+
+from model.bf16_attention import attention, chunked_bf16_attention, uses_bf16_route
+
+
+def _qkv(b: int, heads: int, nq: int, nk: int, d: int, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(nq + nk)
+    return tuple(torch.randn(b, heads, n, d, generator=gen).to(dtype) for n in (nq, nk, nk))
+
+
+@pytest.mark.parametrize(
+    ("b", "heads", "nq", "nk", "d"), [(1, 1, 64, 300, 256), (2, 4, 50, 49, 96)]
+)
+@pytest.mark.parametrize("chunk_elements", [1 << 25, 1000])
+def test_route_matches_float32_attention_within_bf16(b, heads, nq, nk, d, chunk_elements):
+    q, k, v = _qkv(b, heads, nq, nk, d, torch.bfloat16)
+    # float32 attention of the same bf16-rounded inputs: what the route approximates.
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    actual = chunked_bf16_attention(q, k, v, chunk_elements=chunk_elements)
+    assert actual.dtype == torch.bfloat16 and actual.shape == expected.shape
+    assert_parity(actual, expected, ulps=BF16_ULPS, eps=BF16_EPS)
+
+
+def test_chunks_do_not_change_the_result():
+    q, k, v = _qkv(2, 2, 40, 70, 32, torch.bfloat16)
+    whole = chunked_bf16_attention(q, k, v)
+    # 2 * 2 * 70 weights per query row: chunks of 3 rows, the last one ragged.
+    chunked = chunked_bf16_attention(q, k, v, chunk_elements=3 * 2 * 2 * 70)
+    assert_parity(chunked, whole, ulps=1, eps=BF16_EPS)
+
+
+def test_float32_and_small_attention_stay_on_torch_sdpa():
+    q, k, v = _qkv(1, 2, 64, 64, 32)
+    assert not uses_bf16_route(q, k, v)
+    assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+    small = tuple(x.bfloat16() for x in (q, k, v))
+    assert not uses_bf16_route(*small)
+    assert torch.equal(attention(*small), F.scaled_dot_product_attention(*small))
+
+
+def test_large_bf16_attention_on_cpu_takes_the_route():
+    q, k, v = _qkv(1, 1, 1024, 1024, 16, torch.bfloat16)
+    assert uses_bf16_route(q, k, v)
+    assert torch.equal(attention(q, k, v), chunked_bf16_attention(q, k, v))
+
+
+def test_bad_chunk_size_is_refused():
+    q, k, v = _qkv(1, 1, 4, 4, 8, torch.bfloat16)
+    with pytest.raises(ValueError, match="chunk_elements"):
+        chunked_bf16_attention(q, k, v, chunk_elements=0)
