@@ -75,6 +75,12 @@ class FakeSession:
         self._fail = fail or (lambda _what: None)
         self.calls: list[tuple] = []
         self.thread_ids: set[int] = set()
+        # Every precision the worker asked for, in order (the real session switches).
+        self.precisions: list[str] = []
+
+    def set_precision(self, requested: str) -> str:
+        self.precisions.append(requested)
+        return f"{requested} (fake)"
 
     @property
     def object_ids(self) -> list[int]:
