@@ -55,3 +55,12 @@ def test_bad_chunk_size_is_refused():
     q, k, v = _qkv(1, 1, 4, 4, 8, torch.bfloat16)
     with pytest.raises(ValueError, match="chunk_elements"):
         chunked_bf16_attention(q, k, v, chunk_elements=0)
+
+
+def test_route_broadcasts_leading_dims_like_sdpa():
+    q, _, _ = _qkv(2, 3, 30, 40, 16, torch.bfloat16)
+    _, k, v = _qkv(1, 3, 30, 40, 16, torch.bfloat16)
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    actual = chunked_bf16_attention(q, k, v, chunk_elements=500)
+    assert actual.shape == (2, 3, 30, 16)
+    assert_parity(actual, expected, ulps=BF16_ULPS, eps=BF16_EPS)
