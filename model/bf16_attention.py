@@ -13,8 +13,13 @@ is four times faster than asking it for a float32 result and casting. The querie
 taken in chunks so the weight matrix stays within `_CHUNK_ELEMENTS` at any time
 (4096 x 28,736 weights are 235 MB in bf16; a chunk is at most 64 MB).
 
-Everything else (float32 inputs, other devices, small attentions where the fused kernel
-wins) goes to `F.scaled_dot_product_attention` unchanged, so exact mode is untouched.
+Where the route pays was measured per attention of SAM 2.1 tiny at 1024 (one thread,
+CPU time, bf16 route against float32 SDPA): memory attention (head dim 256, 4096 and
+28,736 keys) 1.5x; the image encoder's windows (64 to 196 keys) 1.6x to 1.9x; but its
+global blocks (head dim 96, 4096 keys) 0.94x, as the softmax pass over long rows then
+outweighs matmuls of a small head dim; and tiny attentions (the decoder's 7 tokens to
+each other) lose to the fused kernel's single call. Those, float32 inputs and other
+devices go to `F.scaled_dot_product_attention` unchanged, so exact mode is untouched.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import torch.nn.functional as F
 
 # Attention-weight elements per query chunk: 32 Mi bf16 values, 64 MB.
 _CHUNK_ELEMENTS = 1 << 25
-# Below this many query x key pairs per head the fused kernel's single pass beats two
-# matmuls plus a softmax (many small windows of the image encoder, the decoder's tokens).
-_MIN_PAIRS = 1 << 20
+# Below this many query x key pairs per head the fused kernel's one call wins.
+_MIN_PAIRS = 1 << 12
+# Rows of more keys than this need a head dim of at least _MIN_HEAD_DIM_LONG_ROWS for the
+# matmuls the route speeds up to outweigh its separate softmax pass.
+_LONG_ROW = 1024
+_MIN_HEAD_DIM_LONG_ROWS = 128
 
 
 def uses_bf16_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
@@ -35,6 +43,7 @@ def uses_bf16_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
         q.device.type == "cpu"
         and q.dtype == k.dtype == v.dtype == torch.bfloat16
         and q.shape[-2] * k.shape[-2] >= _MIN_PAIRS
+        and (k.shape[-2] <= _LONG_ROW or q.shape[-1] >= _MIN_HEAD_DIM_LONG_ROWS)
     )
 
 

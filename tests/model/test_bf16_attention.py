@@ -36,18 +36,23 @@ def test_chunks_do_not_change_the_result():
     assert_parity(chunked, whole, ulps=1, eps=BF16_EPS)
 
 
-def test_float32_and_small_attention_stay_on_torch_sdpa():
+def test_float32_small_and_long_narrow_attention_stay_on_torch_sdpa():
     q, k, v = _qkv(1, 2, 64, 64, 32)
     assert not uses_bf16_route(q, k, v)
     assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
-    small = tuple(x.bfloat16() for x in (q, k, v))
+    # The decoder's tokens attending to each other: too small to pay.
+    small = _qkv(1, 8, 7, 7, 32, torch.bfloat16)
     assert not uses_bf16_route(*small)
     assert torch.equal(attention(*small), F.scaled_dot_product_attention(*small))
+    # The image encoder's global blocks: long rows, head dim 96.
+    assert not uses_bf16_route(*_qkv(1, 1, 16, 4096, 96, torch.bfloat16))
 
 
-def test_large_bf16_attention_on_cpu_takes_the_route():
-    q, k, v = _qkv(1, 1, 1024, 1024, 16, torch.bfloat16)
-    assert uses_bf16_route(q, k, v)
+def test_memory_attention_and_windows_take_the_route():
+    for shape in ((1, 1, 64, 4096, 256), (4, 1, 64, 64, 96), (1, 8, 4096, 7, 16)):
+        q, k, v = _qkv(*shape, torch.bfloat16)
+        assert uses_bf16_route(q, k, v), shape
+    q, k, v = _qkv(1, 1, 256, 1024, 16, torch.bfloat16)
     assert torch.equal(attention(q, k, v), chunked_bf16_attention(q, k, v))
 
 

@@ -11,8 +11,9 @@ memory, so the two sides' different bf16 roundings (see tests/model/test_fast_mo
 add up over frames. The logits and scores are compared within BF16_CHAIN_ULPS (4x
 BF16_ULPS: 37% of the tensor's scale, the chain's depth over the component budget, as
 CHAIN_ULPS is 4x COMPONENT_ULPS in float32); the most used on an AMD EPYC with
-AVX512-BF16 was 3.4 of it, and errors of a bug are of order 1 of the scale and more. The masks must agree on every pixel whose reference logit is decided,
-that is outside that tolerance of 0.
+AVX512-BF16 was 3.4 of it, and errors of a bug are of order 1 of the scale and more.
+The masks must agree on every pixel whose reference logit is decided, that is outside
+that tolerance of 0.
 """
 
 from __future__ import annotations
