@@ -213,7 +213,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_track(args: argparse.Namespace) -> int:
     """Everything that needs no model is checked first, cheapest first; then the model
     loads, tracks, and the export writes (app.track_run, shared with `masklet batch`)."""
-    from app.track_run import TrackJob, check_model_args, precision_note, run_track
+    from app.track_run import TrackJob, check_model_args, precision_warning, run_track
 
     job = TrackJob(
         video=args.video,
@@ -226,7 +226,9 @@ def _cmd_track(args: argparse.Namespace) -> int:
         options=_export_options(args),
         extra_inputs=tuple(check_model_args(args.checkpoint, args.image_size, args.device)),
     )
-    print(f"precision: {precision_note(args.precision, args.device)}", file=sys.stderr)
+    warning = precision_warning(args.precision, args.device)
+    if warning:
+        print(f"masklet track: note: {warning}", file=sys.stderr)
     tracking = ProgressBar("tracking")
     exporting = ProgressBar(f"exporting {args.format}")
     try:

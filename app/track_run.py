@@ -86,11 +86,12 @@ def check_model_args(checkpoint: str, image_size: int | None, device: str) -> li
     return [Path(checkpoint)]
 
 
-def precision_note(requested: str, device: str) -> str:
-    """One line on the precision a run will compute in and why (e.g. that fast will not be
-    faster on a CPU without native bf16)."""
-    from model.engine.precision import resolve_precision
+def precision_warning(requested: str, device: str) -> str | None:
+    """Why `--precision fast` will not be faster on `device` (no native bf16); else None."""
+    from model.engine.precision import native_bf16, resolve_precision
 
+    if requested != "fast" or native_bf16(device):
+        return None
     return resolve_precision(requested, device)[1]
 
 

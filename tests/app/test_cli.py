@@ -338,6 +338,7 @@ def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch,
         return opened[-1]
 
     monkeypatch.setattr(app.track_run, "TrackingSession", spy)
+    monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: True)
     out = tmp_path / "masks.json"
     assert main([*track_args(video, prompts, "coco", out), "--frames", "0:2", *given]) == 0
     assert len(opened) == 1
@@ -348,8 +349,8 @@ def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch,
         from model.engine.precision import resolve_precision
 
         assert session.precision == resolve_precision("auto", "cpu")[0]
-    # The run says which precision it computes in, and why.
-    assert f"precision: {session.precision_reason}" in capsys.readouterr().err
+    # Nothing to warn about: auto, or fast on this CPU (faked to have native bf16).
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_batch_worker_tracks_in_the_requested_precision(monkeypatch, tmp_path):
@@ -368,3 +369,15 @@ def test_batch_worker_tracks_in_the_requested_precision(monkeypatch, tmp_path):
     entry = ManifestEntry(1, "a", tmp_path / "a.mp4", tmp_path / "p.json", None, "forward")
     assert "error" in worker.run(batch_worker.VideoTask(entry, "png", tmp_path / "out"))
     assert [job.precision for job in jobs] == ["exact"]
+
+
+def test_fast_without_native_bf16_says_why_in_one_line(monkeypatch):
+    from app.track_run import precision_warning
+
+    monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: False)
+    assert precision_warning("exact", "cpu") is None
+    assert precision_warning("auto", "cpu") is None
+    warning = precision_warning("fast", "cpu")
+    assert "no native bf16" in warning and "slower than float32" in warning
+    monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: True)
+    assert precision_warning("fast", "cpu") is None
