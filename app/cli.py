@@ -148,6 +148,7 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--image-size", type=cli_args.image_size, metavar="N", help="model input size"
         )
+        cli_args.add_precision_option(parser)
         _add_export_options(
             parser,
             "frames to track and export, end exclusive (e.g. 0:20): tracking runs from the "
@@ -213,7 +214,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_track(args: argparse.Namespace) -> int:
     """Everything that needs no model is checked first, cheapest first; then the model
     loads, tracks, and the export writes (app.track_run, shared with `masklet batch`)."""
-    from app.track_run import TrackJob, check_model_args, run_track
+    from app.track_run import TrackJob, check_model_args, precision_warning, run_track
 
     job = TrackJob(
         video=args.video,
@@ -222,9 +223,13 @@ def _cmd_track(args: argparse.Namespace) -> int:
         prompts=args.prompts,
         direction=args.direction,
         device=args.device,
+        precision=args.precision,
         options=_export_options(args),
         extra_inputs=tuple(check_model_args(args.checkpoint, args.image_size, args.device)),
     )
+    warning = precision_warning(args.precision, args.device)
+    if warning:
+        print(f"masklet track: note: {warning}", file=sys.stderr)
     tracking = ProgressBar("tracking")
     exporting = ProgressBar(f"exporting {args.format}")
     try:

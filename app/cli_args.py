@@ -13,7 +13,24 @@ import argparse
 from app.limits import MAX_FRAMES, MAX_IMAGE_SIZE, MAX_OBJECTS
 from app.project import MAX_ID
 
-__all__ = ["FrameRange", "frame_range", "image_size", "object_ids", "step"]
+__all__ = [
+    "PRECISIONS",
+    "FrameRange",
+    "add_precision_option",
+    "frame_range",
+    "image_size",
+    "object_ids",
+    "step",
+]
+
+# model.engine.precision's choices, repeated here so that parsing needs no torch import
+# (a test checks that the two agree).
+PRECISIONS = ("auto", "exact", "fast")
+_PRECISION_HELP = (
+    "auto (default): bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), float32 "
+    "elsewhere; exact: float32, the reference's results; fast: bf16, about twice as fast "
+    "where the hardware has native bf16, and slower than float32 where it has not"
+)
 
 # The model's own rule (Sam2Config.with_image_size), checked here so it is a usage error.
 _SIZE_MULTIPLE = 32
@@ -77,3 +94,8 @@ def image_size(text: str) -> int:
             f"expected a multiple of {_SIZE_MULTIPLE} up to {MAX_IMAGE_SIZE}, got {value}"
         )
     return value
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """`--precision auto|exact|fast`, the same for `masklet track` and `masklet batch`."""
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=_PRECISION_HELP)

@@ -49,6 +49,7 @@ class TrackJob:
     annotations: Path | None = None
     direction: str = "forward"
     device: str = "cpu"
+    precision: str = "auto"  # auto | exact | fast (model.engine.precision)
     options: ExportOptions = field(default_factory=ExportOptions)
     extra_inputs: tuple[Path, ...] = ()  # e.g. the checkpoint: outputs must not replace it
 
@@ -83,6 +84,15 @@ def check_model_args(checkpoint: str, image_size: int | None, device: str) -> li
         return []
     check_checkpoint_file(checkpoint)
     return [Path(checkpoint)]
+
+
+def precision_warning(requested: str, device: str) -> str | None:
+    """Why `--precision fast` will not be faster on `device` (no native bf16); else None."""
+    from model.engine.precision import native_bf16, resolve_precision
+
+    if requested != "fast" or native_bf16(device):
+        return None
+    return resolve_precision(requested, device)[1]
 
 
 def load_model(checkpoint: str, image_size: int | None, device: str) -> Sam2Model:
@@ -215,7 +225,7 @@ def _tracking_passes(
 def _track(model, reader, plan: _PromptPlan, job: TrackJob, progress: Progress | None):
     """Prompt every object, propagate within the frame range, collect the masks."""
     store = MaskStore(tuple(reader.size), num_frames=len(reader))
-    session = TrackingSession(model, reader, device=job.device)
+    session = TrackingSession(model, reader, device=job.device, precision=job.precision)
     keys = []
     for frame, obj_id, prompt in plan.prompts():
         _record(store, frame, session.add_prompt(frame, obj_id, prompt))

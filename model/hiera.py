@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.bf16_attention import attention
 from model.common import MLP
 from model.config import HieraConfig
 
@@ -109,7 +110,7 @@ class MultiScaleAttention(nn.Module):
             q = _max_pool(q.reshape(n, h, w, -1), self.pool)  # (N, H', W', heads * d)
             h, w = q.shape[1:3]
             q = q.reshape(n, h * w, self.num_heads, -1)
-        out = F.scaled_dot_product_attention(
+        out = attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         )  # (N, heads, L', d)
         return self.proj(out.transpose(1, 2).reshape(n, h, w, -1))

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.bf16_attention import attention
 from model.config import MemoryAttentionConfig
 
 
@@ -126,7 +127,7 @@ class RoPEAttention(nn.Module):
         k = self._split_heads(self.k_proj(k))  # (B, heads, Nk, head_dim)
         v = self._split_heads(self.v_proj(v))
         q, k = self._apply_rope(q, k, num_k_exclude_rope)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, head_dim)
+        out = attention(q, k, v)  # (B, heads, Nq, head_dim)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,9 @@ to the tokens; a last token-to-image attention follows the blocks.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from model.bf16_attention import attention
 from model.common import MLP
 
 
@@ -54,7 +54,7 @@ class Attention(nn.Module):
         q = self._split_heads(self.q_proj(q))
         k = self._split_heads(self.k_proj(k))
         v = self._split_heads(self.v_proj(v))
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, c)
+        out = attention(q, k, v)  # (B, heads, Nq, c)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
 

@@ -74,12 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size", type=cli_args.image_size, metavar="N", help="model input size"
     )
-    parser.add_argument(
-        "--precision",
-        default="exact",
-        choices=("exact",),
-        help="float32, as `masklet track` computes; the only precision for now",
-    )
+    cli_args.add_precision_option(parser)
 
 
 def _check_out(args: argparse.Namespace, entries) -> None:
@@ -115,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         checkpoint=args.checkpoint,
         image_size=args.image_size,
+        precision=args.precision,
         fmt=args.format,
         out=args.out,
         workers=args.workers,

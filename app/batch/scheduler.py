@@ -40,6 +40,7 @@ class BatchSettings:
     image_size: int | None
     fmt: str
     out: Path
+    precision: str = "auto"  # auto | exact | fast, as `masklet track --precision`
     workers: int | None = None  # None: one per GPU share, or one on CPUs
     gpus_per_worker: float = 0.0
     address: str | None = None
@@ -185,7 +186,7 @@ class _Driver:
     def _new_actor(self):
         s = self.settings
         device = "cuda" if s.gpus_per_worker > 0 else "cpu"
-        return self.actor_class.remote(s.checkpoint, s.image_size, device)
+        return self.actor_class.remote(s.checkpoint, s.image_size, device, s.precision)
 
     def _dispatch(self, actor, item: _Pending) -> None:
         ref = actor.run.remote(item.task)

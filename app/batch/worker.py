@@ -47,8 +47,11 @@ def output_path(task: VideoTask) -> Path:
 class TrackWorker:
     """One model, loaded once; `run(task)` tracks and exports one video."""
 
-    def __init__(self, checkpoint: str, image_size: int | None, device: str) -> None:
+    def __init__(
+        self, checkpoint: str, image_size: int | None, device: str, precision: str = "auto"
+    ) -> None:
         self._device = device
+        self._precision = precision
         self._model = None
         self._load_error: str | None = None
         _silence_native_logs()
@@ -84,6 +87,7 @@ class TrackWorker:
             annotations=entry.annotations,
             direction=entry.direction,
             device=self._device,
+            precision=self._precision,
         )
         # The driver checked --out against every input with its view of the paths; a
         # worker's own view (other mounts, other symlinks) is checked here too.

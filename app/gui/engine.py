@@ -49,6 +49,14 @@ def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
     return TrackingSession(model, source, device=device)
 
 
+def describe_precision(requested: str, device: str) -> tuple[str, str]:
+    """("bf16" or "float32", one-line reason) for a precision request on `device`."""
+    from model.engine.precision import DTYPE_NAMES, resolve_precision
+
+    precision, reason = resolve_precision(requested, device)
+    return DTYPE_NAMES[precision], reason
+
+
 def _make_session_prompt(
     points: np.ndarray | None,
     labels: np.ndarray | None,

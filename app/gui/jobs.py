@@ -60,6 +60,14 @@ class RemoveObject:
 
 
 @dataclass(frozen=True)
+class SetPrecision:
+    """Compute from the next request on in `precision`: auto, exact or fast."""
+
+    request_id: int
+    precision: str
+
+
+@dataclass(frozen=True)
 class Focus:
     request_id: int
     frame: int
@@ -136,6 +144,8 @@ class EngineStats:
     variant: str
     cache_bytes: int
     encoding: int | None = None
+    precision: str = ""  # what the model computes in: "bf16" or "float32"
+    precision_note: str = ""  # why that one, in one line
 
 
 @dataclass

@@ -105,6 +105,7 @@ def _build_menus(w: MainWindow) -> None:
                 w.recent_menu = menu.addMenu("Open &Recent")
         if title == "&Model":
             w.device_menu = menu.addMenu("&Device")
+            w.precision_submenu = menu.addMenu("&Precision")
 
 
 def _build_toolbar(w: MainWindow) -> None:

@@ -33,6 +33,7 @@ from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
 from app.gui.layout import build_layout
 from app.gui.masklet_list import MaskletPanel
+from app.gui.precision_menu import PrecisionMenu
 from app.gui.project_io import ProjectController
 from app.gui.session_controller import SessionController
 from app.gui.settings import AppSettings
@@ -107,6 +108,12 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
         self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
         build_layout(self)
+        self.precision_menu = PrecisionMenu(
+            self.precision_submenu,
+            settings=settings,
+            client=self.client,
+            status_bar=self.statusBar(),
+        )
         self._connect()
         self._update_title()
         self._restore_window()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from app.cli_args import PRECISIONS
 from app.quality import DEFAULT_THRESHOLD
 
 ORGANIZATION = "Masklet"
@@ -44,6 +45,18 @@ class AppSettings:
     @device.setter
     def device(self, device: str) -> None:
         self._s.setValue("model/device", device)
+
+    @property
+    def precision(self) -> str:
+        """auto, exact or fast (Model > Precision); anything else reads as auto."""
+        value = str(self._s.value("model/precision", "auto") or "auto")
+        return value if value in PRECISIONS else "auto"
+
+    @precision.setter
+    def precision(self, precision: str) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        self._s.setValue("model/precision", precision)
 
     # ---- files -----------------------------------------------------------------------------
     def recent_files(self) -> list[str]:

@@ -30,7 +30,7 @@ def format_eta(seconds: float) -> str:
 
 
 class EngineStatus(QWidget):
-    """ "cpu · sam2.1-tiny · cache 120.0 MB" with icons."""
+    """ "cpu · sam2.1-tiny · bf16 · cache 120.0 MB" with icons."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -38,12 +38,14 @@ class EngineStatus(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         self.device = _icon_label("mdi6.chip", "no device")
         self.model = _icon_label("mdi6.brain", "no model")
+        self.precision = _icon_label("mdi6.speedometer", "float32")
         self.cache = _icon_label("mdi6.memory", "cache 0 B")
-        for pair in (self.device, self.model, self.cache):
+        for pair in (self.device, self.model, self.precision, self.cache):
             layout.addWidget(pair[0])
             layout.addWidget(pair[1])
         self.device[1].setToolTip("Device the model runs on")
         self.model[1].setToolTip("Model variant")
+        self.precision[1].setToolTip("Precision the model computes in (Model > Precision)")
         self.cache[1].setToolTip("Memory used by cached frame embeddings")
 
     def set_model(self, variant: str, device: str) -> None:
@@ -54,6 +56,9 @@ class EngineStatus(QWidget):
         if stats.variant:
             self.set_model(stats.variant, stats.device)
         self.cache[1].setText(f"cache {human_bytes(stats.cache_bytes)}")
+        if stats.precision:
+            self.precision[1].setText(stats.precision)
+            self.precision[1].setToolTip(stats.precision_note)
 
 
 class PropagationProgress(QWidget):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from app.gui.engine import Engine, FrameSource
+from app.gui.engine import Engine, FrameSource, describe_precision
 from app.gui.jobs import (
     EngineStats,
     Focus,
@@ -36,6 +36,7 @@ from app.gui.jobs import (
     PropagationSummary,
     RemoveObject,
     SessionInfo,
+    SetPrecision,
     SetPrompts,
 )
 from app.gui.live_edits import RequestInbox
@@ -71,6 +72,7 @@ class InferenceWorker(QObject):
         self._model: Any = None
         self._variant = ""
         self._device = "cpu"
+        self._precision = "auto"
         self._session: Any = None
         self._open_source: Callable[[], FrameSource] | None = None
         self._focus = 0
@@ -106,6 +108,7 @@ class InferenceWorker(QObject):
             Propagate: ("propagating", self._propagate),
             RemoveObject: ("removing an object", self._remove_object),
             Focus: ("encoding ahead", self._set_focus),
+            SetPrecision: ("switching precision", self._set_precision),
         }
         action, handler = handlers[type(request)]
         try:
@@ -139,6 +142,7 @@ class InferenceWorker(QObject):
         assert self._open_source is not None
         source = self._open_source()
         self._session = self._engine.open_session(self._model, source, self._device)
+        self._apply_precision()
         h, w = self._session.video_size
         self.session_opened.emit(SessionInfo(request_id, self._session.num_frames, (h, w)))
 
@@ -204,6 +208,18 @@ class InferenceWorker(QObject):
         if self._session is not None and request.obj_id in self._session.object_ids:
             self._session.remove_object(request.obj_id)
 
+    def _set_precision(self, request: SetPrecision) -> None:
+        describe_precision(request.precision, self._device)  # refuses an unknown name
+        self._precision = request.precision
+        self._apply_precision()
+
+    def _apply_precision(self) -> None:
+        # Between requests, so no computation straddles the switch; the session keeps
+        # its masks and memories and drops cached features of the other precision.
+        set_precision = getattr(self._session, "set_precision", None)
+        if set_precision is not None:
+            set_precision(self._precision)
+
     def _set_focus(self, request: Focus) -> None:
         self._focus = request.frame
         self._prefetch_queue = []
@@ -241,7 +257,10 @@ class InferenceWorker(QObject):
 
     def _emit_stats(self, encoding: int | None = None) -> None:
         cache = int(getattr(self._session, "cache_bytes_used", 0) or 0)
-        self.stats_changed.emit(EngineStats(self._device, self._variant, cache, encoding))
+        precision, note = describe_precision(self._precision, self._device)
+        self.stats_changed.emit(
+            EngineStats(self._device, self._variant, cache, encoding, precision, note)
+        )
 
 
 def _is_superseded(pending: PendingBook, request: Any) -> bool:

@@ -30,6 +30,7 @@ from app.gui.jobs import (
     PropagationSummary,
     RemoveObject,
     SessionInfo,
+    SetPrecision,
     SetPrompts,
 )
 from app.gui.worker import InferenceWorker, supersede_key
@@ -156,6 +157,10 @@ class WorkerClient(QObject):
 
     def remove_object(self, obj_id: int) -> int:
         return self._send(lambda i: RemoveObject(i, obj_id))
+
+    def set_precision(self, precision: str) -> None:
+        """auto, exact or fast from the next request on (not a busy-making job: instant)."""
+        self._send(lambda i: SetPrecision(i, precision), track=False)
 
     def focus(self, frame: int) -> None:
         self._send(lambda i: Focus(i, frame), track=False)

@@ -83,6 +83,15 @@ class FrameFeatures:
             self._shared_pos = feats.vision_pos
         return replace(feats, vision_pos=self._shared_pos)
 
+    def set_autocast(self, autocast: bool) -> None:
+        """Switch bf16 autocast; cached features of the other precision are dropped, since
+        the model's float32 layers cannot read bf16 features (nor should fast mode reuse
+        float32 ones: results would depend on what happened to be cached)."""
+        if autocast != self.autocast:
+            self.autocast = autocast
+            self._cache.clear()
+            self._shared_pos = None
+
     def autocast_context(self) -> contextlib.AbstractContextManager:
         if not self.autocast:
             return contextlib.nullcontext()

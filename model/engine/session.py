@@ -46,6 +46,7 @@ from model.engine.frames import FrameSource
 from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
 from model.engine.postprocess import fill_holes_and_specks
+from model.engine.precision import resolve_precision
 from model.engine.prompts import (
     FrameResult,
     ObjectResult,
@@ -79,7 +80,10 @@ class TrackingSession:
         fill_hole_area: int = 8,
         max_sprinkle_area: int = 0,
         autocast: bool | None = None,
+        precision: str = "exact",
     ) -> None:
+        """`precision`: "exact" (float32), "fast" (bf16) or "auto" (`model.engine.precision`);
+        `autocast`, when given, is the older switch for the same thing (True: fast)."""
         if len(source) == 0:
             raise ValueError("the video has no frames")
         if fill_hole_area < 0 or max_sprinkle_area < 0:
@@ -89,7 +93,10 @@ class TrackingSession:
         self.num_frames = len(source)
         self.fill_hole_area = fill_hole_area
         self.max_sprinkle_area = max_sprinkle_area
-        self.autocast = self.device.type == "cuda" if autocast is None else autocast
+        if autocast is not None:
+            precision = "fast" if autocast else "exact"
+        self.precision, self.precision_reason = resolve_precision(precision, self.device)
+        self.autocast = self.precision == "fast"
         self._frames = FrameFeatures(
             self.model,
             source,
@@ -140,6 +147,17 @@ class TrackingSession:
     def _features(self, frame: int) -> ImageFeatures:
         """Interactive reads: the frame's features stay cached for the next click."""
         return self._frames.get(frame)
+
+    def set_precision(self, requested: str) -> str:
+        """Compute from the next request on in `requested` precision; returns why that one.
+
+        Masks and memories computed so far stay as they are (memories are stored in bf16
+        in either precision, so both read them); cached image features are dropped.
+        """
+        self.precision, self.precision_reason = resolve_precision(requested, self.device)
+        self.autocast = self.precision == "fast"
+        self._frames.set_autocast(self.autocast)
+        return self.precision_reason
 
     def _autocast(self):
         return self._frames.autocast_context()

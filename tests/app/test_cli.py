@@ -309,3 +309,79 @@ def test_track_frames_tracks_only_the_range(video, prompts, tmp_path, monkeypatc
     assert "2/2" in err and f"/{N}" not in err.split("wrote")[0]
     assert "frames/s  ETA" in err
     assert len(COCO(str(out)).dataset["images"]) == 2
+
+
+def test_precision_option_lists_the_model_choices_and_refuses_others(capsys):
+    from app.cli_args import PRECISIONS
+    from model.engine.precision import PRECISION_CHOICES
+
+    assert PRECISIONS == PRECISION_CHOICES
+    for command in ("track", "batch"):
+        assert main([command, "--help"]) == 0
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "--precision {auto,exact,fast}" in help_text
+        assert "exact: float32" in help_text and "fast: bf16" in help_text
+    out = "--out", "o.json"
+    assert main(["track", "clip.mp4", "--prompts", "p.json", "--checkpoint", "c.pt", *out,
+                 "--precision", "half"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "--precision" in err and "invalid choice" in err and "\n" not in err
+
+
+@pytest.mark.slow  # a real (random-init) SAM 2.1 tiny on 2 frames
+@pytest.mark.parametrize(("given", "expected"), [([], "auto"), (["--precision", "fast"], "fast")])
+def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch, capsys, given,
+                                          expected):  # fmt: skip
+    import app.track_run
+    from model.engine.session import TrackingSession
+
+    opened: list[TrackingSession] = []
+
+    def spy(*args, **kwargs) -> TrackingSession:
+        opened.append(TrackingSession(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(app.track_run, "TrackingSession", spy)
+    monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: True)
+    out = tmp_path / "masks.json"
+    assert main([*track_args(video, prompts, "coco", out), "--frames", "0:2", *given]) == 0
+    assert len(opened) == 1
+    session = opened[0]
+    if expected == "fast":
+        assert session.precision == "fast"
+    else:
+        from model.engine.precision import resolve_precision
+
+        assert session.precision == resolve_precision("auto", "cpu")[0]
+    # Nothing to warn about: auto, or fast on this CPU (faked to have native bf16).
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_batch_worker_tracks_in_the_requested_precision(monkeypatch, tmp_path):
+    import app.batch.worker as batch_worker
+    from app.batch.manifest import ManifestEntry
+    from app.cli import _build_parser
+
+    args = _build_parser("batch").parse_args(
+        ["m.jsonl", "--checkpoint", "random:sam2.1-tiny", "--out", "o", "--precision", "exact"]
+    )
+    assert args.precision == "exact"
+    jobs = []
+    monkeypatch.setattr(batch_worker, "load_model", lambda *a: object())
+    monkeypatch.setattr(batch_worker, "run_track", lambda job, _: jobs.append(job) or 1 / 0)
+    worker = batch_worker.TrackWorker("random:sam2.1-tiny", 128, "cpu", args.precision)
+    entry = ManifestEntry(1, "a", tmp_path / "a.mp4", tmp_path / "p.json", None, "forward")
+    assert "error" in worker.run(batch_worker.VideoTask(entry, "png", tmp_path / "out"))
+    assert [job.precision for job in jobs] == ["exact"]
+
+
+def test_fast_without_native_bf16_says_why_in_one_line(monkeypatch):
+    from app.track_run import precision_warning
+
+    monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: False)
+    assert precision_warning("exact", "cpu") is None
+    assert precision_warning("auto", "cpu") is None
+    warning = precision_warning("fast", "cpu")
+    assert "no native bf16" in warning and "slower than float32" in warning
+    monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: True)
+    assert precision_warning("fast", "cpu") is None

@@ -77,6 +77,12 @@ class FakeSession:
         self.thread_ids: set[int] = set()
         # Frames prompted since the last pass; a pass with no start begins at the first.
         self._dirty: set[int] = set()
+        # Every precision the worker asked for, in order (the real session switches).
+        self.precisions: list[str] = []
+
+    def set_precision(self, requested: str) -> str:
+        self.precisions.append(requested)
+        return f"{requested} (fake)"
 
     @property
     def object_ids(self) -> list[int]:
