@@ -47,6 +47,14 @@ from model.engine.prompts import (
     validate_prompt,
 )
 from model.engine.schedule import full_order, local_order, local_spans
+from model.engine.state_store import StateIdentity
+from model.engine.state_store_session import (
+    RestoreReport,
+    SaveReport,
+    restore_session_state,
+    save_session_state,
+    unchanged_prompt,
+)
 from model.sam2 import ImageFeatures, Memory, PointInputs, Sam2Model
 
 __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSession"]
@@ -96,6 +104,8 @@ class TrackingSession:
         )
         self._bank = MemoryBank(ram_frames=window + 2, device=self.device)
         self._tracks: dict[int, ObjectTrack] = {}
+        # Restored prompts the app has not re-sent yet (see `unchanged_prompt`).
+        self._restored_prompts: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ properties
 
@@ -144,6 +154,8 @@ class TrackingSession:
         if prompt.box is not None and not clear_old:
             raise ValueError("a box must come first: add it with clear_old=True")
         with torch.inference_mode():
+            if clear_old and (same := unchanged_prompt(self, frame, obj_id, prompt)):
+                return same
             self._features(frame)  # reads this frame (and so the video size) only
             validate_prompt(prompt, self.video_size)
             track = self._tracks.setdefault(obj_id, ObjectTrack())
@@ -240,6 +252,17 @@ class TrackingSession:
     def _low_res_logits(self, obj_id: int, frame: int) -> torch.Tensor:
         """(1, 1, 4h, 4w) stored logits; for tests and debugging."""
         return self._bank.tensors(obj_id, self._tracks[obj_id], frame).logits
+
+    # ------------------------------------------------------------------ saved state
+
+    def save_state(self, folder, identity: StateIdentity, **kwargs) -> SaveReport:
+        """Write this session's state to a state store folder (`model.engine.state_store`)."""
+        with torch.inference_mode():
+            return save_session_state(self, folder, identity, **kwargs)
+
+    def restore_state(self, folder, identity: StateIdentity, **kwargs) -> RestoreReport:
+        """Continue from a saved state, exactly; StateStoreError if missing, stale or damaged."""
+        return restore_session_state(self, folder, identity, **kwargs)
 
     # ------------------------------------------------------------------ propagation
 
