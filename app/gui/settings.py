@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
 
+DEFAULT_STATE_BUDGET_BYTES = 2 * 2**30  # per project; see model.engine.state_store_budget
 ORGANIZATION = "Masklet"
 APPLICATION = "Masklet"
 MAX_RECENT = 10
@@ -42,6 +43,19 @@ class AppSettings:
     @device.setter
     def device(self, device: str) -> None:
         self._s.setValue("model/device", device)
+
+    @property
+    def state_budget_bytes(self) -> int:
+        """Size budget of a project's engine state store (the `.masklet-state` sidecar)."""
+        try:
+            value = int(self._s.value("model/state_budget_bytes", DEFAULT_STATE_BUDGET_BYTES))
+        except (TypeError, ValueError):
+            return DEFAULT_STATE_BUDGET_BYTES
+        return max(value, 0)
+
+    @state_budget_bytes.setter
+    def state_budget_bytes(self, value: int) -> None:
+        self._s.setValue("model/state_budget_bytes", int(value))
 
     # ---- files -----------------------------------------------------------------------------
     def recent_files(self) -> list[str]:

@@ -28,6 +28,8 @@ from app.gui.jobs import (
     Propagate,
     PropagationSummary,
     RemoveObject,
+    RestoreState,
+    SaveState,
     SessionInfo,
     SetPrompts,
 )
@@ -59,6 +61,7 @@ class WorkerClient(QObject):
     job_failed = Signal(object)
     stats_changed = Signal(object)
     busy_changed = Signal(bool)
+    state_report = Signal(object)
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +91,7 @@ class WorkerClient(QObject):
         w.propagation_finished.connect(self._on_propagation_finished)
         w.job_failed.connect(self._on_job_failed)
         w.stats_changed.connect(self.stats_changed)
+        w.state_report.connect(self.state_report)
         w.request_done.connect(self._finish)
 
     # ---- requests --------------------------------------------------------------------------
@@ -141,6 +145,19 @@ class WorkerClient(QObject):
 
     def remove_object(self, obj_id: int) -> int:
         return self._send(lambda i: RemoveObject(i, obj_id))
+
+    def save_state(
+        self, folder: str, video_path: str, budget_bytes: int, *, explicit: bool = False
+    ) -> int:
+        """Queue a save of the engine state; never cancels or waits for the running job."""
+        return self._send(
+            lambda i: SaveState(i, folder, video_path, budget_bytes, explicit), track=False
+        )
+
+    def restore_state(
+        self, folder: str, video_path: str, prompts: frozenset[tuple[int, int]]
+    ) -> int:
+        return self._send(lambda i: RestoreState(i, folder, video_path, prompts), track=False)
 
     def focus(self, frame: int) -> None:
         self._send(lambda i: Focus(i, frame), track=False)
