@@ -290,9 +290,9 @@ def unchanged_prompt(
         return None
     session._restored_prompts.discard(key)
     validate_prompt(prompt, session.video_size)
-    track = session._tracks[obj_id]
-    output = track.outputs.get(frame)
-    if output is None:
+    track = session._tracks.get(obj_id)
+    output = None if track is None else track.outputs.get(frame)
+    if track is None or output is None:
         return None
     image_size, device = session.model.image_size, session.device
     if prompt.mask is not None:
