@@ -116,6 +116,10 @@ def save_session_state(
 ) -> SaveReport:
     """Write the session's state into `folder`, only what changed since the last save."""
     folder = Path(folder)
+    if folder.is_symlink():
+        raise StateStoreError(
+            f"{folder.name} is a symbolic link; the state is not written through it"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     header = expected_header(session, identity)
     bank, tracks = session._bank, session._tracks
