@@ -12,16 +12,20 @@ masks. Also prints the store's size per object-frame, from the tensor shapes and
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from model.build import build_model
-from model.config import get_config
-from model.engine.session import Prompt, TrackingSession
-from model.engine.state_store import StateIdentity
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.build import build_model  # noqa: E402
+from model.config import get_config  # noqa: E402
+from model.engine.session import Prompt, TrackingSession  # noqa: E402
+from model.engine.state_store import StateIdentity  # noqa: E402
 
 H, W = 240, 320
 ID = StateIdentity(video="bench-video", checkpoint="bench-random-init")
