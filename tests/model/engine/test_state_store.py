@@ -113,6 +113,8 @@ def test_resume_then_correct_and_propagate_is_exact(model, uninterrupted, tmp_pa
     assert report.dropped == 0 and report.written == 2 * N + 1  # outputs + one mask prompt
     # Restored lazily: no output's tensors are read until the session needs them.
     assert all(o.tensors is None for t in second._tracks.values() for o in t.outputs.values())
+    # Saving the restored session back to its store writes nothing new.
+    assert second.save_state(folder, ID).written == 0
     _continue(second)
     _assert_identical(_state(second), uninterrupted)
 
