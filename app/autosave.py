@@ -7,6 +7,7 @@ Each running app owns one session folder under the recovery root
         owner.lock               # locked (flock / msvcrt) for as long as the owner lives
         recovery.masklet         # the project, written with app.project.save_project
         recovery.masklet-masks/  # its mask chunks, only dirty ones rewritten
+        recovery.masklet-state/  # the engine's state (written by the worker; optional)
         session.json             # display facts: original project path, time, counts
 
 Prompt, object and settings changes are saved at once; mask-only changes (propagation) at
@@ -51,6 +52,7 @@ __all__ = [
 DirtyKind = Literal["prompts", "objects", "settings", "masks"]
 _IMMEDIATE = frozenset({"prompts", "objects", "settings"})
 _PROJECT_NAME = "recovery.masklet"
+_STATE_NAME = "recovery.masklet-state"  # model.engine.state_store.state_folder of the project
 _LOCK_NAME = "owner.lock"
 _META_NAME = "session.json"
 _SESSION_PREFIX = "session-"
@@ -142,6 +144,8 @@ class Autosaver:
         self._last_mask_save = float("-inf")
         self.last_error: str | None = None  # of the latest save; None once one succeeds
         self.failed_saves = 0  # lets a caller tell a new failure from one it has seen
+        self.saves = 0  # successful saves; a caller saves the engine state after each
+        self._recovered_state: Path | None = None
 
     @property
     def root(self) -> Path:
@@ -151,6 +155,16 @@ class Autosaver:
     def session_dir(self) -> Path | None:
         """This process's session folder, once something has been saved."""
         return self._session
+
+    @property
+    def state_dir(self) -> Path | None:
+        """Where this session's engine state goes, once something has been saved."""
+        return None if self._session is None else self._session / _STATE_NAME
+
+    def take_recovered_state(self) -> Path | None:
+        """The engine state of the set `recover` just loaded, now in this session; once."""
+        found, self._recovered_state = self._recovered_state, None
+        return found
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -201,6 +215,7 @@ class Autosaver:
                 self._on_error(self.last_error)
             return False
         self.last_error = None
+        self.saves += 1
         self._masks_pending = False
         self._last_mask_save = self._clock()
         return True
@@ -268,7 +283,26 @@ class Autosaver:
         """Load a recovery set; raises ProjectError if it cannot be read."""
         if not _owner_is_dead(info.path):
             raise ProjectError(f"{info.path.name}: still in use by a running Masklet")
-        return load_project(info.path / _PROJECT_NAME)
+        loaded = load_project(info.path / _PROJECT_NAME)
+        self._adopt_state(info.path / _STATE_NAME)
+        return loaded
+
+    def _adopt_state(self, state: Path) -> None:
+        """Move a recovered set's engine state into this session before the set is discarded.
+
+        Renamed, not copied: both live under the recovery root, and the worker restores from
+        the new place while the old set is deleted. Failing to move it only loses the cache.
+        """
+        self._recovered_state = None
+        if not state.is_dir():
+            return
+        try:
+            target = self._ensure_session() / _STATE_NAME
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(state, target)
+        except OSError:
+            return
+        self._recovered_state = target
 
     def discard(self, info: RecoveryInfo) -> None:
         """Delete a recovery set (after recovering it, or when the user declines)."""

@@ -73,6 +73,27 @@ class Focus:
     frame: int
 
 
+@dataclass(frozen=True)
+class SaveState:
+    """Write the session's engine state into a state store folder (a project's sidecar)."""
+
+    request_id: int
+    folder: str
+    video_path: str
+    budget_bytes: int
+    explicit: bool = False  # the user saved: report the store's size
+
+
+@dataclass(frozen=True)
+class RestoreState:
+    """Continue from a saved engine state, if it is valid for this video, model and prompts."""
+
+    request_id: int
+    folder: str
+    video_path: str
+    prompts: frozenset[tuple[int, int]]  # (obj_id, frame) of every prompt set of the project
+
+
 # ---- results (worker -> GUI) -----------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelInfo:
@@ -146,6 +167,17 @@ class EngineStats:
     encoding: int | None = None
     precision: str = ""  # what the model computes in: "bf16" or "float32"
     precision_note: str = ""  # why that one, in one line
+
+
+@dataclass(frozen=True)
+class StateReport:
+    """How saving or restoring the engine state went, as one line for the status bar."""
+
+    request_id: int
+    action: str  # "saved", "restored" or "ignored"
+    message: str
+    bytes: int = 0
+    dropped: int = 0  # frames left out of the store (saved) or to re-track (restored)
 
 
 @dataclass

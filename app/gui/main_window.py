@@ -85,6 +85,8 @@ class MainWindow(FileMenuMixin, QMainWindow):
             self.document, self.canvas, self.undo_stack, opacity=settings.opacity, parent=self
         )
         self.session = SessionController(self.document, self.client, self)
+        self.session.state_budget_bytes = settings.state_budget_bytes
+        self.session.state_status.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.project = ProjectController(self.document, self.session, autosaver, self)
         self.follow = FollowController(
             self.document,

@@ -3,9 +3,16 @@
 Converts the document to and from `Project` + `MaskStore`, saves and opens project files,
 and feeds every document change to the `Autosaver` (prompt and object changes are saved
 at once, masks at most every few seconds from a GUI-thread timer).
+
+Each save, explicit or automatic, is followed by a request to the worker to write the
+engine's state into the project's optional sidecar `NAME.masklet-state/` (or the recovery
+set's); opening a project or recovering one asks the worker to restore from it. Both run
+on the worker thread; their one-line outcome comes back as `SessionController.state_status`.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -16,6 +23,13 @@ from app.mask_store import MaskStore
 from app.project import FramePrompt, ObjectInfo, Project, load_project, save_project
 
 AUTOSAVE_TICK_MS = 500
+
+
+def state_folder(project_path: str) -> str:
+    """The engine state sidecar of a project, as `model.engine.state_store.state_folder`
+    names it (spelled here so the GUI imports without torch)."""
+    path = Path(project_path)
+    return str(path.with_name(path.name + "-state"))
 
 
 class ProjectController(QObject):
@@ -47,6 +61,8 @@ class ProjectController(QObject):
         self._loading = False
         self._failing = False
         self._failures_seen = 0
+        self._saves_seen = 0
+        self._state_source: str | None = None  # the store of the project being opened
         self._timer = QTimer(self)
         self._timer.setInterval(AUTOSAVE_TICK_MS)
         self._timer.timeout.connect(self._on_autosave_tick)
@@ -112,6 +128,11 @@ class ProjectController(QObject):
             self._session.set_muted(False)
             self._loading = False
         self._session.mark_all_unsynced()
+        recovered = None if self._autosaver is None else self._autosaver.take_recovered_state()
+        source = str(recovered) if recovered is not None else self._state_source
+        self._state_source = None
+        if source is not None:
+            self._session.restore_engine_state(source)
         self.flush()
 
     # ---- files -----------------------------------------------------------------------------
@@ -119,15 +140,19 @@ class ProjectController(QObject):
         """Write the project; raises ValueError or OSError with a message for the user."""
         project, store = self.state()
         save_project(path, project, store, only_dirty=path == self.path)
+        self._session.save_engine_state(state_folder(path), explicit=True)
         self.path = path
         if self._autosaver is not None:
             self._autosaver.set_project_path(path)
         self.saved.emit(path)
 
-    @staticmethod
-    def read(path: str) -> tuple[Project, MaskStore]:
-        """Load a project file; raises `ProjectError` for anything unreadable."""
-        return load_project(path)
+    def read(self, path: str) -> tuple[Project, MaskStore]:
+        """Load a project file; raises `ProjectError` for anything unreadable.
+
+        `apply` then restores the engine state saved beside it."""
+        loaded = load_project(path)
+        self._state_source = state_folder(path)
+        return loaded
 
     # ---- autosave --------------------------------------------------------------------------
     def start_autosave(self) -> None:
@@ -162,6 +187,9 @@ class ProjectController(QObject):
         saver = self._autosaver
         if saver is None:
             return
+        if saver.saves != self._saves_seen and saver.state_dir is not None:
+            self._saves_seen = saver.saves
+            self._session.save_engine_state(str(saver.state_dir))
         if saver.last_error is not None and saver.failed_saves != self._failures_seen:
             self._failures_seen = saver.failed_saves
             first, self._failing = not self._failing, True

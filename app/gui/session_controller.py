@@ -8,6 +8,11 @@ Prompts whose mask request failed (clicked before any model had loaded) are the
 exception: they are sent again as soon as a session opens. Where the prompt is a mask
 (painted or imported), the document keeps that mask: the engine's copy of it has been
 through the model's low-resolution decoder and would blur painted detail (hair, spokes).
+
+The engine's state can be saved beside a project and restored when it is reopened
+(`model.engine.state_store`); the worker does both, this only asks. After a restore the
+lazy re-sends are still made: the engine answers a prompt equal to a restored one from
+its restored output, so they cost nothing and change nothing.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.gui.document import AnnotationDocument
-from app.gui.jobs import FrameMasks, JobError, MaskResult, SessionInfo
+from app.gui.jobs import FrameMasks, JobError, MaskResult, SessionInfo, StateReport
+from app.gui.settings import DEFAULT_STATE_BUDGET_BYTES
 from app.gui.worker_client import WorkerClient
 
 
 class SessionController(QObject):
     propagation_started = Signal(str)
     session_ready = Signal(object)
+    state_status = Signal(str)  # one line about the engine state store, for the status bar
 
     def __init__(
         self, document: AnnotationDocument, client: WorkerClient, parent: QObject | None = None
@@ -35,6 +42,8 @@ class SessionController(QObject):
         self._failed: set[tuple[int, int]] = set()
         self._sent: dict[int, tuple[int, int]] = {}
         self._muted = False
+        self.state_budget_bytes = DEFAULT_STATE_BUDGET_BYTES
+        self.last_state_report: StateReport | None = None
         document.prompts_changed.connect(self._on_prompts_changed)
         document.object_removed.connect(self._on_object_removed)
         document.current_frame_changed.connect(self._on_current_frame_changed)
@@ -42,6 +51,7 @@ class SessionController(QObject):
         client.frame_ready.connect(self._on_frame_ready)
         client.job_failed.connect(self._on_job_failed)
         client.session_opened.connect(self._on_session_opened)
+        client.state_report.connect(self._on_state_report)
 
     @property
     def unsynced(self) -> set[tuple[int, int]]:
@@ -67,6 +77,19 @@ class SessionController(QObject):
             if self._doc.has_object(obj_id):
                 self._send(frame, obj_id)
         self._unsynced.clear()
+
+    def save_engine_state(self, folder: str, *, explicit: bool = False) -> None:
+        """Ask the worker to write the engine state into `folder` after what it is doing."""
+        if self._doc.video_path:
+            self._client.save_state(
+                folder, self._doc.video_path, self.state_budget_bytes, explicit=explicit
+            )
+
+    def restore_engine_state(self, folder: str) -> None:
+        """Ask the worker to continue from `folder` if it matches this video, model, prompts."""
+        if self._doc.video_path:
+            prompts = frozenset((obj, frame) for frame, obj in self._doc.all_prompts())
+            self._client.restore_state(folder, self._doc.video_path, prompts)
 
     def _send(self, frame: int, obj_id: int) -> None:
         prompts = self._doc.prompts(frame, obj_id)
@@ -108,6 +131,12 @@ class SessionController(QObject):
             if self._doc.has_object(obj_id) and frame < self._doc.num_frames:
                 self._send(frame, obj_id)
         self.session_ready.emit(info)
+
+    @Slot(object)
+    def _on_state_report(self, report: StateReport) -> None:
+        self.last_state_report = report
+        if report.message:
+            self.state_status.emit(report.message)
 
     @Slot(object)
     def _on_mask_ready(self, result: MaskResult) -> None:

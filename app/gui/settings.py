@@ -11,6 +11,7 @@ from PySide6.QtCore import QByteArray, QSettings
 from app.cli_args import PRECISIONS
 from app.quality import DEFAULT_THRESHOLD
 
+DEFAULT_STATE_BUDGET_BYTES = 2 * 2**30  # per project; see model.engine.state_store_budget
 ORGANIZATION = "Masklet"
 APPLICATION = "Masklet"
 MAX_RECENT = 10
@@ -57,6 +58,18 @@ class AppSettings:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._s.setValue("model/precision", precision)
+
+    def state_budget_bytes(self) -> int:
+        """Size budget of a project's engine state store (the `.masklet-state` sidecar)."""
+        try:
+            value = int(self._s.value("model/state_budget_bytes", DEFAULT_STATE_BUDGET_BYTES))
+        except (TypeError, ValueError):
+            return DEFAULT_STATE_BUDGET_BYTES
+        return max(value, 0)
+
+    @state_budget_bytes.setter
+    def state_budget_bytes(self, value: int) -> None:
+        self._s.setValue("model/state_budget_bytes", int(value))
 
     # ---- files -----------------------------------------------------------------------------
     def recent_files(self) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.gui.engine import Engine, FrameSource, describe_precision
+from app.gui.engine_state import EngineStateKeeper
 from app.gui.jobs import (
     EngineStats,
     Focus,
@@ -35,6 +36,8 @@ from app.gui.jobs import (
     Propagate,
     PropagationSummary,
     RemoveObject,
+    RestoreState,
+    SaveState,
     SessionInfo,
     SetPrecision,
     SetPrompts,
@@ -62,6 +65,7 @@ class InferenceWorker(QObject):
     propagation_finished = Signal(object)
     job_failed = Signal(object)
     stats_changed = Signal(object)
+    state_report = Signal(object)
     request_done = Signal(int)
 
     def __init__(self, *, engine: Engine, pending: PendingBook, cancel: threading.Event) -> None:
@@ -77,6 +81,7 @@ class InferenceWorker(QObject):
         self._open_source: Callable[[], FrameSource] | None = None
         self._focus = 0
         self._prefetch_queue: list[int] = []
+        self._state = EngineStateKeeper()
 
     # ---- dispatch --------------------------------------------------------------------------
     @Slot(object)
@@ -109,6 +114,8 @@ class InferenceWorker(QObject):
             RemoveObject: ("removing an object", self._remove_object),
             Focus: ("encoding ahead", self._set_focus),
             SetPrecision: ("switching precision", self._set_precision),
+            SaveState: ("saving the engine state", self._save_state),
+            RestoreState: ("restoring the engine state", self._restore_state),
         }
         action, handler = handlers[type(request)]
         try:
@@ -128,12 +135,14 @@ class InferenceWorker(QObject):
         self._model, self._session = model, None
         self._device = request.device
         self._variant = getattr(getattr(model, "cfg", None), "name", "") or "unknown"
+        self._state.model_loaded(request.checkpoint, model, self._variant)
         self.model_loaded.emit(ModelInfo(request.request_id, self._variant, self._device))
         if self._open_source is not None:
             self._start_session(request.request_id)
 
     def _open_video(self, request: OpenVideo) -> None:
         self._session = None
+        self._state.waiting = None
         self._open_source = request.open_source
         if self._model is not None:
             self._start_session(request.request_id)
@@ -145,6 +154,9 @@ class InferenceWorker(QObject):
         self._apply_precision()
         h, w = self._session.video_size
         self.session_opened.emit(SessionInfo(request_id, self._session.num_frames, (h, w)))
+        waiting, self._state.waiting = self._state.waiting, None
+        if waiting is not None:
+            self._restore_state(waiting)
 
     def _require_session(self) -> Any:
         if self._session is None:
@@ -223,6 +235,22 @@ class InferenceWorker(QObject):
     def _set_focus(self, request: Focus) -> None:
         self._focus = request.frame
         self._prefetch_queue = []
+        self._state.visited(request.frame)
+
+    # ---- engine state store ----------------------------------------------------------------
+    def _save_state(self, request: SaveState) -> None:
+        if self._session is not None:
+            report = self._state.save(self._session, request)
+            if report is not None:
+                self.state_report.emit(report)
+
+    def _restore_state(self, request: RestoreState) -> None:
+        if self._session is None:
+            self._state.waiting = request  # restored as soon as the session opens
+            return
+        report = self._state.restore(self._session, request)
+        if report is not None:
+            self.state_report.emit(report)
 
     # ---- idle encoding ---------------------------------------------------------------------
     def _schedule_prefetch(self) -> None:
@@ -273,6 +301,8 @@ def supersede_key(request: Any) -> Any:
         return ("prompts", request.frame, request.obj_id)
     if isinstance(request, Focus):
         return "focus"
+    if isinstance(request, SaveState):
+        return ("state", request.folder)
     return None
 
 

@@ -29,6 +29,8 @@ from app.gui.jobs import (
     Propagate,
     PropagationSummary,
     RemoveObject,
+    RestoreState,
+    SaveState,
     SessionInfo,
     SetPrecision,
     SetPrompts,
@@ -75,6 +77,7 @@ class WorkerClient(QObject):
     job_failed = Signal(object)
     stats_changed = Signal(object)
     busy_changed = Signal(bool)
+    state_report = Signal(object)
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -104,6 +107,7 @@ class WorkerClient(QObject):
         w.propagation_finished.connect(self._on_propagation_finished)
         w.job_failed.connect(self._on_job_failed)
         w.stats_changed.connect(self.stats_changed)
+        w.state_report.connect(self.state_report)
         w.request_done.connect(self._finish)
 
     # ---- requests --------------------------------------------------------------------------
@@ -161,6 +165,19 @@ class WorkerClient(QObject):
     def set_precision(self, precision: str) -> None:
         """auto, exact or fast from the next request on (not a busy-making job: instant)."""
         self._send(lambda i: SetPrecision(i, precision), track=False)
+
+    def save_state(
+        self, folder: str, video_path: str, budget_bytes: int, *, explicit: bool = False
+    ) -> int:
+        """Queue a save of the engine state; never cancels or waits for the running job."""
+        return self._send(
+            lambda i: SaveState(i, folder, video_path, budget_bytes, explicit), track=False
+        )
+
+    def restore_state(
+        self, folder: str, video_path: str, prompts: frozenset[tuple[int, int]]
+    ) -> int:
+        return self._send(lambda i: RestoreState(i, folder, video_path, prompts), track=False)
 
     def focus(self, frame: int) -> None:
         self._send(lambda i: Focus(i, frame), track=False)

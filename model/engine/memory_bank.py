@@ -15,8 +15,11 @@ those of a session that keeps everything in RAM, like the reference does.
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +50,11 @@ class FrameOutput:
     is_cond: bool
     tensors: Tensors | None = None  # None while spilled to disk
     spill_slot: int | None = None
+    # Names this exact output for the state store (`model.engine.state_store`): saves
+    # skip outputs already stored under the same token. Set by `MemoryBank.put`.
+    token: str | None = None
+    # A restored output not read yet: reads its tensors from the state store.
+    loader: Callable[[torch.device], Tensors] | None = None
 
 
 class SpillFile:
@@ -134,9 +142,13 @@ class MemoryBank:
         self.device = device
         self._spill = SpillFile()
         self._in_ram: dict[int, OrderedDict[int, None]] = {}
+        self._token_prefix = secrets.token_hex(6)
+        self._tokens = itertools.count()
 
     def put(self, obj_id: int, track: ObjectTrack, frame: int, output: FrameOutput) -> None:
         self.drop(obj_id, track, frame)
+        if output.token is None:
+            output.token = f"{self._token_prefix}{next(self._tokens):x}"
         track.outputs[frame] = output
         if not output.is_cond:
             self._touch(obj_id, track, frame)
@@ -161,7 +173,9 @@ class MemoryBank:
     def tensors(self, obj_id: int, track: ObjectTrack, frame: int) -> Tensors:
         """The tensor part of an output, read back from disk if it was spilled."""
         output = track.outputs[frame]
-        if output.tensors is None:
+        if output.tensors is None and output.loader is not None:
+            output.tensors, output.loader = output.loader(self.device), None
+        elif output.tensors is None:
             assert output.spill_slot is not None
             output.tensors = self._spill.read(output.spill_slot, self.device)
             self._spill.free(output.spill_slot)
@@ -169,6 +183,15 @@ class MemoryBank:
         if not output.is_cond:
             self._touch(obj_id, track, frame)
         return output.tensors
+
+    def peek(self, output: FrameOutput) -> Tensors:
+        """An output's tensors wherever they are, leaving RAM, spill file and store as they are."""
+        if output.tensors is not None:
+            return output.tensors
+        if output.loader is not None:
+            return output.loader(torch.device("cpu"))
+        assert output.spill_slot is not None
+        return self._spill.read(output.spill_slot, torch.device("cpu"))
 
     def committed(self, obj_id: int, track: ObjectTrack, frame: int):
         """(is_cond, tensors) of the output memory selection sees on a frame, or None."""

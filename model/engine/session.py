@@ -56,6 +56,14 @@ from model.engine.prompts import (
     validate_prompt,
 )
 from model.engine.schedule import full_order, local_order, local_spans
+from model.engine.state_store import StateIdentity
+from model.engine.state_store_session import (
+    RestoreReport,
+    SaveReport,
+    restore_session_state,
+    save_session_state,
+    unchanged_prompt,
+)
 from model.sam2 import ImageFeatures, PointInputs, Sam2Model
 
 __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSession"]
@@ -113,6 +121,8 @@ class TrackingSession:
         self._tracks: dict[int, ObjectTrack] = {}
         # Memory attention's outputs of recently tracked frames, for correction clicks.
         self._conditioned = ConditionedCache()
+        # Restored prompts the app has not re-sent yet (see `unchanged_prompt`).
+        self._restored_prompts: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ properties
 
@@ -172,6 +182,8 @@ class TrackingSession:
         if prompt.box is not None and not clear_old:
             raise ValueError("a box must come first: add it with clear_old=True")
         with torch.inference_mode():
+            if clear_old and (same := unchanged_prompt(self, frame, obj_id, prompt)):
+                return same
             self._features(frame)  # reads this frame (and so the video size) only
             validate_prompt(prompt, self.video_size)
             track = self._tracks.setdefault(obj_id, ObjectTrack())
@@ -300,6 +312,17 @@ class TrackingSession:
         for (o, r), frames in taken.items():
             if o in self._tracks:
                 self._tracks[o].dirty[r].update(frames)
+
+    # ------------------------------------------------------------------ saved state
+
+    def save_state(self, folder, identity: StateIdentity, **kwargs) -> SaveReport:
+        """Write this session's state to a state store folder (`model.engine.state_store`)."""
+        with torch.inference_mode():
+            return save_session_state(self, folder, identity, **kwargs)
+
+    def restore_state(self, folder, identity: StateIdentity, **kwargs) -> RestoreReport:
+        """Continue from a saved state, exactly; StateStoreError if missing, stale or damaged."""
+        return restore_session_state(self, folder, identity, **kwargs)
 
     # ------------------------------------------------------------------ propagation
 
