@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from app.eta import RecentRate
 from app.gui.engine import Engine, FrameSource
 from app.gui.jobs import (
     EngineStats,
@@ -161,6 +162,8 @@ class InferenceWorker(QObject):
         self._cancel.clear()
         total = _frames_to_visit(session.num_frames, request.start, request.direction)
         started = time.perf_counter()
+        recent = RecentRate()
+        recent.update(0, started)
         done = 0
         frames = session.propagate(
             request.start, request.direction, should_stop=self._cancel.is_set
@@ -172,8 +175,11 @@ class InferenceWorker(QObject):
             }
             self.frame_ready.emit(FrameMasks(request.request_id, frame_result.frame, masks))
             done += 1
-            fps = done / max(time.perf_counter() - started, 1e-6)
-            self.propagation_progress.emit(Progress(request.request_id, done, total, fps))
+            now = time.perf_counter()
+            fps = done / max(now - started, 1e-6)
+            recent.update(done, now)
+            progress = Progress(request.request_id, done, total, fps, recent.rate)
+            self.propagation_progress.emit(progress)
             if self._cancel.is_set():
                 break
         cancelled = self._cancel.is_set()
