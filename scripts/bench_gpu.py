@@ -14,7 +14,8 @@ Without CUDA it prints one line saying so and exits 0.
 Imports: our `model/`, torch, numpy and the oracle (tests/oracle.py: sam2 with hydra-core,
 omegaconf, antlr4 and iopath). The GPU machine has torch but none of those and no
 network, so they travel as plain package folders, copied from this machine's install
-into a git-ignored folder (they are pure Python; some have no wheel on PyPI):
+into a git-ignored folder (pure Python; antlr4-python3-runtime 4.9.3, iopath 0.1.10 and
+sam2 1.1.0 have no wheel on PyPI, so the device README's wheel recipe cannot fetch them):
 
     echo /.gpu_site/ >> .git/info/exclude      # once
     python scripts/bench_gpu.py --prepare .gpu_site

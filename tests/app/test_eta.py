@@ -79,3 +79,11 @@ def test_a_restarted_count_starts_a_new_rate():
 def test_bad_window_is_refused():
     with pytest.raises(ValueError, match="window"):
         RecentRate(window=0)
+
+
+def test_app_progress_eta_uses_the_recent_rate():
+    from app.gui.jobs import Progress
+
+    progress = Progress(request_id=1, done=20, total=120, fps=10.0, recent_fps=2.0)
+    assert progress.eta_s == pytest.approx(50.0)  # 100 frames left at 2/s, not at 10/s
+    assert Progress(1, 20, 120, 10.0).eta_s == pytest.approx(10.0)  # no recent rate yet
