@@ -47,7 +47,8 @@ def ref_run(ref, images: torch.Tensor, folder: str, obj_ids, frames: int, *, cli
         for i in range(CLICKS):
             point = [[x + 4 * (i % 5) - 8, y + 3 * (i // 5) - 3]]
             start = time.perf_counter()
-            ref.add_new_points_or_box(state, frame, 1, point, [i % 2], clear_old_points=False)
+            label = (i + 1) % 2  # positive first, as ours
+            ref.add_new_points_or_box(state, frame, 1, point, [label], clear_old_points=False)
             out.append(time.perf_counter() - start)
         return times, out
 
