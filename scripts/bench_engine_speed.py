@@ -186,21 +186,29 @@ def main(argv: list[str] | None = None) -> None:
         ids = list(range(1, n + 1))
         for precision in ("exact", "fast") if fast else ("exact",):
             ours[precision, n] = ours_run(model, video, ids, frames, precision)
+            _done(f"ours {precision}", n, ours[precision, n].times)
         if n in args.ref_objects:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # its CPU clean-up warning, once per frame
                 first = n == args.ref_objects[0]
                 times, clicks = ref_run(ref, images, folder, ids, frames, clicks=first)
                 peers["reference", n] = times
+                _done("reference", n, times)
                 if clicks:
                     peers["reference click", n] = clicks
             if use_hf:
                 peers["transformers", n] = hf_propagation(images, ids, frames, (H, W))
+                _done("transformers", n, peers["transformers", n])
     report(args, ours, peers, throughput, goals=size == GOAL_SIZE and frames >= GOAL_FRAMES)
     if args.threads_check:
         from bench_threads import threads_check
 
         threads_check(model, ShapesVideo(8), open_session)
+
+
+def _done(what: str, n: int, times: list[float]) -> None:
+    """A line per run as it ends (on stderr), so a long run shows where it is."""
+    print(f"  ... {what}, {n} object(s): {steady(times):.3f} s/frame", file=sys.stderr, flush=True)
 
 
 def _write_jpegs(video: ShapesVideo, count: int, folder: str) -> None:
