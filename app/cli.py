@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.errors import describe_error
+from app.eta import RecentRate
 from model.threads import configure_threads, prepare_environment
 
 __all__ = ["ProgressBar", "main"]
@@ -50,7 +51,9 @@ class _UsageError(Exception):
 class ProgressBar:
     """Plain-text progress on a stream, redrawn in place with `\\r`; `progress(done, total)`.
 
-    After the first step it adds the rate and the time left, from `clock` (seconds).
+    After the first step it adds the rate and the time left, from `clock` (seconds), both
+    over the recent steps (`app.eta.RecentRate`): tracking slows while the memory bank
+    fills, and a rate since the start would make the ETA climb.
     """
 
     def __init__(
@@ -68,7 +71,7 @@ class ProgressBar:
         self._unit = unit
         self._clock = clock
         self._drawn = False
-        self._started: tuple[float, int] | None = None
+        self._recent = RecentRate()
 
     def __call__(self, done: int, total: int) -> None:
         total = max(total, 1)
@@ -79,14 +82,11 @@ class ProgressBar:
         self._drawn = True
 
     def _rate(self, done: int, total: int) -> str:
-        now = self._clock()
-        if self._started is None:
-            self._started = (now, done)
-        t0, done0 = self._started
-        if done <= done0 or now <= t0:
+        self._recent.update(done, self._clock())
+        rate = self._recent.rate
+        if rate <= 0:
             return ""
-        rate = (done - done0) / (now - t0)
-        left = round(max(total - done, 0) / rate)
+        left = round(self._recent.eta(total))
         minutes, seconds = divmod(left, 60)
         return f"  {rate:.2f} {self._unit}/s  ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 

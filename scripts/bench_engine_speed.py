@@ -1,142 +1,251 @@
-"""Propagation and correction-click speed: our TrackingSession against the reference predictor.
+"""Propagation speed as users get it: ours (the app's defaults) against the reference and
+Hugging Face transformers, per stage against the compute floor, clicks and cancel.
 
-Same random-init SAM 2.1 tiny weights, same preprocessed frames, CPU, fp32, no hole
-filling on either side. Prints seconds per propagated frame with 1 and 3 objects,
-and the latency of a correction click on a frame encoded earlier in the
-propagation, with reference/ours ratios (> 1 means we are faster).
+SAM 2.1 tiny, random init (the same weights for ours and the reference; transformers'
+`Sam2VideoModel` at random init from its default config, which is tiny), CPU, frames
+of 480 x 640 preprocessed once and shared. Each propagation tracks `--frames` frames
+after the prompted one; seconds per frame are the steady state: the mean of the last
+4 frames (the memory bank is full from the 8th: 7 memories, up to 16 object pointers).
 
-    python scripts/bench_engine_speed.py [--image-size 1024] [--frames 4]
+- ours "exact": the session the app opens (`app.gui.engine`; the CLI passes the same
+  defaults), float32 with its default clean-up (holes up to 8 px filled);
+- ours "fast": `precision="fast"` (bf16) where this build has it;
+- the reference `sam2==1.1.0` with its own defaults (`fill_hole_area=8`: its clean-up
+  needs its CUDA extension, so on CPU it warns and skips it);
+- transformers (`pip install .[bench]`), fp32, its outputs resized to the video as ours.
+
+Per stage: our seconds per frame against the stage's floor, its FLOPs (counted with
+`torch.utils.flop_counter` on one steady-state frame) over the GEMM throughput
+measured here in the same precision. Clicks: 10 correction clicks on a tracked frame
+whose features are already cached (`encode_frame` first, so the click is timed, not
+the encoder): p50 and p95. Cancel: the stop request is raised in the middle of a
+steady-state frame; the time from it to the generator returning.
+
+    python scripts/bench_engine_speed.py [--image-size 1024] [--frames 12] [--objects 1,3,10]
+        [--ref-objects 1,3] [--skip-transformers] [--threads-check]
+    smoke run: python scripts/bench_engine_speed.py --image-size 256 --frames 4 --objects 1,3
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
+
+from bench_common import (  # noqa: E402
+    H,
+    ShapesVideo,
+    StageClock,
+    W,
+    click,
+    count_flops,
+    matmul_flops_per_s,
+    steady,
+)
+from bench_peers import hf_available, hf_propagation, ref_run  # noqa: E402
+from bench_report import report  # noqa: E402
 
 from model.build import build_model  # noqa: E402
 from model.config import get_config  # noqa: E402
 from model.engine.frames import preprocess_frame  # noqa: E402
 from model.engine.session import Prompt, TrackingSession  # noqa: E402
 
-H, W = 480, 640
-CLICKS = {1: (150.0, 200.0), 2: (420.0, 330.0), 3: (520.0, 110.0)}
-CORRECTION = (190.0, 200.0)
+GOAL_SIZE, GOAL_FRAMES = 1024, 12
+CLICKS = 10
+CANCEL_SLACK = 3
 
 
-class ShapesVideo:
-    def __init__(self, num_frames: int) -> None:
-        self.num_frames = num_frames
-
-    def __len__(self) -> int:
-        return self.num_frames
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        yy, xx = np.mgrid[:H, :W]
-        img = np.stack([xx * 200 // W, yy * 200 // H, 60 + 0 * xx], -1).astype(np.uint8)
-        img[(yy - 200) ** 2 + (xx - 150 - 8 * index) ** 2 < 50**2] = (230, 50, 50)
-        img[290 + 4 * index : 370 + 4 * index, 370:470] = (40, 210, 80)
-        img[(abs(yy - 110) + abs(xx - 520 + 6 * index)) < 45] = (50, 70, 230)
-        return img
+@dataclass
+class OursRun:
+    times: list[float]
+    stages: dict[str, float]
+    flops: dict[str, int]
+    cancel_s: float
+    clicks: list[float]
 
 
-def _click(obj_id: int) -> Prompt:
-    return Prompt(points=np.array([CLICKS[obj_id]]), labels=np.array([1]))
+def fast_mode_available() -> bool:
+    return "precision" in inspect.signature(TrackingSession).parameters
 
 
-def ours_propagation(model, video, obj_ids) -> tuple[float, TrackingSession]:
-    session = TrackingSession(model, video, device="cpu", fill_hole_area=0)
+def open_session(model, video, precision: str) -> TrackingSession:
+    if precision == "fast":
+        return TrackingSession(model, video, device="cpu", precision="fast")
+    from app.gui.engine import real_engine
+
+    return real_engine().open_session(model, video, "cpu")  # exactly what the app opens
+
+
+def ours_run(model, video, obj_ids: list[int], frames: int, precision: str) -> OursRun:
+    """Track `frames` frames timed, one more with FLOPs counted, one more cancelled mid-way."""
+    session = open_session(model, video, precision)
     for obj_id in obj_ids:
-        session.add_prompt(0, obj_id, _click(obj_id))
-    times, last = [], time.perf_counter()
-    for result in session.propagate(mode="full"):
-        now = time.perf_counter()
-        if result.frame > 0:  # frame 0 is the prompted one, nothing to track
-            times.append(now - last)
-        last = now
-    return float(np.mean(times)), session
+        session.add_prompt(
+            0, obj_id, Prompt(points=np.array([click(obj_id)]), labels=np.array([1]))
+        )
+    flip = [float("inf")]
+    gen = session.propagate(mode="full", should_stop=lambda: time.perf_counter() >= flip[0])
+    next(gen)  # the prompted frame: nothing to track
+    clock, times = StageClock(model), []
+    with clock.installed():
+        for _ in range(frames):
+            clock.new_frame()
+            start = time.perf_counter()
+            next(gen)
+            times.append(time.perf_counter() - start)
+        stages = clock.steady_stages(times)
+        count_flops(lambda: next(gen), clock)
+    flip[0] = time.perf_counter() + 0.5 * steady(times)  # stop asked mid-frame
+    for _ in gen:
+        pass
+    now = time.perf_counter()
+    # A frame faster than half the steady one leaves the flip for a later frame (hence the
+    # slack frames); if even those ran out first, nothing was measured.
+    cancel_s = now - flip[0] if now >= flip[0] else float("nan")
+    return OursRun(times, stages, dict(clock.flops), cancel_s, click_latency(session, frames))
 
 
-def ref_propagation(ref, state, obj_ids) -> float:
-    for obj_id in obj_ids:
-        x, y = CLICKS[obj_id]
-        ref.add_new_points_or_box(state, 0, obj_id, [[x, y]], [1])
-    times, last = [], time.perf_counter()
-    for frame, _, _ in ref.propagate_in_video(state):
-        now = time.perf_counter()
-        if frame > 0:
-            times.append(now - last)
-        last = now
-    return float(np.mean(times))
+def click_latency(session: TrackingSession, frames: int) -> list[float]:
+    """CLICKS correction clicks on object 1 of a tracked frame whose features are cached."""
+    frame = frames // 2 + 1
+    session.encode_frame(frame)
+    x, y = click(1)
+    out = []
+    for i in range(CLICKS):
+        point = np.array([[x + 4 * (i % 5) - 8, y + 3 * (i // 5) - 3]])
+        prompt = Prompt(points=point, labels=np.array([(i + 1) % 2]))  # positive first
+        start = time.perf_counter()
+        session.add_prompt(frame, 1, prompt, clear_old=False)
+        out.append(time.perf_counter() - start)
+    return out
 
 
-def ref_state(ref, images: torch.Tensor, folder: str):
-    state = ref.init_state(folder)
-    state["images"] = images
-    state["cached_features"] = {}
-    return state
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,3,10, got {text!r}") from None
+    if not values or not all(1 <= v <= 10 for v in values):
+        raise argparse.ArgumentTypeError("object counts must be between 1 and 10")
+    return values
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, default=1024)
-    parser.add_argument("--frames", type=int, default=4)
-    args = parser.parse_args()
+    parser.add_argument("--image-size", type=int, default=GOAL_SIZE)
+    parser.add_argument("--frames", type=int, default=GOAL_FRAMES, help="propagated frames")
+    parser.add_argument("--objects", type=_ints, default=[1, 3, 10])
+    parser.add_argument("--ref-objects", type=_ints, default=[1, 3], help="for the peers")
+    parser.add_argument("--skip-transformers", action="store_true")
+    parser.add_argument("--threads-check", action="store_true")
+    args = parser.parse_args(argv)
+    if args.frames < 4:
+        parser.error("--frames must be at least 4 (the steady state is the last 4)")
+    if args.image_size % 16 or args.image_size < 128:
+        parser.error("--image-size must be a multiple of 16, at least 128")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     from oracle import build_reference
-    from PIL import Image
 
     torch.set_grad_enabled(False)
-    ref = build_reference("sam2.1-tiny", image_size=args.image_size, video=True)
-    ref.fill_hole_area = 0
-    model = build_model(get_config("sam2.1-tiny", image_size=args.image_size))
+    size, frames = args.image_size, args.frames
+    ref = build_reference("sam2.1-tiny", image_size=size, video=True)
+    model = build_model(get_config("sam2.1-tiny", image_size=size))
     model.load_state_dict(ref.state_dict(), strict=True)
-    video = ShapesVideo(args.frames)
+    video = ShapesVideo(frames + 1 + 1 + CANCEL_SLACK)  # + one to count FLOPs on, + cancel
     images = torch.cat(
-        [
-            preprocess_frame(video[i], args.image_size, torch.device("cpu"))
-            for i in range(len(video))
-        ]
+        [preprocess_frame(video[i], size, torch.device("cpu")) for i in range(frames + 1)]
     )
-    folder = tempfile.mkdtemp()
-    for i in range(len(video)):
+    folder = tempfile.mkdtemp(prefix="bench_speed_")
+    _write_jpegs(video, frames + 1, folder)
+    fast = fast_mode_available()
+    use_hf = not args.skip_transformers and hf_available()
+    throughput = {
+        "fp32": matmul_flops_per_s(torch.float32),
+        "bf16": matmul_flops_per_s(torch.bfloat16),
+    }
+    _print_header(args, fast, use_hf, throughput, open_session(model, video, "exact"))
+
+    ours: dict[tuple[str, int], OursRun] = {}
+    peers: dict[tuple[str, int], list[float]] = {}
+    for n in args.objects:
+        ids = list(range(1, n + 1))
+        for precision in ("exact", "fast") if fast else ("exact",):
+            ours[precision, n] = ours_run(model, video, ids, frames, precision)
+            _done(f"ours {precision}", n, ours[precision, n].times)
+        if n in args.ref_objects:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its CPU clean-up warning, once per frame
+                first = n == args.ref_objects[0]
+                times, clicks = ref_run(ref, images, folder, ids, frames, clicks=first)
+                peers["reference", n] = times
+                _done("reference", n, times)
+                if clicks:
+                    peers["reference click", n] = clicks
+            if use_hf:
+                peers["transformers", n] = hf_propagation(images, ids, frames, (H, W))
+                _done("transformers", n, peers["transformers", n])
+    report(args, ours, peers, throughput, goals=size == GOAL_SIZE and frames >= GOAL_FRAMES)
+    if args.threads_check:
+        from bench_threads import threads_check
+
+        threads_check(model, ShapesVideo(8), open_session)
+
+
+def _done(what: str, n: int, times: list[float]) -> None:
+    """A line per run as it ends (on stderr), so a long run shows where it is."""
+    print(f"  ... {what}, {n} object(s): {steady(times):.3f} s/frame", file=sys.stderr, flush=True)
+
+
+def _write_jpegs(video: ShapesVideo, count: int, folder: str) -> None:
+    """The reference's init_state reads a JPEG folder; its frames are then replaced by ours."""
+    from PIL import Image
+
+    for i in range(count):
         Image.fromarray(video[i]).save(Path(folder) / f"{i}.jpg")
+
+
+def _print_header(args, fast: bool, use_hf: bool, throughput, session) -> None:
     print(
-        f"sam2.1-tiny @ {args.image_size}, CPU fp32, {torch.get_num_threads()} threads, "
-        f"{args.frames} frames of {H}x{W}"
+        f"sam2.1-tiny @ {args.image_size}, CPU, {torch.get_num_threads()} threads, "
+        f"{args.frames} propagated frames of {H}x{W}; s/frame = mean of the last 4 frames"
     )
-
-    rows = []
-    for obj_ids in ([1], [1, 2, 3]):
-        with torch.inference_mode():
-            theirs = ref_propagation(ref, ref_state(ref, images, folder), obj_ids)
-        mine, _ = ours_propagation(model, video, obj_ids)
-        rows.append((f"propagation, {len(obj_ids)} object(s), s/frame", theirs, mine))
-
-    # Correction click on frame 1, encoded during the propagation that just ran.
-    state = ref_state(ref, images, folder)
-    with torch.inference_mode():
-        ref_propagation(ref, state, [1, 2, 3])
-        start = time.perf_counter()
-        ref.add_new_points_or_box(state, 1, 1, [CORRECTION], [0], clear_old_points=False)
-        theirs = time.perf_counter() - start
-    _, session = ours_propagation(model, video, [1, 2, 3])
-    start = time.perf_counter()
-    session.add_prompt(
-        1, 1, Prompt(points=np.array([CORRECTION]), labels=np.array([0])), clear_old=False
+    print(
+        f"ours exact: the app's session (fill_hole_area={session.fill_hole_area}, "
+        f"max_sprinkle_area={session.max_sprinkle_area}); reference: its defaults "
+        "(fill_hole_area=8, skipped on CPU: its clean-up needs its CUDA extension)"
     )
-    rows.append(("correction click on an encoded frame, s", theirs, time.perf_counter() - start))
-
-    print(f"{'':44s} {'reference':>10s} {'ours':>10s} {'ref/ours':>9s}")
-    for label, theirs, mine in rows:
-        print(f"{label:44s} {theirs:10.3f} {mine:10.3f} {theirs / mine:9.2f}")
+    if not fast:
+        print("fast mode: not available in this build")
+    if not use_hf:
+        why = (
+            "--skip-transformers"
+            if args.skip_transformers
+            else "not installed: pip install .[bench]"
+        )
+        print(f"transformers: skipped ({why})")
+    print(
+        f"GEMM throughput here: fp32 {throughput['fp32'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {throughput['bf16'] / 1e9:.1f} GFLOP/s"
+    )
+    print(
+        "clicks: the clicked frame's features are cached first (encode_frame): the click is timed"
+    )
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

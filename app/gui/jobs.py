@@ -138,10 +138,14 @@ class Progress:
     done: int
     total: int
     fps: float
+    # Frames/s over the last few frames (app.eta.RecentRate): the ETA uses it, since the
+    # per-frame cost grows while the memory bank fills; 0 while unknown.
+    recent_fps: float = 0.0
 
     @property
     def eta_s(self) -> float:
-        return (self.total - self.done) / self.fps if self.fps > 0 else float("inf")
+        rate = self.recent_fps if self.recent_fps > 0 else self.fps
+        return (self.total - self.done) / rate if rate > 0 else float("inf")
 
 
 @dataclass(frozen=True)

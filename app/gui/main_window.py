@@ -186,6 +186,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         a.propagate_forward.triggered.connect(lambda: self.propagate("forward"))
         a.propagate_backward.triggered.connect(lambda: self.propagate("backward"))
         a.propagate_both.triggered.connect(lambda: self.propagate("both"))
+        a.cancel.triggered.connect(self.progress.show_cancelling)
         a.cancel.triggered.connect(client.cancel)
         self.progress.cancel_requested.connect(client.cancel)
         client.model_loaded.connect(self._on_model_loaded)

@@ -59,6 +59,7 @@ class AppSettings:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._s.setValue("model/precision", precision)
 
+    @property
     def state_budget_bytes(self) -> int:
         """Size budget of a project's engine state store (the `.masklet-state` sidecar)."""
         try:

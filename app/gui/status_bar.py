@@ -87,10 +87,14 @@ class PropagationProgress(QWidget):
         layout.addWidget(self.rate)
         layout.addWidget(self.follow)
         layout.addWidget(self.cancel)
+        self._cancelling = False
+        self.cancel.clicked.connect(self.show_cancelling)
         self.cancel.clicked.connect(self.cancel_requested)
         self.hide()
 
     def start(self, direction: str) -> None:
+        self._cancelling = False
+        self.cancel.setEnabled(True)
         self.bar.setRange(0, 0)
         self.rate.setText(f"{direction}…")
         self.show()
@@ -98,7 +102,18 @@ class PropagationProgress(QWidget):
     def set_progress(self, progress: Progress) -> None:
         self.bar.setRange(0, max(progress.total, 1))
         self.bar.setValue(min(progress.done, progress.total))
-        self.rate.setText(f"{progress.fps:.1f} frames/s · ETA {format_eta(progress.eta_s)}")
+        if self._cancelling:
+            return  # the frame in flight finishes first: keep saying so until it has
+        fps = progress.recent_fps if progress.recent_fps > 0 else progress.fps
+        self.rate.setText(f"{fps:.1f} frames/s · ETA {format_eta(progress.eta_s)}")
+
+    def show_cancelling(self) -> None:
+        """Say "Cancelling…" at once: the worker stops only after the frame in progress."""
+        if self.isHidden() or self._cancelling:
+            return
+        self._cancelling = True
+        self.cancel.setEnabled(False)
+        self.rate.setText("Cancelling…")
 
     def finish(self) -> None:
         self.hide()

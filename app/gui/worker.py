@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from app.eta import RecentRate
 from app.gui.engine import Engine, FrameSource, describe_precision
 from app.gui.engine_state import EngineStateKeeper
 from app.gui.jobs import (
@@ -193,6 +194,8 @@ class InferenceWorker(QObject):
         self._cancel.clear()
         total = _frames_to_visit(session.num_frames, request.start, request.direction)
         started = time.perf_counter()
+        recent = RecentRate()
+        recent.update(0, started)
         done = 0
         inbox = RequestInbox(
             self._pending, run=self._run, skip=self._skip, superseded=_is_superseded
@@ -210,8 +213,11 @@ class InferenceWorker(QObject):
             done += 1
             # Edits restart the pass on frames it already showed: the bar grows with them.
             total = max(total, done)
-            fps = done / max(time.perf_counter() - started, 1e-6)
-            self.propagation_progress.emit(Progress(request.request_id, done, total, fps))
+            now = time.perf_counter()
+            fps = done / max(now - started, 1e-6)
+            recent.update(done, now)
+            progress = Progress(request.request_id, done, total, fps, recent.rate)
+            self.propagation_progress.emit(progress)
         cancelled = self._cancel.is_set()
         self._cancel.clear()
         self.propagation_finished.emit(PropagationSummary(request.request_id, done, cancelled))

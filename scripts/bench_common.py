@@ -1,0 +1,254 @@
+"""Helpers for the speed benchmarks: the test video, stage clocks, FLOP floors, goals.
+
+Plain torch and numpy (plus our `model/`), so `bench_gpu.py` can use them on a
+machine that has none of the app's dependencies.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import torch
+
+H, W = 480, 640
+MAX_OBJECTS = 10
+# Steady state: the mean of the last frames, once the memory bank is full (7 memories,
+# up to 16 object pointers); earlier frames attend to fewer memories and are cheaper.
+STEADY_FRAMES = 4
+STAGES = ("image encoder", "memory attention", "mask decoder", "memory encoder", "clean-up")
+
+
+def _shape_params(obj_id: int) -> tuple[int, int, int, int, tuple[int, int, int]]:
+    """(x0, y0, dx, dy, colour) of object `obj_id` (1-based): a 5 x 2 grid of discs."""
+    i = obj_id - 1
+    x0, y0 = 70 + 125 * (i % 5), 130 + 220 * (i // 5)
+    dx, dy = (-1) ** i * (3 + i % 3), (-1) ** (i // 2) * 2
+    colour = ((60 + 53 * i) % 256, (200 - 37 * i) % 256, (90 + 71 * i) % 256)
+    return x0, y0, dx, dy, colour
+
+
+def click(obj_id: int) -> tuple[float, float]:
+    """A positive click on object `obj_id` in frame 0 (x, y)."""
+    x0, y0, *_ = _shape_params(obj_id)
+    return float(x0), float(y0)
+
+
+class ShapesVideo:
+    """`num_frames` frames of H x W: a gradient with MAX_OBJECTS moving discs."""
+
+    def __init__(self, num_frames: int) -> None:
+        self.num_frames = num_frames
+        yy, xx = np.mgrid[:H, :W]
+        self._grid = yy, xx
+        self._background = np.stack([xx * 200 // W, yy * 200 // H, 60 + 0 * xx], -1).astype(
+            np.uint8
+        )
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.num_frames:
+            raise IndexError(index)
+        yy, xx = self._grid
+        img = self._background.copy()
+        for obj_id in range(1, MAX_OBJECTS + 1):
+            x0, y0, dx, dy, colour = _shape_params(obj_id)
+            cx, cy = x0 + dx * index, y0 + dy * index
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < 38**2] = colour
+        return img
+
+
+def steady(times: list[float]) -> float:
+    """Seconds per frame at steady state: the mean of the last STEADY_FRAMES frames."""
+    if not times:
+        return float("nan")
+    return float(np.mean(times[-STEADY_FRAMES:]))
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def timed(frames: Iterator, limit: int) -> list[float]:
+    """Seconds between the first `limit` items of `frames` (from the call on)."""
+    times, last = [], time.perf_counter()
+    for i, _ in enumerate(frames):
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+        if i + 1 >= limit:
+            break
+    return times
+
+
+# ---------------------------------------------------------------------- stage clocks
+
+
+@dataclass
+class StageClock:
+    """Per-frame seconds (and FLOPs, under a FlopCounterMode) of the model's stages.
+
+    Forward hooks around the model's components, and a wrapper around the engine's
+    clean-up (`fill_holes_and_specks`, patched where the engine modules imported it);
+    whatever else a frame costs is "storage" (memory lookup, packing and resizing masks).
+    """
+
+    model: torch.nn.Module
+    seconds: list[dict[str, float]] = field(default_factory=list)
+    flops: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    counter: object | None = None
+    _open: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def _modules(self) -> dict[str, list[torch.nn.Module]]:
+        m = self.model
+        decoder = m.sam_mask_decoder
+        # conv_s0/s1 project the high-resolution features once per image: encoder work.
+        return {
+            "image encoder": [m.image_encoder, decoder.conv_s0, decoder.conv_s1],
+            "memory attention": [m.memory_attention],
+            "mask decoder": [m.sam_prompt_encoder, decoder],
+            "memory encoder": [m.memory_encoder],
+        }
+
+    def new_frame(self) -> None:
+        self.seconds.append(defaultdict(float))
+
+    def _total_flops(self) -> int:
+        return int(self.counter.get_total_flops()) if self.counter is not None else 0
+
+    def _enter(self, stage: str, *_args) -> None:
+        self._open[stage] = (time.perf_counter(), self._total_flops())
+
+    def _exit(self, stage: str, *_args) -> None:
+        t0, f0 = self._open.pop(stage)
+        if self.seconds:
+            self.seconds[-1][stage] += time.perf_counter() - t0
+        self.flops[stage] += self._total_flops() - f0
+
+    @contextmanager
+    def installed(self) -> Iterator[StageClock]:
+        from model.engine import postprocess
+
+        handles = []
+        for stage, modules in self._modules().items():
+            for module in modules:
+                handles.append(module.register_forward_pre_hook(partial(self._enter, stage)))
+                handles.append(module.register_forward_hook(partial(self._exit, stage)))
+        original = postprocess.fill_holes_and_specks
+
+        def clean_up(*args, **kwargs):
+            self._enter("clean-up")
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._exit("clean-up")
+
+        patched = [
+            mod
+            for name, mod in list(sys.modules.items())
+            if name.startswith("model.engine") and getattr(mod, "fill_holes_and_specks", None)
+        ]
+        for mod in patched:
+            mod.fill_holes_and_specks = clean_up
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+            for mod in patched:
+                mod.fill_holes_and_specks = original
+
+    def steady_stages(self, frame_times: list[float]) -> dict[str, float]:
+        """Mean seconds per stage over the steady frames; "storage" is the remainder."""
+        rows = self.seconds[-STEADY_FRAMES:]
+        out = {s: float(np.mean([r.get(s, 0.0) for r in rows])) if rows else 0.0 for s in STAGES}
+        out["storage"] = steady(frame_times) - sum(out.values())
+        return out
+
+
+def count_flops(step: Callable[[], object], clock: StageClock) -> None:
+    """Run `step` (one frame) with FLOPs counted per stage into `clock.flops`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    aten = torch.ops.aten
+    # On CPU attention runs as one fused op the counter does not know; count it as the
+    # counter counts the GPU's fused attention.
+    cpu_sdpa = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    mapping = {cpu_sdpa: _sdpa_flops} if cpu_sdpa is not None else {}
+    counter = FlopCounterMode(display=False, custom_mapping=mapping)
+    clock.counter = counter
+    try:
+        with counter:
+            step()
+    finally:
+        clock.counter = None
+
+
+def _sdpa_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def matmul_flops_per_s(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
+    """Best-of-3 throughput of one large square GEMM: the machine's compute ceiling."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    torch.matmul(a, b)
+    sync()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+# ---------------------------------------------------------------------- printing
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def print_table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    first = max(widths[0], 30)
+    line = [f"{header[0]:<{first}s}"] + [
+        f"{h:>{w}s}" for h, w in zip(header[1:], widths[1:], strict=True)
+    ]
+    print("  ".join(line))
+    for row in rows:
+        cells = [f"{row[0]:<{first}s}"] + [
+            f"{c:>{w}s}" for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        print("  ".join(cells))
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    value: float | None  # None: not measured in this run
+    target: float
+    at_most: bool = False  # the value must be <= target (else >=)
+
+    def line(self) -> str:
+        if self.value is None or not np.isfinite(self.value):
+            return f"  [not measured] {self.text}"
+        ok = self.value <= self.target if self.at_most else self.value >= self.target
+        sign = "<=" if self.at_most else ">="
+        verdict = "met    " if ok else "NOT met"
+        return f"  [{verdict}] {self.text}: {self.value:.2f} (goal {sign} {self.target:g})"

@@ -1,0 +1,89 @@
+"""The ETA from the recent rate, against the mean-rate ETA it replaces."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from app.eta import RecentRate
+
+TOTAL = 200
+RAMP = 16  # frames while the memory bank fills; the cost per frame grows 1 s -> 17 s
+
+
+def _frame_cost(i: int) -> float:
+    return 1.0 + min(i, RAMP)
+
+
+def _run(window: int) -> tuple[list[float], list[float], list[float]]:
+    """Per done-count: recent-rate ETA, mean-rate ETA, and the true time left."""
+    rate = RecentRate(window=window)
+    now, recent, mean, truth = 0.0, [], [], []
+    rate.update(0, now)
+    costs = [_frame_cost(i) for i in range(TOTAL)]
+    for done in range(1, TOTAL + 1):
+        now += costs[done - 1]
+        rate.update(done, now)
+        recent.append(rate.eta(TOTAL))
+        mean.append((TOTAL - done) * now / done)
+        truth.append(sum(costs[done:]))
+    return recent, mean, truth
+
+
+def test_eta_does_not_climb_once_the_memory_bank_is_full():
+    window = 10
+    recent, mean, truth = _run(window)
+    settled = RAMP + window  # from here on the window holds only full-bank frames
+    after = recent[settled:]
+    assert all(b <= a for a, b in zip(after, after[1:], strict=False))
+    for got, want in zip(after, truth[settled:], strict=True):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-9)
+    # The mean-rate ETA, over the same frames, keeps climbing (the bug this replaces)
+    # and is far below the truth.
+    assert max(mean[settled:]) > mean[settled] + 100
+    assert mean[settled] < 0.75 * truth[settled]
+
+
+def test_rate_unknown_until_progress_is_seen():
+    rate = RecentRate()
+    assert rate.rate == 0 and math.isinf(rate.eta(10))
+    rate.update(0, 5.0)
+    assert math.isinf(rate.eta(10))
+    rate.update(0, 6.0)
+    assert rate.rate == 0 and math.isinf(rate.eta(10))
+    rate.update(2, 7.0)
+    assert rate.rate == pytest.approx(1.0) and rate.eta(10) == pytest.approx(8.0)
+
+
+def test_window_keeps_at_least_min_seconds_of_fast_steps():
+    rate = RecentRate(window=2, min_seconds=1.0)
+    for done in range(0, 21):
+        rate.update(done, done * 0.1)  # 10 steps/s, 0.1 s apart
+    # Over the last 2 steps alone the rate would be the same here; the span is what
+    # the floor guarantees: samples from at least 1 s back are kept.
+    assert rate.rate == pytest.approx(10.0)
+    rate.update(21, 2.0 + 1.0)  # one slow step of 0.9 s: over >= 1 s, not over it alone
+    assert 1.0 < rate.rate < 10.0
+
+
+def test_a_restarted_count_starts_a_new_rate():
+    rate = RecentRate(window=4, min_seconds=0.0)
+    for done in range(5):
+        rate.update(done, float(done))  # 1/s
+    rate.update(0, 10.0)
+    rate.update(4, 11.0)  # 4/s in the new run only
+    assert rate.rate == pytest.approx(4.0)
+
+
+def test_bad_window_is_refused():
+    with pytest.raises(ValueError, match="window"):
+        RecentRate(window=0)
+
+
+def test_app_progress_eta_uses_the_recent_rate():
+    from app.gui.jobs import Progress
+
+    progress = Progress(request_id=1, done=20, total=120, fps=10.0, recent_fps=2.0)
+    assert progress.eta_s == pytest.approx(50.0)  # 100 frames left at 2/s, not at 10/s
+    assert Progress(1, 20, 120, 10.0).eta_s == pytest.approx(10.0)  # no recent rate yet
