@@ -37,12 +37,16 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
+from model.threads import configure_threads, prepare_environment  # noqa: E402
+
+# As the app and the CLI do: OpenMP's wait policy must be set before torch loads.
+prepare_environment()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from bench_common import (  # noqa: E402
     H,
     ShapesVideo,
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     from oracle import build_reference
 
     torch.set_grad_enabled(False)
+    threads = configure_threads()
+    print(f"torch threads: {threads} (the app's policy), OMP_WAIT_POLICY=PASSIVE", file=sys.stderr)
     size, frames = args.image_size, args.frames
     ref = build_reference("sam2.1-tiny", image_size=size, video=True)
     model = build_model(get_config("sam2.1-tiny", image_size=size))
