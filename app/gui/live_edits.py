@@ -15,9 +15,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from app.gui.jobs import Focus, PendingBook, RemoveObject, SetPrompts
+from app.gui.jobs import Focus, PendingBook, RemoveObject, SaveState, SetPrompts
 
 EDITS = (SetPrompts, RemoveObject)
+# Requests edits may overtake: saving the engine state (autosave asks for it at any time)
+# reads the session and changes nothing, so running it after later edits loses no order.
+OVERTAKEN = (SaveState,)
 
 
 class RequestInbox:
@@ -50,14 +53,24 @@ class RequestInbox:
 
     def must_yield(self) -> bool:
         with self._pending.lock:
-            queue = self._pending.queue
-            return bool(queue) and not isinstance(queue[0], (*EDITS, Focus))
+            index = self._first_unskippable()
+            return index is not None and not isinstance(self._pending.queue[index], (*EDITS, Focus))
 
     def _pop_head(self) -> tuple[Any, bool] | None:
         with self._pending.lock:
+            index = self._first_unskippable()
             queue = self._pending.queue
-            if not queue or not isinstance(queue[0], (*EDITS, Focus)):
+            if index is None or not isinstance(queue[index], (*EDITS, Focus)):
                 return None
-            request = queue.popleft()
+            request = queue[index]
+            # The worker's queued call for it finds another head and returns.
+            del queue[index]
             self._pending.count -= 1
             return request, self._superseded(self._pending, request)
+
+    def _first_unskippable(self) -> int | None:
+        """Index of the first request that edits may not overtake; call with the lock held."""
+        for index, request in enumerate(self._pending.queue):
+            if not isinstance(request, OVERTAKEN):
+                return index
+        return None

@@ -209,7 +209,10 @@ def test_clicks_during_a_real_pass_equal_the_idle_order(qtbot, settings, recover
 
     # The idle order on a fresh session: propagate until 3, cancel, prompt 5 and 1, propagate.
     model = random_model_loader("sam2.1-tiny", 256)("", "cpu")
-    idle = TrackingSession(model, open_video(str(path)), device="cpu")
+    # In the precision the app chose (Auto: bf16 on CPUs with native bf16).
+    idle = TrackingSession(
+        model, open_video(str(path)), device="cpu", precision=gated[-1].precision
+    )
     expected: dict[int, np.ndarray | None] = {}
 
     def prompt(frame: int) -> None:
