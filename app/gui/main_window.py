@@ -1,8 +1,9 @@
 """The main window: builds the widgets and controllers and wires them together.
 
 It owns no annotation logic. The document holds state, the canvas/session/project
-controllers translate between it and the canvas, the worker and the disk, and the
-window connects actions to them and reports what happens.
+controllers translate between it and the canvas, the worker and the disk, the frame
+navigator (`app.gui.navigation`) moves through the video, and the window connects
+actions to them and reports what happens.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import qtawesome
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QUndoStack
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
@@ -33,6 +33,7 @@ from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
 from app.gui.layout import build_layout
 from app.gui.masklet_list import MaskletPanel
+from app.gui.navigation import FrameNavigator
 from app.gui.precision_menu import PrecisionMenu
 from app.gui.project_io import ProjectController
 from app.gui.session_controller import SessionController
@@ -142,27 +143,12 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self._connect_worker()
 
     def _connect_navigation(self) -> None:
-        a, doc = self.actions, self.document
-        a.play.triggered.connect(self.playback.toggle)
-        self.playback.playing_changed.connect(self._on_playing_changed)
-        for name, delta in (
-            ("step_back", -1),
-            ("step_forward", 1),
-            ("step_back_10", -10),
-            ("step_forward_10", 10),
-        ):
-            a[name].triggered.connect(lambda _=False, d=delta: self.step(d))
-        a.first_frame.triggered.connect(lambda: doc.set_current_frame(0))
-        a.last_frame.triggered.connect(lambda: doc.set_current_frame(doc.num_frames - 1))
-        a.prev_keyframe.triggered.connect(lambda: self.jump_keyframe(-1))
-        a.next_keyframe.triggered.connect(lambda: self.jump_keyframe(1))
-        self.tracks.frame_clicked.connect(doc.set_current_frame)
+        doc = self.document
         self.doubtful = DoubtfulNavigator(doc, self.settings, self.statusBar(), self)
         self.doubtful.threshold_changed.connect(self.tracks.set_threshold)
         self.tracks.set_threshold(self.doubtful.threshold)
-        a.prev_doubtful.triggered.connect(lambda: self.doubtful.jump(-1))
-        a.next_doubtful.triggered.connect(lambda: self.doubtful.jump(1))
-        a.doubtful_threshold.triggered.connect(lambda: self.doubtful.ask_threshold(self))
+        self.navigator = FrameNavigator(doc, self.playback, self.actions, self.doubtful, self)
+        self.tracks.frame_clicked.connect(doc.set_current_frame)
         self.scrub.frame_entered.connect(self.canvas.setFocus)
 
     def _connect_view(self) -> None:
@@ -227,26 +213,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.opacity_slider.blockSignals(True)
         self.opacity_slider.setValue(round(value * 100))
         self.opacity_slider.blockSignals(False)
-
-    # ---- navigation ------------------------------------------------------------------------
-    def step(self, delta: int) -> None:
-        self.playback.stop()
-        self.document.set_current_frame(self.document.current_frame + delta)
-
-    def jump_keyframe(self, direction: int) -> None:
-        current = self.document.current_frame
-        frames = self.document.all_keyframes()
-        if direction > 0:
-            later = [f for f in frames if f > current]
-            target = later[0] if later else None
-        else:
-            earlier = [f for f in frames if f < current]
-            target = earlier[-1] if earlier else None
-        if target is not None:
-            self.document.set_current_frame(target)
-
-    def _on_playing_changed(self, playing: bool) -> None:
-        self.actions.play.setIcon(qtawesome.icon("mdi6.pause" if playing else "mdi6.play"))
 
     # ---- worker ----------------------------------------------------------------------------
     def load_model(self, checkpoint: str, device: str, *, remember: bool = False) -> None:

@@ -11,10 +11,14 @@ conditioning frame ("keyframe"; `add_all_frames_to_correct_as_cond`), and adds:
 - objects can be added, prompted, cleared and removed at any time, in any order;
 - "local" propagation recomputes, per object, only from each edited frame up to
   its next keyframe; "full" recomputes the whole video as the reference does;
-- propagation is a generator, cancellable between frames, keeping what it did;
-- results are kept as packed bit masks, and memory tensors beyond the window the
-  memory selection reads are spilled to disk and read back exactly
-  (see `model.engine.memory_bank` for the design and why it stays exact).
+- propagation is a generator, cancellable between frames, keeping what it did
+  (`model.engine.propagation` runs the passes);
+- results are kept as packed bit masks (`model.engine.results`), and memory tensors
+  beyond the window the memory selection reads are spilled to disk and read back
+  exactly (see `model.engine.memory_bank` for the design and why it stays exact).
+
+This module holds the session itself: its state, prompts and the memory lookups shared
+by clicks and propagation; saving and restoring it is `model.engine.state_store_session`.
 
 A prompt's own output is encoded into memory lazily, at the next propagation,
 as the reference does; until then the frame's previous output is still what the
@@ -23,28 +27,18 @@ memory selection of other clicks sees.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from model.device import pick_device, release_free_memory
+from model.device import pick_device
+from model.engine import propagation
 from model.engine.conditioned_cache import ConditionedCache
 from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES
 from model.engine.frame_features import FrameFeatures
-from model.engine.frame_step import (
-    Cancelled,
-    cancellable,
-    condition_group,
-    group_key,
-    objects_per_attention_call,
-)
 from model.engine.frames import FrameSource
-from model.engine.mask_store import PackedMask
-from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
+from model.engine.memory_bank import MemoryBank, ObjectTrack
 from model.engine.postprocess import fill_holes_and_specks
 from model.engine.precision import resolve_precision
 from model.engine.prompts import (
@@ -55,7 +49,8 @@ from model.engine.prompts import (
     point_inputs,
     validate_prompt,
 )
-from model.engine.schedule import full_order, local_order, local_spans
+from model.engine.propagation import DIRECTIONS, MODES
+from model.engine.results import restore_output, store_outputs
 from model.engine.state_store import StateIdentity
 from model.engine.state_store_session import (
     RestoreReport,
@@ -67,11 +62,6 @@ from model.engine.state_store_session import (
 from model.sam2 import ImageFeatures, PointInputs, Sam2Model
 
 __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSession"]
-
-_DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
-_MODES = ("local", "full")
-# Frames between returning freed heap memory to the OS during long propagations.
-_TRIM_EVERY = 100
 
 
 class TrackingSession:
@@ -241,7 +231,10 @@ class TrackingSession:
         logits = self._postprocess(out.sam.low_res_masks.float())
         self._bank.stash(obj_id, track, frame)
         self._bank.drop(obj_id, track, frame)
-        result = self._store_many([obj_id], frame, logits, out.sam, None, is_cond=True)[0]
+        size = self.video_size
+        result = store_outputs(
+            self._bank, self._tracks, size, [obj_id], frame, logits, out.sam, None, is_cond=True
+        )[0]
         track.pending.add(frame)
         for dirty in track.dirty.values():
             dirty.add(frame)
@@ -258,7 +251,7 @@ class TrackingSession:
             stashed = track.stash.pop(frame, None)
             self._bank.drop(obj_id, track, frame)
             if stashed is not None:
-                self._restore(obj_id, track, frame, *stashed)
+                restore_output(self._bank, self.video_size, obj_id, track, frame, stashed)
         output = track.outputs.get(frame)
         if output is not None and output.is_cond:
             # Kept as an ordinary tracked output, as the reference downgrades it.
@@ -291,27 +284,15 @@ class TrackingSession:
     def has_pending_work(self, direction: str) -> bool:
         """Whether a local pass in `direction` has frames to start from (edits since the last
         pass, or where a cancelled one stopped) for an object that has a keyframe."""
-        return any(
-            t.dirty[r] and (t.keyframes() or self._bank.cond_frames(t))
-            for r in _DIRECTIONS[direction]
-            for t in self._tracks.values()
-        )
+        return propagation.has_pending_work(self._bank, self._tracks, direction)
 
     def take_pending(self, direction: str) -> dict[tuple[int, bool], set[int]]:
         """Remove and return the marks the next local pass in `direction` would start from,
         so that a pass covers only later edits; `restore_pending` puts them back."""
-        taken = {}
-        for o, t in self._tracks.items():
-            for r in _DIRECTIONS[direction]:
-                if t.dirty[r]:
-                    taken[(o, r)] = set(t.dirty[r])
-                    t.dirty[r].clear()
-        return taken
+        return propagation.take_pending(self._tracks, direction)
 
     def restore_pending(self, taken: dict[tuple[int, bool], set[int]]) -> None:
-        for (o, r), frames in taken.items():
-            if o in self._tracks:
-                self._tracks[o].dirty[r].update(frames)
+        propagation.restore_pending(self._tracks, taken)
 
     # ------------------------------------------------------------------ saved state
 
@@ -341,139 +322,15 @@ class TrackingSession:
         object, from each frame edited since the last propagation (or from `start`)
         up to its next keyframe. "both" runs forward, then backward.
         """
-        if direction not in _DIRECTIONS:
-            raise ValueError(f"direction must be one of {sorted(_DIRECTIONS)}, got {direction!r}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if start is not None:
             self._check_frame(start)
         if not any(t.keyframes() for t in self._tracks.values()):
             raise ValueError("no object has a prompt yet; add one before propagating")
-        return self._propagate(start, _DIRECTIONS[direction], mode, should_stop)
-
-    @torch.inference_mode()
-    def _propagate(
-        self,
-        start: int | None,
-        directions: tuple[bool, ...],
-        mode: str,
-        should_stop: Callable[[], bool] | None,
-    ) -> Iterator[FrameResult]:
-        try:
-            with cancellable(self.model, should_stop):
-                self._commit_pending()
-        except Cancelled:
-            return
-        active = {o: t for o, t in self._tracks.items() if self._bank.cond_frames(t)}
-        all_keys = sorted({k for o, t in active.items() for k in self._bank.cond_frames(t)})
-        for reverse in directions:
-            begin = start if start is not None else (all_keys[-1] if reverse else all_keys[0])
-            if mode == "full":
-                order = full_order(begin, self.num_frames, reverse=reverse)
-                compute = {o: set(order) for o in active}
-            else:
-                compute, order = self._local_plan(active, start, reverse)
-            for t in active.values():
-                t.dirty[reverse].clear()
-            done = 0
-            try:
-                for frame in order:
-                    if should_stop is not None and should_stop():
-                        return
-                    try:
-                        with cancellable(self.model, should_stop):
-                            self._step(frame, active, compute, reverse)
-                    except Cancelled:
-                        return
-                    done += 1
-                    if done % _TRIM_EVERY == 0:
-                        release_free_memory()
-                    yield self._frame_result(frame)
-            finally:
-                # Cancelled or abandoned: the next local pass resumes where this stopped.
-                self._mark_unfinished(active, compute, order[done:], reverse)
-
-    def _local_plan(
-        self, active: dict[int, ObjectTrack], start: int | None, reverse: bool
-    ) -> tuple[dict[int, set[int]], list[int]]:
-        compute, starts = {}, {}
-        for o, t in active.items():
-            dirty = set(t.dirty[reverse]) | ({start} if start is not None else set())
-            keys = self._bank.cond_frames(t)
-            compute[o] = local_spans(keys, dirty, self.num_frames, reverse=reverse)
-            starts[o] = {d for d in dirty if d in keys}
-        return compute, local_order(compute, starts, reverse=reverse)
-
-    def _mark_unfinished(self, active, compute, remaining: list[int], reverse: bool) -> None:
-        # A local span ends at the next keyframe, so every run of frames left (and each
-        # keyframe a full pass had yet to cross) needs its own mark, not just the first.
-        step = -1 if reverse else 1
-        for o, t in active.items():
-            left = {f for f in remaining if f in compute[o]}
-            keys = self._bank.cond_frames(t)
-            t.dirty[reverse].update(f for f in left if f - step not in left or f in keys)
-
-    def _step(self, frame: int, active, compute, reverse: bool) -> None:
-        keys, to_track = [], []
-        for o, t in active.items():
-            if frame in self._bank.cond_frames(t):
-                keys.append(o)
-            elif frame in compute[o]:
-                to_track.append(o)
-        if to_track:
-            self._track_objects(frame, to_track, reverse)
-        # Only once the frame is done: a cancelled frame changes nothing.
-        for o in keys + to_track:
-            active[o].tracked[frame] = reverse
-
-    def _track_objects(self, frame: int, obj_ids: list[int], reverse: bool) -> None:
-        """Track several objects on one frame, batching those whose memories line up."""
-        groups: dict[tuple, list] = defaultdict(list)
-        for o in obj_ids:
-            memories, pointers, max_ptrs = self._gather(o, self._tracks[o], frame, reverse)
-            groups[group_key(memories, pointers, max_ptrs)].append((o, memories, pointers))
-        # A pass reads each frame once: it must not fill the cache with them.
-        feats = self._frames.get(frame, keep=False)
-        done = []
-        for (_, _, max_ptrs), items in groups.items():
-            batch = feats.expand(len(items))
-            per_call = objects_per_attention_call(self.device, len(items))
-            with self._autocast():
-                fused = condition_group(self.model, feats, items, max_ptrs, per_call=per_call)
-                out = self.model.track_step(batch, is_init_cond_frame=False, conditioned=fused)
-            for i, (o, mems, ptrs) in enumerate(items):
-                self._conditioned.put(o, frame, mems, ptrs, max_ptrs, fused[i : i + 1])
-            logits = self._postprocess(out.sam.low_res_masks.float())
-            done.append(([it[0] for it in items], logits, out))
-        # Stored once every group is done, so a cancelled frame leaves nothing behind.
-        for ids, logits, out in done:
-            for o in ids:
-                self._bank.drop(o, self._tracks[o], frame)
-            self._store_many(ids, frame, logits, out.sam, out.memory_features)
-
-    def _commit_pending(self) -> None:
-        """Encode the memories of prompted frames, batched per frame (the reference's preflight)."""
-        by_frame: dict[int, list[int]] = defaultdict(list)
-        for o, t in self._tracks.items():
-            for frame in t.pending:
-                by_frame[frame].append(o)
-        for frame, ids in sorted(by_frame.items()):
-            tensors = [self._bank.tensors(o, self._tracks[o], frame) for o in ids]
-            logits = torch.cat([x.logits for x in tensors])
-            scores = torch.cat([x.score for x in tensors])
-            with self._autocast():
-                memory, _ = self.model.encode_memory(
-                    self._frames.get(frame, keep=False).expand(len(ids)).vision,
-                    self.model.upsample_logits(logits),
-                    scores,
-                    is_mask_from_pts=True,
-                )
-            for i, o in enumerate(ids):
-                track = self._tracks[o]
-                output = track.outputs[frame]
-                output.tensors = replace(tensors[i], memory=memory[i : i + 1].to(torch.bfloat16))
-                track.pending.discard(frame)
-                track.stash.pop(frame, None)
+        return propagation.run_passes(self, start, DIRECTIONS[direction], mode, should_stop)
 
     # ------------------------------------------------------------------ memory lookup
 
@@ -498,7 +355,7 @@ class TrackingSession:
         memories, pointers = self._bank.gather(obj_id, track, plan)
         return memories, pointers, plan.max_pointers
 
-    # ------------------------------------------------------------------ storing results
+    # ------------------------------------------------------------------ postprocessing
 
     def _postprocess(self, logits: torch.Tensor) -> torch.Tensor:
         if self.fill_hole_area == 0 and self.max_sprinkle_area == 0:
@@ -506,54 +363,6 @@ class TrackingSession:
         return fill_holes_and_specks(
             logits, max_hole_area=self.fill_hole_area, max_speck_area=self.max_sprinkle_area
         )
-
-    def _store_many(self, ids, frame, logits, sam, memory, *, is_cond: bool = False):
-        h, w = self.video_size
-        video = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False) > 0
-        video_np = video[:, 0].cpu().numpy()
-        scores = sam.object_score_logits.float()
-        ious = sam.best_iou.float().tolist()
-        results = []
-        for i, o in enumerate(ids):
-            tensors = Tensors(
-                logits=logits[i : i + 1].clone(),
-                obj_ptr=sam.obj_ptr[i : i + 1].float().clone(),
-                score=scores[i : i + 1].clone(),
-                memory=None if memory is None else memory[i : i + 1].to(torch.bfloat16),
-            )
-            score = float(tensors.score)
-            output = FrameOutput(
-                mask=PackedMask.pack(video_np[i]),
-                score=score,
-                iou=ious[i],
-                is_cond=is_cond,
-                tensors=tensors,
-            )
-            self._bank.put(o, self._tracks[o], frame, output)
-            results.append(ObjectResult(obj_id=o, mask=video_np[i], score=score, iou=ious[i]))
-        return results
-
-    def _restore(self, obj_id, track, frame, is_cond: bool, tensors: Tensors, iou: float) -> None:
-        h, w = self.video_size
-        video = F.interpolate(tensors.logits, size=(h, w), mode="bilinear", align_corners=False)
-        old = FrameOutput(
-            mask=PackedMask.pack(video[0, 0].cpu().numpy() > 0),
-            score=float(tensors.score),
-            iou=iou,
-            is_cond=is_cond,
-            tensors=tensors,
-        )
-        self._bank.put(obj_id, track, frame, old)
-
-    def _frame_result(self, frame: int) -> FrameResult:
-        objects = {}
-        for o, t in self._tracks.items():
-            output = t.outputs.get(frame)
-            if output is not None:
-                objects[o] = ObjectResult(
-                    obj_id=o, mask=output.mask.unpack(), score=output.score, iou=output.iou
-                )
-        return FrameResult(frame=frame, objects=objects)
 
     # ------------------------------------------------------------------ checks
 
