@@ -39,7 +39,9 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("redo", "&Redo", "mdi6.redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
     ActionSpec("new_object", "&New Object", "mdi6.plus-circle-outline", ("N",), "Edit"),
     ActionSpec("delete_object", "&Delete Object", "mdi6.delete-outline", ("Delete",), "Edit"),
-    ActionSpec("clear_frame", "&Clear Prompts on Frame", "mdi6.eraser", ("Backspace",), "Edit"),
+    ActionSpec(
+        "clear_frame", "&Clear Prompts on Frame", "mdi6.backspace-outline", ("Backspace",), "Edit"
+    ),
     ActionSpec(
         "point_tool", "&Point Tool", "mdi6.cursor-default-click-outline", ("V",), "Tools", True
     ),

@@ -56,7 +56,21 @@ _MENUS = (
             "quit",
         ),
     ),
-    ("&Edit", ("undo", "redo", None, "new_object", "delete_object", "clear_frame")),
+    (
+        "&Edit",
+        (
+            "undo",
+            "redo",
+            None,
+            "new_object",
+            "delete_object",
+            "clear_frame",
+            None,
+            "point_tool",
+            "brush_tool",
+            "eraser_tool",
+        ),
+    ),
     (
         "&View",
         ("toggle_overlays", "opacity_up", "opacity_down", None, "zoom_fit", "zoom_in", "zoom_out"),
@@ -76,7 +90,10 @@ _MENUS = (
             "doubtful_threshold",
         ),
     ),
-    ("&Track", ("propagate_forward", "propagate_backward", "propagate_both", None, "cancel")),
+    (
+        "&Track",
+        ("propagate_forward", "propagate_backward", "propagate_both", None, "follow", "cancel"),
+    ),
     ("&Model", ("choose_model",)),
     ("&Help", ("help", "about")),
 )
