@@ -6,29 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from moving_box import MovingBoxVideo, tiny_model
 
-from model.build import build_model
-from model.config import get_config
 from model.engine.frame_step import Cancelled, cancellable
 from model.engine.session import Prompt, TrackingSession
 
-H, W = 48, 64
 
-
-class Video:
-    def __len__(self) -> int:
-        return 7
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        img = np.full((H, W, 3), 30, np.uint8)
-        img[10:30, 5 + 3 * index : 25 + 3 * index] = (200, 80, 60)
-        return img
+def Video() -> MovingBoxVideo:  # noqa: N802 - stands for the class the tests used
+    return MovingBoxVideo(7)
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return build_model(get_config("sam2.1-tiny", image_size=64))
+    return tiny_model()
 
 
 def _session(model) -> TrackingSession:
