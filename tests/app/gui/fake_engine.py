@@ -233,3 +233,20 @@ if __name__ == "__main__":
     import sys
 
     sys.exit(run_until_killed(*sys.argv[1:4]))
+
+
+@dataclass(frozen=True)
+class MaskPrompt(FakePrompt):
+    mask: np.ndarray | None = None
+
+
+class MaskSession(FakeSession):
+    """The fake session, also taking mask prompts: the mask is the result, as in SAM 2."""
+
+    def add_prompt(self, frame, obj_id, prompt, *, clear_old=True):
+        if getattr(prompt, "mask", None) is None:
+            return super().add_prompt(frame, obj_id, prompt, clear_old=clear_old)
+        self.calls.append(("add_mask", frame, obj_id, prompt.mask.copy()))
+        ys, xs = np.nonzero(prompt.mask)
+        self._centres[(frame, obj_id)] = (float(xs.mean()), float(ys.mean()))
+        return ObjectResult(obj_id, prompt.mask.copy(), 5.0)

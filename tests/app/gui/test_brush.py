@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import HEIGHT, WIDTH, click_frame, make_window
-from fake_engine import FakePrompt, FakeSession, ObjectResult, disc, fake_engine
+from fake_engine import MaskPrompt, MaskSession, disc, fake_engine
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
@@ -25,23 +25,6 @@ from app.video import open_video
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
 NO_MODS = Qt.KeyboardModifier.NoModifier
 CTRL = Qt.KeyboardModifier.ControlModifier
-
-
-@dataclass(frozen=True)
-class MaskPrompt(FakePrompt):
-    mask: np.ndarray | None = None
-
-
-class MaskSession(FakeSession):
-    """The fake session, also taking mask prompts: the mask is the result, as in SAM 2."""
-
-    def add_prompt(self, frame, obj_id, prompt, *, clear_old=True):
-        if getattr(prompt, "mask", None) is None:
-            return super().add_prompt(frame, obj_id, prompt, clear_old=clear_old)
-        self.calls.append(("add_mask", frame, obj_id, prompt.mask.copy()))
-        ys, xs = np.nonzero(prompt.mask)
-        self._centres[(frame, obj_id)] = (float(xs.mean()), float(ys.mean()))
-        return ObjectResult(obj_id, prompt.mask.copy(), 5.0)
 
 
 @pytest.fixture

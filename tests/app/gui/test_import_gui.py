@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import HEIGHT, NUM_FRAMES, WIDTH
-from fake_engine import FakePrompt, FakeSession, ObjectResult, fake_engine
+from fake_engine import MaskPrompt, MaskSession, fake_engine
 from PIL import Image
 from pycocotools import mask as mask_utils
 
@@ -18,23 +18,6 @@ from app.gui.document import MaskState
 from app.gui.main_window import MainWindow
 from app.mask_store import decode_rle
 from app.video import open_video
-
-
-@dataclass(frozen=True)
-class MaskPrompt(FakePrompt):
-    mask: np.ndarray | None = None
-
-
-class MaskSession(FakeSession):
-    """The fake session, also taking mask prompts: the mask is the result, as in SAM 2."""
-
-    def add_prompt(self, frame, obj_id, prompt, *, clear_old=True):
-        if getattr(prompt, "mask", None) is None:
-            return super().add_prompt(frame, obj_id, prompt, clear_old=clear_old)
-        self.calls.append(("add_mask", frame, obj_id, prompt.mask.copy()))
-        ys, xs = np.nonzero(prompt.mask)
-        self._centres[(frame, obj_id)] = (float(xs.mean()), float(ys.mean()))
-        return ObjectResult(obj_id, prompt.mask.copy(), 5.0)
 
 
 def rect(x0: int, y0: int, w: int, h: int, size=(HEIGHT, WIDTH)) -> np.ndarray:
