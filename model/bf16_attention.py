@@ -18,14 +18,12 @@ CPU time, bf16 route against float32 SDPA): memory attention (head dim 256, 4096
 28,736 keys) 1.5x; the image encoder's windows (64 to 196 keys) 1.6x to 1.9x; but its
 global blocks (head dim 96, 4096 keys) 0.94x, as the softmax pass over long rows then
 outweighs matmuls of a small head dim; and tiny attentions (the decoder's 7 tokens to
-each other) lose to the fused kernel's single call. Those, float32 inputs and other
-devices go to `F.scaled_dot_product_attention` unchanged, so exact mode is untouched.
+each other) lose to the fused kernel's single call. `model.attention` picks the route.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 # Attention-weight elements per query chunk: 32 Mi bf16 values, 64 MB.
 _CHUNK_ELEMENTS = 1 << 25
@@ -38,24 +36,13 @@ _MIN_HEAD_DIM_LONG_ROWS = 128
 
 
 def uses_bf16_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    """Whether `attention` takes the chunked bf16 route for these inputs."""
+    """Whether `model.attention.attention` takes the chunked bf16 route for these inputs."""
     return (
         q.device.type == "cpu"
         and q.dtype == k.dtype == v.dtype == torch.bfloat16
         and q.shape[-2] * k.shape[-2] >= _MIN_PAIRS
         and (k.shape[-2] <= _LONG_ROW or q.shape[-1] >= _MIN_HEAD_DIM_LONG_ROWS)
     )
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Softmax attention without mask or dropout, scaled by 1 / sqrt(head_dim).
-
-    q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) -> (..., Nq, dv); leading dims
-    (batch, heads) broadcast as in `F.scaled_dot_product_attention`.
-    """
-    if uses_bf16_route(q, k, v):
-        return chunked_bf16_attention(q, k, v)
-    return F.scaled_dot_product_attention(q, k, v)
 
 
 def chunked_bf16_attention(

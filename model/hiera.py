@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.bf16_attention import attention
+from model.attention import attention
 from model.common import MLP
 from model.config import HieraConfig
 

@@ -269,11 +269,14 @@ class Sam2Model(nn.Module):
         memories: Sequence[tuple[int, Memory]] = (),
         pointers: Sequence[tuple[int, torch.Tensor]] = (),
         max_pointers: int = 1,
+        first_layer: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Fuse the frame's features with its memories -> (B, C, h, w).
 
         memories: (temporal position 0..num_maskmem-1, memory), conditioning frames at 0.
         pointers: (temporal distance, (B, C) object pointer).
+        first_layer: `shared_first_layer(features)`, when the frame's objects run in
+            several calls.
         """
         x = features.vision
         b, c, h, w = x.shape
@@ -301,8 +304,17 @@ class Sam2Model(nn.Module):
             memory=torch.cat(tokens, dim=0),
             memory_pos=torch.cat(tokens_pos, dim=0),
             num_obj_ptr_tokens=num_ptr_tokens,
+            first_layer=first_layer,
         )
         return fused.permute(1, 2, 0).reshape(b, c, h, w)
+
+    def shared_first_layer(self, features: ImageFeatures) -> torch.Tensor:
+        """Memory attention's first self-attention for one frame, (1, hw, C): it sees no
+        memory, so every object of the frame shares it (`condition_on_memories`)."""
+        return self.memory_attention.first_self_attention(
+            features.vision[:1].flatten(2).permute(2, 0, 1),
+            features.vision_pos[:1].flatten(2).permute(2, 0, 1),
+        )
 
     def _spatial_memory_tokens(
         self, memories: Sequence[tuple[int, Memory]], *, dtype: torch.dtype

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.bf16_attention import attention
+from model.attention import attention
 from model.common import MLP
 
 

@@ -17,8 +17,9 @@ from disk is a new object too: a miss there only costs the recomputation.
 
 Bounded per object (the frames tracked last, where corrections happen) and in bytes:
 an entry is (1, 256, 64, 64) float32 = 4 MiB at image size 1024, so the defaults
-(16 frames per object, 256 MiB) keep the last 16 frames of up to 4 objects, and
-fewer per object beyond that, least recently used first out.
+(16 frames per object, 1 GiB) keep the last 16 frames of up to 16 objects, and fewer
+per object beyond that, least recently used first out. (256 MiB, 4 objects' worth, made
+clicks with 10 objects miss: 1.4 to 2 s at p95 instead of about 60 ms.)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from model.sam2_types import Memory
 
 DEFAULT_FRAMES_PER_OBJECT = 16
-DEFAULT_MAX_BYTES = 256 << 20
+DEFAULT_MAX_BYTES = 1 << 30
 
 Memories = Sequence[tuple[int, Memory]]
 Pointers = Sequence[tuple[int, torch.Tensor]]

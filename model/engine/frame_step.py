@@ -9,7 +9,8 @@ pre-hooks, removed afterwards) and raises `Cancelled`. The longest of those stag
 object's cross-attention at 1024 (0.69 s for its attention product alone), so on CPU
 memory attention runs one object per call (`condition_group`): a batch of several would
 make one uninterruptible stage last several seconds, and batching saves no arithmetic
-there (each object attends to its own memories). On GPUs, where batching keeps the device
+there (each object attends to its own memories) except layer 0's self-attention, which
+sees only the frame and is computed once for all the calls. On GPUs, where batching keeps the device
 busy, a group runs as one batch. The session stores a frame's results only after all its
 object groups are done, so a cancelled frame leaves nothing behind and the next local
 pass starts at it, exactly as if the stop had come between frames.
@@ -101,7 +102,12 @@ def condition_group(
     *,
     per_call: int,
 ) -> torch.Tensor:
-    """Memory attention's output (B, C, h, w) for a group, `per_call` objects at a time."""
+    """Memory attention's output (B, C, h, w) for a group, `per_call` objects at a time.
+
+    Several calls share layer 0's self-attention, computed once: bit for bit what each
+    call would compute, as it runs on the same single frame's tokens.
+    """
+    first_layer = model.shared_first_layer(features) if len(items) > per_call else None
     parts = []
     for start in range(0, len(items), per_call):
         chunk = items[start : start + per_call]
@@ -113,6 +119,7 @@ def condition_group(
                 memories=memories,
                 pointers=pointers,
                 max_pointers=max_pointers,
+                first_layer=first_layer,
             )
         )
     return parts[0] if len(parts) == 1 else torch.cat(parts)

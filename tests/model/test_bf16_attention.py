@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.bf16_attention import attention, chunked_bf16_attention, uses_bf16_route
+from model.attention import attention
+from model.bf16_attention import chunked_bf16_attention, uses_bf16_route
 
 
 def _qkv(b: int, heads: int, nq: int, nk: int, d: int, dtype=torch.float32):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tolerance import assert_parity
 
@@ -48,3 +49,29 @@ def test_expanded_frame_tokens_share_the_first_self_attention() -> None:
                 num_obj_ptr_tokens=4,
             )
         assert_parity(shared[:, i : i + 1], alone)
+
+
+def test_a_precomputed_first_layer_gives_each_call_its_own_result_bit_for_bit() -> None:
+    """Objects of one frame run one per call (CPU) with layer 0's self-attention computed
+    once and passed in: each call equals the call that computes it itself."""
+    torch.manual_seed(1)
+    cfg = get_config("sam2.1-tiny", image_size=128).memory_attention
+    attention = MemoryAttention(cfg=cfg).eval()
+    hw, c, m = 64, cfg.d_model, cfg.kv_in_dim
+    curr, curr_pos = torch.randn(hw, 1, c), torch.randn(hw, 1, c)
+    calls: list[int] = []
+    attention.layers[0].self_attn.register_forward_pre_hook(lambda *_: calls.append(1))
+    with torch.inference_mode():
+        first = attention.first_self_attention(curr, curr_pos)
+        for seed in range(3):
+            gen = torch.Generator().manual_seed(seed)
+            memory, memory_pos = (torch.randn(2 * hw + 4, 1, m, generator=gen) for _ in "ab")
+            kwargs = dict(memory=memory, memory_pos=memory_pos, num_obj_ptr_tokens=4)
+            given = attention(curr=curr, curr_pos=curr_pos, first_layer=first, **kwargs)
+            before = len(calls)
+            alone = attention(curr=curr, curr_pos=curr_pos, **kwargs)
+            assert len(calls) == before + 1
+            assert torch.equal(given, alone)
+        assert len(calls) == 1 + 3  # once shared, then once per unshared call
+        with pytest.raises(ValueError, match="first_layer"):
+            attention(curr=curr, curr_pos=curr_pos, first_layer=first[:, :-1], **kwargs)

@@ -8,8 +8,9 @@ import pytest
 import torch
 from moving_box import MovingBoxVideo, tiny_model
 
-from model.engine.frame_step import Cancelled, cancellable
+from model.engine.frame_step import Cancelled, cancellable, condition_group
 from model.engine.session import Prompt, TrackingSession
+from model.sam2_types import Memory
 
 
 def Video() -> MovingBoxVideo:  # noqa: N802 - stands for the class the tests used
@@ -88,3 +89,34 @@ def test_stop_while_encoding_prompt_memories_keeps_them_pending(model) -> None:
     assert session._tracks[1].pending == {0} and session._tracks[2].pending == {0}
     assert [r.frame for r in session.propagate()] == list(range(7))
     assert not session._tracks[1].pending and session.mask(2, 6) is not None
+
+
+def test_objects_run_one_per_call_share_layer_zero_bit_for_bit(model) -> None:
+    """`condition_group` one object per call (CPU): layer 0's self-attention runs once for
+    the frame, and every object's output equals its own unshared call."""
+    features = _session(model)._features(2)
+    _, c, h, w = features.vision.shape
+    gen = torch.Generator().manual_seed(0)
+    items = []
+    for obj in (1, 2, 3):
+        mems = [
+            (p, Memory(torch.randn(1, model.cfg.mem_dim, h, w, generator=gen), torch.randn(1, c)))
+            for p in (0, 2)
+        ]
+        items.append((obj, mems, [(1, torch.randn(1, c, generator=gen))]))
+    calls: list[int] = []
+    hook = model.memory_attention.layers[0].self_attn.register_forward_pre_hook(
+        lambda *_: calls.append(1)
+    )
+    try:
+        with torch.inference_mode():
+            grouped = condition_group(model, features, items, 4, per_call=1)
+            assert len(calls) == 1
+            for i, (_, mems, ptrs) in enumerate(items):
+                alone = model.condition_on_memories(
+                    features, is_init_cond_frame=False, memories=mems, pointers=ptrs, max_pointers=4
+                )
+                assert torch.equal(grouped[i : i + 1], alone)
+    finally:
+        hook.remove()
+    assert len(calls) == 4

@@ -1,0 +1,88 @@
+"""The float32 blocked route for narrow values, and memory attention's value reordering:
+the same maths as torch's attention in another order, taken only where it should be."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tolerance import assert_parity
+
+from model.attention import attention
+from model.blocked_attention import blocked_attention, uses_blocked_route
+from model.memory_attention import AxialRotaryEncoding, RoPEAttention
+
+
+def _qkv(b: int, heads: int, nq: int, nk: int, d: int, dv: int, scale: float = 1.0):
+    gen = torch.Generator().manual_seed(nq + nk + dv)
+    q = torch.randn(b, heads, nq, d, generator=gen) * scale
+    k = torch.randn(b, heads, nk, d, generator=gen)
+    return q, k, torch.randn(b, heads, nk, dv, generator=gen)
+
+
+@pytest.mark.parametrize(
+    ("b", "heads", "nq", "nk", "d", "dv"), [(1, 1, 256, 1808, 256, 64), (2, 3, 70, 333, 32, 8)]
+)
+@pytest.mark.parametrize("block_elements", [1 << 21, 4096, 1])
+@pytest.mark.parametrize("scale", [1.0, 8.0])  # 8: peaked rows, where a late block's max wins
+def test_blocks_match_float32_attention(b, heads, nq, nk, d, dv, block_elements, scale):
+    q, k, v = _qkv(b, heads, nq, nk, d, dv, scale)
+    expected = F.scaled_dot_product_attention(q, k, v)
+    actual = blocked_attention(q, k, v, block_elements=block_elements)
+    assert actual.shape == expected.shape and actual.dtype == torch.float32
+    assert_parity(actual, expected)
+
+
+def test_broadcast_values_over_heads() -> None:
+    q, k, v = _qkv(1, 4, 64, 300, 32, 8)
+    shared = v[:, :1]
+    assert_parity(
+        blocked_attention(q, k, shared), F.scaled_dot_product_attention(q, k, v[:, :1].expand_as(v))
+    )
+
+
+def test_route_taken_only_for_large_float32_cpu_attention_over_narrow_values() -> None:
+    q, k, v = _qkv(1, 1, 256, 1808, 256, 64)
+    assert uses_blocked_route(q, k, v)
+    assert torch.equal(attention(q, k, v), blocked_attention(q, k, v))
+    assert not uses_blocked_route(q, k, torch.randn(1, 1, 1808, 256))  # values as wide
+    assert not uses_blocked_route(q[..., :4, :], k[..., :8, :], v[..., :8, :])  # tiny
+    assert not uses_blocked_route(*(x.bfloat16() for x in (q, k, v)))  # the bf16 route's
+
+
+def test_rejects_empty_blocks() -> None:
+    with pytest.raises(ValueError, match="block_elements"):
+        blocked_attention(*_qkv(1, 1, 4, 4, 8, 4), block_elements=0)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_values_projected_after_the_weights_equal_the_usual_order(heads, autocast) -> None:
+    """RoPEAttention on CPU attends over the raw narrow memories and projects after."""
+    torch.manual_seed(heads)
+    dim, kv_in = 64, 16
+    rope = AxialRotaryEncoding(head_dim=dim // heads)
+    module = RoPEAttention(
+        embedding_dim=dim, num_heads=heads, rope=rope, kv_in_dim=kv_in, rope_k_repeat=True
+    ).eval()
+    q = torch.randn(2, 64, dim)
+    kv = torch.randn(2, 3 * 64 + 4, kv_in)
+    taken: list[bool] = []
+    original = module._values_after_weights
+
+    def spy(*args):
+        taken.append(original(*args))
+        return taken[-1]
+
+    module._values_after_weights = spy
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+        reordered = module(q, kv, kv, num_k_exclude_rope=4)
+        module._values_after_weights = lambda *_: False
+        usual = module(q, kv, kv, num_k_exclude_rope=4)
+    assert taken == [True] and reordered.dtype == usual.dtype
+    if autocast:
+        from tolerance import BF16_EPS, BF16_ULPS
+
+        assert_parity(reordered.float(), usual.float(), ulps=BF16_ULPS, eps=BF16_EPS)
+    else:
+        assert_parity(reordered, usual)
