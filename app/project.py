@@ -17,9 +17,9 @@ The JSON document (UTF-8, written atomically) is::
     }
 
 Point labels are 1 (foreground) or 0 (background); ids are non-negative ints; a prompt mask
-is `encode_rle` bytes (see app/mask_store.py) in base64, at video resolution.
+is `encode_rle` bytes (see app/mask_codec.py) in base64, at video resolution.
 
-The sidecar holds one `chunk-NNNNNN.bin` file per 256 frames (format in app/mask_store.py),
+The sidecar holds one `chunk-NNNNNN.bin` file per 256 frames (format in app/mask_codec.py),
 each written atomically, so saving during propagation rewrites only the chunks that changed;
 `masks.chunks` lists them (see app/project_masks.py for what that list protects).
 Chunks are written before the JSON and a save refuses masks of objects the JSON does not
@@ -49,7 +49,8 @@ from app.limits import (
     MAX_POINTS_PER_PROMPT,
     check_frame_size,
 )
-from app.mask_store import CHUNK_FRAMES, MaskStore, rle_pixel_count
+from app.mask_codec import CHUNK_FRAMES, rle_pixel_count
+from app.mask_store import MaskStore
 from app.project_masks import (
     MaskFolderError,
     check_writable_folder,

@@ -32,7 +32,7 @@ from app.gui.commands import (
 )
 from app.gui.document import AnnotationDocument, FramePrompts, MaskState
 from app.gui.overlay import compose_overlay, frame_to_qimage, recompose_region, rgba_to_qimage
-from app.mask_store import encode_rle
+from app.mask_codec import encode_rle
 
 # Ctrl/Alt-click removes a point within this many screen pixels.
 PICK_RADIUS_PX = 12.0
