@@ -25,7 +25,8 @@ from pathlib import Path
 
 from app.atomic import atomic_write_bytes
 from app.limits import MAX_CHUNK_BYTES
-from app.mask_store import CHUNK_FRAMES, ChunkError, MaskStore, decode_chunk, encode_chunk
+from app.mask_codec import CHUNK_FRAMES, ChunkError, decode_chunk, encode_chunk
+from app.mask_store import MaskStore
 from app.safe_io import read_regular_file
 
 __all__ = [

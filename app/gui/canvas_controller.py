@@ -21,7 +21,7 @@ from PySide6.QtGui import QUndoStack
 
 from app.gui.brush import BrushStroke
 from app.gui.brush_view import LiveOverlay
-from app.gui.canvas import FrameCanvas, PromptMarks
+from app.gui.canvas import FrameCanvas
 from app.gui.commands import (
     NewObjectCommand,
     SetPromptsCommand,
@@ -31,8 +31,9 @@ from app.gui.commands import (
     set_box,
 )
 from app.gui.document import AnnotationDocument, FramePrompts, MaskState
+from app.gui.frame_view import PromptMarks
 from app.gui.overlay import compose_overlay, frame_to_qimage, recompose_region, rgba_to_qimage
-from app.mask_store import encode_rle
+from app.mask_codec import encode_rle
 
 # Ctrl/Alt-click removes a point within this many screen pixels.
 PICK_RADIUS_PX = 12.0

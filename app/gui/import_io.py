@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from app.gui.commands import ImportObjectsCommand
 from app.gui.document import AnnotationDocument, MaskletObject
 from app.imports import AnnotationImportError, ImportedAnnotations, import_annotations
-from app.mask_store import encode_rle
+from app.mask_codec import encode_rle
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow

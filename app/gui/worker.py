@@ -45,7 +45,7 @@ from app.gui.jobs import (
 )
 from app.gui.live_edits import RequestInbox
 from app.gui.signal_refcount import pin_booleans
-from app.mask_store import decode_rle
+from app.mask_codec import decode_rle
 from model.engine.live_pass import LivePass
 
 # The worker emits per frame: without this a long propagation aborts the app.

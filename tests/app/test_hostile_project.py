@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from hostile import PLAIN_CAP, assert_refused, digest_tree, run_cli, run_python
 
-from app.mask_store import CHUNK_FRAMES, ChunkError, MaskStore, decode_chunk, encode_rle
+from app.mask_codec import CHUNK_FRAMES, ChunkError, decode_chunk, encode_rle
+from app.mask_store import MaskStore
 from app.project import (
     FramePrompt,
     ObjectInfo,

@@ -3,15 +3,15 @@ import time
 import numpy as np
 import pytest
 
-from app.mask_store import (
+from app.mask_codec import (
     CHUNK_FRAMES,
     ChunkError,
-    MaskStore,
     decode_chunk,
     decode_rle,
     encode_chunk,
     encode_rle,
 )
+from app.mask_store import MaskStore
 
 
 def _disc(shape, cy, cx, r):

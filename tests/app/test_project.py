@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from app.mask_store import CHUNK_FRAMES, MaskStore, encode_rle
+from app.mask_codec import CHUNK_FRAMES, encode_rle
+from app.mask_store import MaskStore
 from app.project import (
     FramePrompt,
     ObjectInfo,

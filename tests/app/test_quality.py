@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-from app.mask_store import MaskStore, encode_rle
+from app.mask_codec import encode_rle
+from app.mask_store import MaskStore
 from app.project import ObjectInfo, Project, load_project, mask_folder, save_project
 from app.project_quality import QUALITY_FILE, decode_quality, encode_quality
 from app.quality import (

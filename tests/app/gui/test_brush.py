@@ -19,7 +19,7 @@ from app.gui.brush import Tool
 from app.gui.document import MaskState
 from app.gui.main_window import MainWindow
 from app.gui.overlay import compose_overlay
-from app.mask_store import decode_rle
+from app.mask_codec import decode_rle
 from app.video import open_video
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton

@@ -16,7 +16,7 @@ from pycocotools import mask as mask_utils
 from app.autosave import Autosaver
 from app.gui.document import MaskState
 from app.gui.main_window import MainWindow
-from app.mask_store import decode_rle
+from app.mask_codec import decode_rle
 from app.video import open_video
 
 
