@@ -27,9 +27,10 @@ __all__ = [
 # (a test checks that the two agree).
 PRECISIONS = ("auto", "exact", "fast")
 _PRECISION_HELP = (
-    "auto (default): bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), float32 "
-    "elsewhere; exact: float32, the reference's results; fast: bf16, about twice as fast "
-    "where the hardware has native bf16, and slower than float32 where it has not"
+    "auto (default): bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX) whose bf16 "
+    "matmuls time faster than float32 (timed once at start), float32 elsewhere; "
+    "exact: float32, the reference's results; fast: bf16, about twice as fast where the "
+    "hardware's bf16 pays, and slower than float32 where it does not"
 )
 
 # The model's own rule (Sam2Config.with_image_size), checked here so it is a usage error.

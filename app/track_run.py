@@ -87,7 +87,8 @@ def check_model_args(checkpoint: str, image_size: int | None, device: str) -> li
 
 
 def precision_warning(requested: str, device: str) -> str | None:
-    """Why `--precision fast` will not be faster on `device` (no native bf16); else None."""
+    """Why `--precision fast` will not be faster on `device` (no native bf16, or bf16 that
+    measured slower than float32 here); else None."""
     from model.engine.precision import native_bf16, resolve_precision
 
     if requested != "fast" or native_bf16(device):

@@ -248,6 +248,10 @@ def _print_header(args, fast: bool, use_hf: bool, throughput, session) -> None:
         f"GEMM throughput here: fp32 {throughput['fp32'] / 1e9:.1f} GFLOP/s, "
         f"bf16 {throughput['bf16'] / 1e9:.1f} GFLOP/s"
     )
+    from model.engine.precision import resolve_precision
+
+    chosen, reason = resolve_precision("auto", "cpu")
+    print(f"the app's default precision (auto) here: {chosen} - {reason}")
     print(
         "clicks: the clicked frame's features are cached first (encode_frame): the click is timed"
     )

@@ -3,7 +3,7 @@
 The worker switches the running session between requests, so a choice takes effect on
 the next click or propagation without reloading anything; masks already computed stay.
 Once the worker has applied a choice, its one-line reason (for example that bf16 will
-not be faster on a CPU without native bf16) is shown in the status bar.
+not be faster on this CPU, and by how much it measured) is shown in the status bar.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ from app.gui.worker_client import WorkerClient
 
 # (setting, menu text, tooltip)
 CHOICES: tuple[tuple[str, str, str], ...] = (
-    ("auto", "&Auto", "bf16 on CUDA and on CPUs with native bf16, float32 elsewhere"),
+    (
+        "auto",
+        "&Auto",
+        "bf16 on CUDA and on CPUs where bf16 measures faster than float32, float32 elsewhere",
+    ),
     ("exact", "&Exact (float32)", "float32: the reference model's results"),
     (
         "fast",
         "&Fast (bf16)",
-        "bf16: about twice as fast where the hardware has native bf16; "
-        "slower than float32 where it has not",
+        "bf16: about twice as fast where the hardware's bf16 pays; "
+        "slower than float32 where it does not (the status bar says which)",
     ),
 )
 

@@ -7,6 +7,7 @@ import torch
 
 import model.engine.precision as precision
 from model.engine.precision import PrecisionError, native_bf16, resolve_precision
+from model.engine.precision import cpu_bf16_speedup as REAL_PROBE  # before the fixture patches it
 
 
 @pytest.fixture
@@ -64,3 +65,42 @@ def test_cpu_flags_decide_without_torch_probes(monkeypatch):
 def test_unknown_precision_is_refused():
     with pytest.raises(PrecisionError, match="expected one of auto, exact, fast"):
         resolve_precision("half", "cpu")
+
+
+def test_bf16_flags_that_measure_slower_keep_auto_on_float32(cpu_bf16, monkeypatch):
+    # An Intel Xeon with AVX512-BF16 and no AMX ran bf16 matmuls at 0.54x float32.
+    cpu_bf16(True)
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 0.54)
+    chosen, reason = resolve_precision("auto", "cpu")
+    assert chosen == "exact" and "measured 0.54x float32" in reason
+    chosen, reason = resolve_precision("fast", "cpu")
+    assert chosen == "fast" and "measured 0.54x" in reason and "slower than float32" in reason
+    assert native_bf16("cpu") is False
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: precision.MIN_BF16_SPEEDUP)
+    assert resolve_precision("auto", "cpu")[0] == "fast"
+
+
+def test_no_bf16_flags_skip_the_timing(cpu_bf16, monkeypatch):
+    cpu_bf16(False)
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 1 / 0)  # must not be asked
+    assert resolve_precision("auto", "cpu")[0] == "exact"
+
+
+def test_the_speed_probe_times_both_precisions_once(monkeypatch):
+    monkeypatch.setattr(precision, "_PROBE_N", 64)
+    calls = []
+    real_matmul = torch.matmul
+
+    def counting(a, b):
+        calls.append(a.dtype)
+        return real_matmul(a, b)
+
+    monkeypatch.setattr(precision.torch, "matmul", counting)
+    REAL_PROBE.cache_clear()
+    try:
+        speedup = REAL_PROBE()
+        assert 0 < speedup < float("inf")
+        assert calls.count(torch.float32) == calls.count(torch.bfloat16) == 4
+        assert REAL_PROBE() == speedup and len(calls) == 8  # cached: timed once per process
+    finally:
+        REAL_PROBE.cache_clear()
