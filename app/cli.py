@@ -28,6 +28,7 @@ from typing import TextIO
 
 from app.errors import describe_error
 from app.eta import RecentRate
+from model.allocator import retain_freed_memory
 from model.threads import configure_threads, prepare_environment
 
 __all__ = ["ProgressBar", "main"]
@@ -336,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Before anything loads torch: OpenMP reads its wait policy once, when it loads.
     prepare_environment()
+    retain_freed_memory()  # before any thread allocates (see model/allocator.py)
     if argv and argv[0] in _SUBCOMMANDS:
         return _run_subcommand(argv)
     parser = _Parser(

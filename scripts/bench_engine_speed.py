@@ -40,10 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
+from model.allocator import retain_freed_memory  # noqa: E402
 from model.threads import configure_threads, prepare_environment  # noqa: E402
 
-# As the app and the CLI do: OpenMP's wait policy must be set before torch loads.
+# As the app and the CLI do: OpenMP's wait policy must be set before torch loads, and
+# freed memory is kept for reuse (the reference runs in this process and gets it too).
 prepare_environment()
+retain_freed_memory()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -24,6 +24,7 @@ from app.batch.manifest import ManifestEntry
 from app.errors import describe_error
 from app.output_guard import Output, check_outputs
 from app.track_run import TrackJob, load_model, run_track
+from model.allocator import retain_freed_memory
 
 __all__ = ["FILE_NAMES", "TrackWorker", "VideoTask", "output_path"]
 
@@ -54,6 +55,7 @@ class TrackWorker:
         self._precision = precision
         self._model = None
         self._load_error: str | None = None
+        retain_freed_memory()  # a Ray worker process does not start through app.cli.main
         _silence_native_logs()
         try:
             self._model = load_model(checkpoint, image_size, device)
