@@ -201,6 +201,7 @@ class Hiera(nn.Module):
         ends = [sum(cfg.stages[: i + 1]) - 1 for i in range(len(cfg.stages))]
         self._stage_ends = frozenset(ends)
         self.channels = cfg.stage_dims
+        self._pos_cache: tuple[tuple, torch.Tensor] | None = None
 
     @property
     def min_input_multiple(self) -> int:
@@ -208,7 +209,26 @@ class Hiera(nn.Module):
         return _PATCH_STRIDE * self.cfg.window_spec[0]
 
     def _pos_embed(self, h: int, w: int) -> torch.Tensor:
-        """Position embedding of an (h, w) token grid -> (1, h, w, C)."""
+        """Position embedding of an (h, w) token grid -> (1, h, w, C).
+
+        Without autograd it is kept for the next frame: the bicubic resize alone takes
+        about 50 ms at 1024 on a 2-core CPU. The key holds the parameters' storage and
+        version counters, so moving or loading weights (in place) computes it again.
+        """
+        params = (self.pos_embed, self.pos_embed_window)
+        key = (
+            h,
+            w,
+            *((p.data_ptr(), p._version, p.dtype, p.device) for p in params),
+            torch.is_autocast_enabled(self.pos_embed.device.type),
+        )
+        if torch.is_grad_enabled():
+            return self._compute_pos_embed(h, w)
+        if self._pos_cache is None or self._pos_cache[0] != key:
+            self._pos_cache = (key, self._compute_pos_embed(h, w))
+        return self._pos_cache[1]
+
+    def _compute_pos_embed(self, h: int, w: int) -> torch.Tensor:
         ws = self.pos_embed_window.shape[-1]
         c = self.pos_embed.shape[1]
         bkg = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")  # (1, C, h, w)

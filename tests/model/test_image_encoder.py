@@ -174,3 +174,23 @@ def test_rejects_bad_configs():
         Hiera(cfg=_small_hiera_cfg(window_spec=(4, 4, 6)))
     with pytest.raises(ValueError, match="fpn_interp_model"):
         FpnNeck(cfg=NeckConfig(fpn_interp_model="area"))
+
+
+def test_position_embedding_is_kept_until_the_weights_change():
+    trunk = Hiera(cfg=_small_hiera_cfg())
+    torch.nn.init.normal_(trunk.pos_embed)
+    torch.nn.init.normal_(trunk.pos_embed_window)
+    with torch.no_grad():
+        first = trunk._pos_embed(16, 16)
+        assert trunk._pos_embed(16, 16) is first  # kept
+        assert trunk._pos_embed(32, 16).shape[1:3] == (32, 16)  # another grid: computed
+        again = trunk._pos_embed(16, 16)
+        torch.testing.assert_close(again, first, rtol=0, atol=0)
+        state = {k: v + 1 for k, v in trunk.state_dict().items()}
+        trunk.load_state_dict(state)  # in place: the version counters move
+        changed = trunk._pos_embed(16, 16)
+        torch.testing.assert_close(changed, trunk._compute_pos_embed(16, 16), rtol=0, atol=0)
+        assert not torch.equal(changed, first)
+    # With autograd on, it is computed each time, so gradients reach the parameters.
+    trunk._pos_embed(16, 16).sum().backward()
+    assert trunk.pos_embed.grad is not None
