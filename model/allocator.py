@@ -5,15 +5,16 @@ its mmap threshold (128 KB, rising to at most 32 MB) with fresh `mmap` pages, re
 them to the kernel on free, and trims the free top of each heap; in a thread other than
 the main one (the app's model worker) it also uses a separate arena of 64 MB heaps that
 it unmaps when they empty. A tracked frame at 1024 allocates and frees hundreds of
-megabytes of activations, so every frame touches all of them as new pages again: about
-400,000 page faults and 0.9-1.2 s of kernel time per frame (SAM 2.1 tiny, 2 threads, a
+megabytes of activations, so every frame touches all of them as new pages again:
+300,000-440,000 page faults and 0.9-1.2 s of kernel time per frame (SAM 2.1 tiny, 2 threads, a
 2-core Intel Xeon VM), enough to make an out-of-place ReLU of 32 MB take 15 ms instead of
 9 and a GELU 18 instead of 5.
 
 `retain_freed_memory` asks glibc for one arena for all threads, no mmap-served
 allocations and no trimming below `TRIM_THRESHOLD` of free heap. Measured the same way
-it leaves about 1,500-6,000 page faults and 0.2 s of kernel time per frame, whether the
-model runs on the main thread or a worker. Peak memory is unchanged (the heap holds what
+it leaves 0-9,000 page faults and 0.2-0.3 s of kernel time per frame, whether the model
+runs on the main thread or a worker (the image encoder on a worker thread: 1.9 s against
+2.7-3.1 s). Peak memory is unchanged (the heap holds what
 the peak frame needed and reuses it); what changes is that up to `TRIM_THRESHOLD` of
 freed memory stays with the process between frames instead of going back to the kernel.
 

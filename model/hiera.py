@@ -215,6 +215,8 @@ class Hiera(nn.Module):
         about 50 ms at 1024 on a 2-core CPU. The key holds the parameters' storage and
         version counters, so moving or loading weights (in place) computes it again.
         """
+        if torch.is_grad_enabled():
+            return self._compute_pos_embed(h, w)
         params = (self.pos_embed, self.pos_embed_window)
         key = (
             h,
@@ -222,8 +224,6 @@ class Hiera(nn.Module):
             *((p.data_ptr(), p._version, p.dtype, p.device) for p in params),
             torch.is_autocast_enabled(self.pos_embed.device.type),
         )
-        if torch.is_grad_enabled():
-            return self._compute_pos_embed(h, w)
         if self._pos_cache is None or self._pos_cache[0] != key:
             self._pos_cache = (key, self._compute_pos_embed(h, w))
         return self._pos_cache[1]

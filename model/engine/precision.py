@@ -105,12 +105,11 @@ def native_bf16(device: str | torch.device) -> bool:
     return False
 
 
-def _slow_bf16_reason(device: torch.device) -> str:
-    """Why bf16 will not be faster on `device` (which has no bf16 that pays)."""
+def _slow_bf16_reason(device: torch.device, where: str) -> str:
+    """Why bf16 will not be faster on `device`, called `where` (it has no bf16 that pays)."""
     if device.type == "cpu" and _cpu_native_bf16():
         speed = cpu_bf16_speedup()
-        return f"this CPU's bf16 dot products measured {speed:.2f}x float32's speed"
-    where = "this GPU" if device.type == "cuda" else f"this {device.type.upper()}"
+        return f"{where}'s bf16 dot products measured {speed:.2f}x float32's speed"
     return f"{where} has no native bf16 dot products"
 
 
@@ -130,9 +129,9 @@ def resolve_precision(requested: str, device: str | torch.device) -> tuple[Preci
         if native:
             return "fast", f"bf16: {where} has native bf16"
         return "fast", (
-            f"bf16 requested, but {_slow_bf16_reason(device)}: "
+            f"bf16 requested, but {_slow_bf16_reason(device, where)}: "
             "it will be slower than float32, not faster"
         )
     if native:
         return "fast", f"bf16 (auto): {where} has native bf16"
-    return "exact", f"float32 (auto): {_slow_bf16_reason(device)}"
+    return "exact", f"float32 (auto): {_slow_bf16_reason(device, where)}"
