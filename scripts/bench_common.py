@@ -77,15 +77,27 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def timed(frames: Iterator, limit: int) -> list[float]:
-    """Seconds between the first `limit` items of `frames` (from the call on)."""
-    times, last = [], time.perf_counter()
-    for i, _ in enumerate(frames):
-        now = time.perf_counter()
-        times.append(now - last)
-        last = now
-        if i + 1 >= limit:
-            break
+def interleaved(runs: dict[str, Iterator], frames: int) -> dict[str, list[float]]:
+    """Seconds per item of each run, the runs stepped one item each in turn, `frames` rounds.
+
+    This host's speed changes from one second to the next (a 2048 GEMM at 160 GFLOP/s for
+    a few seconds, then 270): runs timed one after the other can each land in a different
+    phase, and their ratio says more about the host than about them. Stepped in turn, every
+    run sees the same phases; the first to step rotates each round, so none always follows
+    the same neighbour. A run that ends early simply stops being stepped.
+    """
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    live = list(runs)
+    for round_ in range(frames):
+        shift = round_ % len(live) if live else 0
+        for name in live[shift:] + live[:shift]:
+            start = time.perf_counter()
+            try:
+                next(runs[name])
+            except StopIteration:
+                live.remove(name)
+                continue
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -105,6 +117,8 @@ class StageClock:
     seconds: list[dict[str, float]] = field(default_factory=list)
     flops: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     counter: object | None = None
+    # Off while other runs step: ours in the other precision shares the model's hooks.
+    active: bool = False
     _open: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def _modules(self) -> dict[str, list[torch.nn.Module]]:
@@ -121,13 +135,30 @@ class StageClock:
     def new_frame(self) -> None:
         self.seconds.append(defaultdict(float))
 
+    def clocked(self, frames: Iterator) -> Iterator:
+        """`frames`, each step a new frame of this clock, timed only while it steps."""
+        while True:
+            self.new_frame()
+            self.active = True
+            try:
+                item = next(frames)
+            except StopIteration:
+                return
+            finally:
+                self.active = False
+            yield item
+
     def _total_flops(self) -> int:
         return int(self.counter.get_total_flops()) if self.counter is not None else 0
 
     def _enter(self, stage: str, *_args) -> None:
+        if not self.active:
+            return
         self._open[stage] = (time.perf_counter(), self._total_flops())
 
     def _exit(self, stage: str, *_args) -> None:
+        if not self.active:
+            return
         t0, f0 = self._open.pop(stage)
         if self.seconds:
             self.seconds[-1][stage] += time.perf_counter() - t0
@@ -184,12 +215,12 @@ def count_flops(step: Callable[[], object], clock: StageClock) -> None:
     cpu_sdpa = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     mapping = {cpu_sdpa: _sdpa_flops} if cpu_sdpa is not None else {}
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
-    clock.counter = counter
+    clock.counter, clock.active = counter, True
     try:
         with counter:
             step()
     finally:
-        clock.counter = None
+        clock.counter, clock.active = None, False
 
 
 def _sdpa_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_kwargs) -> int:
@@ -212,6 +243,31 @@ def matmul_flops_per_s(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -
         sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
+
+
+class GemmCeiling:
+    """The GEMM throughput, sampled again through the run: floors use the best sample,
+    since this host's speed changes under a long benchmark."""
+
+    _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self.samples: dict[str, list[float]] = {key: [] for key in self._DTYPES}
+        self.sample()
+
+    def sample(self) -> None:
+        for key, dtype in self._DTYPES.items():
+            self.samples[key].append(matmul_flops_per_s(dtype, self.device))
+
+    def best(self) -> dict[str, float]:
+        return {key: max(values) for key, values in self.samples.items()}
+
+    def print_range(self) -> None:
+        spans = ", ".join(
+            f"{key} {min(v) / 1e9:.0f}-{max(v) / 1e9:.0f}" for key, v in self.samples.items()
+        )
+        print(f"\nGEMM throughput over the run, GFLOP/s: {spans} (floors use the best)")
 
 
 # ---------------------------------------------------------------------- printing

@@ -6,6 +6,9 @@ SAM 2.1 tiny, random init (the same weights for ours and the reference; transfor
 of 480 x 640 preprocessed once and shared. Each propagation tracks `--frames` frames
 after the prompted one; seconds per frame are the steady state: the mean of the last
 4 frames (the memory bank is full from the 8th: 7 memories, up to 16 object pointers).
+For each object count the runs step one frame each in turn, so that the host's changes
+of speed (on the 2-core VM here a GEMM drops from 270 to 160 GFLOP/s for seconds at a
+time) reach ours and the peers alike and the ratios stay about the runs.
 
 - ours "exact": the session the app opens (`app.gui.engine`; the CLI passes the same
   defaults), float32 with its default clean-up (holes up to 8 px filled);
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,16 +55,17 @@ retain_freed_memory()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_common import (  # noqa: E402
+    GemmCeiling,
     H,
     ShapesVideo,
     StageClock,
     W,
     click,
     count_flops,
-    matmul_flops_per_s,
+    interleaved,
     steady,
 )
-from bench_peers import hf_available, hf_propagation, ref_run  # noqa: E402
+from bench_peers import RefRun, hf_available, hf_frames  # noqa: E402
 from bench_report import report  # noqa: E402
 
 from model.build import build_model  # noqa: E402
@@ -94,33 +99,34 @@ def open_session(model, video, precision: str) -> TrackingSession:
     return real_engine().open_session(model, video, "cpu")  # exactly what the app opens
 
 
-def ours_run(model, video, obj_ids: list[int], frames: int, precision: str) -> OursRun:
-    """Track `frames` frames timed, one more with FLOPs counted, one more cancelled mid-way."""
-    session = open_session(model, video, precision)
-    for obj_id in obj_ids:
-        session.add_prompt(
-            0, obj_id, Prompt(points=np.array([click(obj_id)]), labels=np.array([1]))
+class OursTrack:
+    """Ours in one precision, prompted on frame 0; its frames stepped under its stage clock."""
+
+    def __init__(self, model, video, obj_ids: list[int], precision: str) -> None:
+        self.session = open_session(model, video, precision)
+        for obj_id in obj_ids:
+            prompt = Prompt(points=np.array([click(obj_id)]), labels=np.array([1]))
+            self.session.add_prompt(0, obj_id, prompt)
+        self.stop_at = float("inf")
+        self.gen = self.session.propagate(
+            mode="full", should_stop=lambda: time.perf_counter() >= self.stop_at
         )
-    flip = [float("inf")]
-    gen = session.propagate(mode="full", should_stop=lambda: time.perf_counter() >= flip[0])
-    next(gen)  # the prompted frame: nothing to track
-    clock, times = StageClock(model), []
-    with clock.installed():
-        for _ in range(frames):
-            clock.new_frame()
-            start = time.perf_counter()
-            next(gen)
-            times.append(time.perf_counter() - start)
-        stages = clock.steady_stages(times)
-        count_flops(lambda: next(gen), clock)
-    flip[0] = time.perf_counter() + 0.5 * steady(times)  # stop asked mid-frame
-    for _ in gen:
-        pass
-    now = time.perf_counter()
-    # A frame faster than half the steady one leaves the flip for a later frame (hence the
-    # slack frames); if even those ran out first, nothing was measured.
-    cancel_s = now - flip[0] if now >= flip[0] else float("nan")
-    return OursRun(times, stages, dict(clock.flops), cancel_s, click_latency(session, frames))
+        next(self.gen)  # the prompted frame: nothing to track
+        self.clock = StageClock(model)
+        self.frames = self.clock.clocked(self.gen)
+
+    def finish(self, times: list[float], frames: int) -> OursRun:
+        """After the timed frames: one more with FLOPs counted, one more cancelled mid-way,
+        then the clicks."""
+        stages = self.clock.steady_stages(times)
+        count_flops(lambda: next(self.gen), self.clock)
+        self.stop_at = time.perf_counter() + 0.5 * steady(times)  # stop asked mid-frame
+        for _ in self.gen:
+            pass
+        now = time.perf_counter()
+        cancel_s = now - self.stop_at if now >= self.stop_at else float("nan")
+        clicks = click_latency(self.session, frames)
+        return OursRun(times, stages, dict(self.clock.flops), cancel_s, clicks)
 
 
 def click_latency(session: TrackingSession, frames: int) -> list[float]:
@@ -183,36 +189,50 @@ def main(argv: list[str] | None = None) -> None:
     _write_jpegs(video, frames + 1, folder)
     fast = fast_mode_available()
     use_hf = not args.skip_transformers and hf_available()
-    throughput = {
-        "fp32": matmul_flops_per_s(torch.float32),
-        "bf16": matmul_flops_per_s(torch.bfloat16),
-    }
-    _print_header(args, fast, use_hf, throughput, open_session(model, video, "exact"))
+    gemm = GemmCeiling()
+    _print_header(args, fast, use_hf, gemm, open_session(model, video, "exact"))
 
     ours: dict[tuple[str, int], OursRun] = {}
     peers: dict[tuple[str, int], list[float]] = {}
     for n in args.objects:
-        ids = list(range(1, n + 1))
-        for precision in ("exact", "fast") if fast else ("exact",):
-            ours[precision, n] = ours_run(model, video, ids, frames, precision)
-            _done(f"ours {precision}", n, ours[precision, n].times)
-        if n in args.ref_objects:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # its CPU clean-up warning, once per frame
-                first = n == args.ref_objects[0]
-                times, clicks = ref_run(ref, images, folder, ids, frames, clicks=first)
-                peers["reference", n] = times
-                _done("reference", n, times)
-                if clicks:
-                    peers["reference click", n] = clicks
-            if use_hf:
-                peers["transformers", n] = hf_propagation(images, ids, frames, (H, W))
-                _done("transformers", n, peers["transformers", n])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reference's CPU clean-up warning, each frame
+            _run_objects(args, n, (model, ref, video, images, folder), ours, peers)
+        gemm.sample()
+    gemm.print_range()
+    throughput = gemm.best()
     report(args, ours, peers, throughput, goals=size == GOAL_SIZE and frames >= GOAL_FRAMES)
     if args.threads_check:
         from bench_threads import threads_check
 
         threads_check(model, ShapesVideo(8), open_session)
+
+
+def _run_objects(args, n: int, inputs, ours: dict, peers: dict) -> None:
+    """Ours (each precision), the reference and transformers on `n` objects, stepped in turn."""
+    model, ref, video, images, folder = inputs
+    ids, frames = list(range(1, n + 1)), args.frames
+    precisions = ("exact", "fast") if fast_mode_available() else ("exact",)
+    tracks = {p: OursTrack(model, video, ids, p) for p in precisions}
+    runs = {f"ours {p}": track.frames for p, track in tracks.items()}
+    ref_run = None
+    if n in args.ref_objects:
+        ref_run = RefRun(ref, images, folder, ids)
+        runs["reference"] = ref_run.frames
+        if not args.skip_transformers and hf_available():
+            runs["transformers"] = hf_frames(images, ids, (H, W))
+    with ExitStack() as stack:
+        for track in tracks.values():
+            stack.enter_context(track.clock.installed())
+        times = interleaved(runs, frames)
+        for p, track in tracks.items():
+            ours[p, n] = track.finish(times[f"ours {p}"], frames)
+    for name, seconds in times.items():
+        _done(name, n, seconds)
+        if not name.startswith("ours"):
+            peers[name, n] = seconds
+    if ref_run is not None and n == args.ref_objects[0]:
+        peers["reference click", n] = ref_run.clicks(frames // 2 + 1)
 
 
 def _done(what: str, n: int, times: list[float]) -> None:
@@ -228,7 +248,7 @@ def _write_jpegs(video: ShapesVideo, count: int, folder: str) -> None:
         Image.fromarray(video[i]).save(Path(folder) / f"{i}.jpg")
 
 
-def _print_header(args, fast: bool, use_hf: bool, throughput, session) -> None:
+def _print_header(args, fast: bool, use_hf: bool, gemm, session) -> None:
     print(
         f"sam2.1-tiny @ {args.image_size}, CPU, {torch.get_num_threads()} threads, "
         f"{args.frames} propagated frames of {H}x{W}; s/frame = mean of the last 4 frames"
@@ -247,9 +267,14 @@ def _print_header(args, fast: bool, use_hf: bool, throughput, session) -> None:
             else "not installed: pip install .[bench]"
         )
         print(f"transformers: skipped ({why})")
+    first = {key: values[0] for key, values in gemm.samples.items()}
     print(
-        f"GEMM throughput here: fp32 {throughput['fp32'] / 1e9:.1f} GFLOP/s, "
-        f"bf16 {throughput['bf16'] / 1e9:.1f} GFLOP/s"
+        f"GEMM throughput here: fp32 {first['fp32'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {first['bf16'] / 1e9:.1f} GFLOP/s (sampled again after each object count)"
+    )
+    print(
+        "ours, the reference and transformers step one frame each in turn (rotating), "
+        "so a change in this host's speed reaches every run alike"
     )
     from model.engine.precision import resolve_precision
 

@@ -1,17 +1,19 @@
 """The peers the speed benchmark compares with: the reference predictor and transformers.
 
-Both are timed like ours: seconds between successive propagated frames, the prompted
-frame excluded, each frame's masks brought to the video's size on the CPU.
+Each is a run that yields once per propagated frame (the prompted frame excluded), each
+frame's masks brought to the video's size on the CPU, so the benchmark can step it in
+turn with ours (`bench_common.interleaved`) and time it like ours.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_common import click, timed
+from bench_common import click
 
 CLICKS = 10
 
@@ -25,32 +27,35 @@ def _quiet_reference() -> None:
         module.tqdm = lambda items, *_args, **_kwargs: items
 
 
-def ref_run(ref, images: torch.Tensor, folder: str, obj_ids, frames: int, *, clicks: bool):
-    """(seconds per propagated frame, correction-click seconds or []) for the reference."""
-    _quiet_reference()
-    state = ref.init_state(folder)
-    state["images"] = images  # our preprocessing, so both see the same pixels
-    state["cached_features"] = {}
-    with torch.inference_mode():
+class RefRun:
+    """The reference predictor with its defaults, prompted on frame 0 for `obj_ids`."""
+
+    def __init__(self, ref, images: torch.Tensor, folder: str, obj_ids) -> None:
+        _quiet_reference()
+        self.ref = ref
+        self.state = ref.init_state(folder)
+        self.state["images"] = images  # our preprocessing, so both see the same pixels
+        self.state["cached_features"] = {}
         for obj_id in obj_ids:
-            ref.add_new_points_or_box(state, 0, obj_id, [list(click(obj_id))], [1])
-        gen = ref.propagate_in_video(state)
-        next(gen)  # the prompted frame
-        times = timed(gen, frames)
-        gen.close()
-        if not clicks:
-            return times, []
-        frame = frames // 2 + 1
-        ref._get_image_feature(state, frame, 1)  # cached, as ours: the click alone is timed
-        x, y = click(1)
-        out = []
-        for i in range(CLICKS):
-            point = [[x + 4 * (i % 5) - 8, y + 3 * (i // 5) - 3]]
-            start = time.perf_counter()
-            label = (i + 1) % 2  # positive first, as ours
-            ref.add_new_points_or_box(state, frame, 1, point, [label], clear_old_points=False)
-            out.append(time.perf_counter() - start)
-        return times, out
+            ref.add_new_points_or_box(self.state, 0, obj_id, [list(click(obj_id))], [1])
+        self.frames = ref.propagate_in_video(self.state)  # steps under its own inference_mode
+        next(self.frames)  # the prompted frame
+
+    def clicks(self, frame: int) -> list[float]:
+        """Seconds of CLICKS correction clicks on object 1 of `frame`, tracked and encoded."""
+        self.frames.close()
+        ref, state = self.ref, self.state
+        with torch.inference_mode():
+            ref._get_image_feature(state, frame, 1)  # cached, as ours: the click alone is timed
+            x, y = click(1)
+            out = []
+            for i in range(CLICKS):
+                point = [[x + 4 * (i % 5) - 8, y + 3 * (i // 5) - 3]]
+                label = (i + 1) % 2  # positive first, as ours
+                start = time.perf_counter()
+                ref.add_new_points_or_box(state, frame, 1, point, [label], clear_old_points=False)
+                out.append(time.perf_counter() - start)
+        return out
 
 
 def hf_available() -> bool:
@@ -81,8 +86,8 @@ def _hf_model(size: int):
     return _HF_MODELS[size]
 
 
-def hf_propagation(images: torch.Tensor, obj_ids, frames: int, video_size) -> list[float]:
-    """Seconds per propagated frame for transformers, its session built without a processor."""
+def hf_frames(images: torch.Tensor, obj_ids, video_size) -> Iterator[np.ndarray]:
+    """transformers' propagation, its session built without a processor: one item a frame."""
     from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
 
     size = images.shape[-1]
@@ -90,7 +95,7 @@ def hf_propagation(images: torch.Tensor, obj_ids, frames: int, video_size) -> li
     h, w = video_size
     with torch.inference_mode():
         session = Sam2VideoInferenceSession(
-            video=images[: frames + 1], video_height=h, video_width=w, dtype=torch.float32
+            video=images, video_height=h, video_width=w, dtype=torch.float32
         )
         for obj_id in obj_ids:
             x, y = click(obj_id)
@@ -100,11 +105,9 @@ def hf_propagation(images: torch.Tensor, obj_ids, frames: int, video_size) -> li
             session.add_point_inputs(idx, 0, {"point_coords": coords, "point_labels": labels})
         session.obj_with_new_inputs = list(obj_ids)
         model(inference_session=session, frame_idx=0)
-
-        def frames_out():
-            for f in range(1, frames + 1):
-                out = model(inference_session=session, frame_idx=f)
-                masks = F.interpolate(out.pred_masks, size=(h, w), mode="bilinear") > 0
-                yield np.asarray(masks.cpu().numpy())
-
-        return timed(frames_out(), frames)
+    for f in range(1, len(images)):
+        # Inference mode per step, not across the yield: the other runs step in between.
+        with torch.inference_mode():
+            out = model(inference_session=session, frame_idx=f)
+            masks = F.interpolate(out.pred_masks, size=(h, w), mode="bilinear") > 0
+            yield np.asarray(masks.cpu().numpy())
