@@ -29,6 +29,14 @@ keeps the gain of several threads when the cores are free. So: intra-op threads 
 usable cores, with OMP_WAIT_POLICY=PASSIVE, which must be in the environment before
 torch loads the OpenMP runtime (`prepare_environment`, called first thing by the CLI).
 
+Passive waiting has a price when the cores are free: every barrier is a futex sleep and
+wake. One float32 memory attention call at 1024 (about 800 parallel regions) took
+2.7-4.0 s passive against 2.4-2.9 s with a short spin (GOMP_SPINCOUNT=10000-30000,
+libgomp spins that long, then sleeps) on a quiet 2-core Intel Xeon; with one busy
+process alongside, 4.4-5.5 s passive against 4.7-6.1 s with the short spin, and
+libgomp's default spin reached 7.2-8.9 s beside two. Each gain is within this VM's
+run-to-run noise, so the policy stays passive: it is never the one that collapses.
+
 This module does not import torch at load time, so `prepare_environment` can still
 set OpenMP's variables before torch (and with it the OpenMP runtime) loads.
 """
