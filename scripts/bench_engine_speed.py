@@ -124,6 +124,8 @@ class OursTrack:
         for _ in self.gen:
             pass
         now = time.perf_counter()
+        # A frame faster than half the steady one leaves the stop for a later frame (hence
+        # the slack frames); if even those ran out first, nothing was measured.
         cancel_s = now - self.stop_at if now >= self.stop_at else float("nan")
         clicks = click_latency(self.session, frames)
         return OursRun(times, stages, dict(self.clock.flops), cancel_s, clicks)
@@ -189,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     _write_jpegs(video, frames + 1, folder)
     fast = fast_mode_available()
     use_hf = not args.skip_transformers and hf_available()
+    setup = Setup(
+        model, ref, video, images, folder, ("exact", "fast") if fast else ("exact",), use_hf
+    )
     gemm = GemmCeiling()
     _print_header(args, fast, use_hf, gemm, open_session(model, video, "exact"))
 
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.objects:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the reference's CPU clean-up warning, each frame
-            _run_objects(args, n, (model, ref, video, images, folder), ours, peers)
+            _run_objects(args, n, setup, ours, peers)
         gemm.sample()
     gemm.print_range()
     throughput = gemm.best()
@@ -208,19 +213,30 @@ def main(argv: list[str] | None = None) -> None:
         threads_check(model, ShapesVideo(8), open_session)
 
 
-def _run_objects(args, n: int, inputs, ours: dict, peers: dict) -> None:
+@dataclass(frozen=True)
+class Setup:
+    """What every object count's runs share."""
+
+    model: torch.nn.Module
+    ref: object  # the reference's video predictor
+    video: ShapesVideo
+    images: torch.Tensor  # preprocessed frames, for the peers
+    folder: str  # the same frames as JPEGs, for the reference's init_state
+    precisions: tuple[str, ...]
+    use_hf: bool
+
+
+def _run_objects(args, n: int, setup: Setup, ours: dict, peers: dict) -> None:
     """Ours (each precision), the reference and transformers on `n` objects, stepped in turn."""
-    model, ref, video, images, folder = inputs
     ids, frames = list(range(1, n + 1)), args.frames
-    precisions = ("exact", "fast") if fast_mode_available() else ("exact",)
-    tracks = {p: OursTrack(model, video, ids, p) for p in precisions}
+    tracks = {p: OursTrack(setup.model, setup.video, ids, p) for p in setup.precisions}
     runs = {f"ours {p}": track.frames for p, track in tracks.items()}
     ref_run = None
     if n in args.ref_objects:
-        ref_run = RefRun(ref, images, folder, ids)
+        ref_run = RefRun(setup.ref, setup.images, setup.folder, ids)
         runs["reference"] = ref_run.frames
-        if not args.skip_transformers and hf_available():
-            runs["transformers"] = hf_frames(images, ids, (H, W))
+        if setup.use_hf:
+            runs["transformers"] = hf_frames(setup.images, ids, (H, W))
     with ExitStack() as stack:
         for track in tracks.values():
             stack.enter_context(track.clock.installed())
