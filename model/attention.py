@@ -2,8 +2,8 @@
 
 `F.scaled_dot_product_attention` is the default. Two CPU cases go elsewhere, each
 measured faster there and each the same maths (tests in `tests/model/`):
-- bf16 inputs of a large enough size: `model.bf16_attention` (bf16 matmuls around a
-  softmax; torch's own bf16 attention on CPU is no faster than float32);
+- bf16 inputs of a large enough size on a CPU without AMX: `model.bf16_attention` (bf16
+  matmuls around a softmax; torch's own bf16 attention is no faster than float32 there);
 - float32 with values narrower than the queries' head dim: `model.blocked_attention`
   (the fused kernel handles those slowly; memory attention attends over raw 64-channel
   memories on CPU and projects the result, see `model.memory_attention`).
@@ -29,3 +29,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     if blocked_attention.uses_blocked_route(q, k, v):
         return blocked_attention.blocked_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v)
+
+
+def narrow_values_pay(q: torch.Tensor) -> bool:
+    """Whether attending over values narrower than the head dim (and projecting after)
+    is the cheaper order for queries like `q`: on CPU, where the blocked and bf16 routes
+    take narrow values well, but not where bf16 goes to torch's fused kernel on AMX, which
+    takes them slowly (4096 queries over 28,736 keys, head dim 256: 0.94 s with 64-channel
+    values against 0.11 s with 256).
+    """
+    if q.device.type != "cpu":
+        return False
+    return q.dtype != torch.bfloat16 or not bf16_attention.fused_kernel_has_amx()

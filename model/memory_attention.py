@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.attention import attention
+from model.attention import attention, narrow_values_pay
 from model.config import MemoryAttentionConfig
 
 
@@ -133,10 +133,11 @@ class RoPEAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
     def _values_after_weights(self, q: torch.Tensor, v: torch.Tensor) -> bool:
-        """Whether to project the values after weighting them: on CPU, where raw values
-        narrower than a head make the weights-times-values matmul cheaper (a quarter of
-        it for memory attention's 64-channel memories and 256-channel head)."""
-        return q.device.type == "cpu" and v.shape[-1] < q.shape[-1]
+        """Whether to project the values after weighting them: where the attention route
+        takes narrow values well (`model.attention.narrow_values_pay`), raw values narrower
+        than a head make the weights-times-values matmul cheaper (a quarter of it for
+        memory attention's 64-channel memories and 256-channel head)."""
+        return v.shape[-1] < q.shape[-1] and narrow_values_pay(q)
 
     def _attend_then_project_values(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor

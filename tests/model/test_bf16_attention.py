@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.attention import attention
+import model.bf16_attention as bf16_attention
+from model.attention import attention, narrow_values_pay
 from model.bf16_attention import chunked_bf16_attention, uses_bf16_route
 
 
@@ -49,7 +50,12 @@ def test_float32_small_and_long_narrow_attention_stay_on_torch_sdpa():
     assert not uses_bf16_route(*_qkv(1, 1, 16, 4096, 96, torch.bfloat16))
 
 
-def test_memory_attention_and_windows_take_the_route():
+@pytest.fixture
+def no_amx(monkeypatch):
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
+
+
+def test_memory_attention_and_windows_take_the_route(no_amx):
     for shape in ((1, 1, 64, 4096, 256), (4, 1, 64, 64, 96), (1, 8, 4096, 7, 16)):
         q, k, v = _qkv(*shape, torch.bfloat16)
         assert uses_bf16_route(q, k, v), shape
@@ -70,3 +76,23 @@ def test_route_broadcasts_leading_dims_like_sdpa():
     actual = chunked_bf16_attention(q, k, v, chunk_elements=500)
     assert actual.shape == (2, 3, 30, 16)
     assert_parity(actual, expected, ulps=BF16_ULPS, eps=BF16_EPS)
+
+
+def test_with_amx_bf16_goes_to_the_fused_kernel_with_projected_values(monkeypatch):
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: True)
+    q, k, v = _qkv(1, 1, 64, 4096, 256, torch.bfloat16)
+    assert not uses_bf16_route(q, k, v)
+    assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+    # The fused kernel takes narrow values slowly: memory attention projects them first.
+    assert not narrow_values_pay(q)
+    assert narrow_values_pay(q.float())
+
+
+def test_without_amx_narrow_values_pay_on_cpu_in_either_precision(no_amx):
+    q = torch.zeros(1, 1, 4, 8, dtype=torch.bfloat16)
+    assert narrow_values_pay(q) and narrow_values_pay(q.float())
+
+
+def test_amx_probe_answers_a_bool():
+    bf16_attention.fused_kernel_has_amx.cache_clear()
+    assert isinstance(bf16_attention.fused_kernel_has_amx(), bool)

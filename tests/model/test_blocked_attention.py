@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from tolerance import assert_parity
 
+import model.bf16_attention as bf16_attention
 from model.attention import attention
 from model.blocked_attention import blocked_attention, uses_blocked_route
 from model.memory_attention import AxialRotaryEncoding, RoPEAttention
@@ -57,8 +58,11 @@ def test_rejects_empty_blocks() -> None:
 
 @pytest.mark.parametrize("heads", [1, 2])
 @pytest.mark.parametrize("autocast", [False, True])
-def test_values_projected_after_the_weights_equal_the_usual_order(heads, autocast) -> None:
+def test_values_projected_after_the_weights_equal_the_usual_order(
+    heads, autocast, monkeypatch
+) -> None:
     """RoPEAttention on CPU attends over the raw narrow memories and projects after."""
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
     torch.manual_seed(heads)
     dim, kv_in = 64, 16
     rope = AxialRotaryEncoding(head_dim=dim // heads)

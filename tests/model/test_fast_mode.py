@@ -49,6 +49,24 @@ def route_calls(monkeypatch) -> list[tuple[int, ...]]:
         # A small chunk so that the chunking is exercised too.
         return original(q, k, v, chunk_elements=1 << 16)
 
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
+    monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
+    monkeypatch.setattr(bf16_attention, "chunked_bf16_attention", counting)
+    return calls
+
+
+@pytest.fixture
+def fused_amx(monkeypatch) -> list[tuple[int, ...]]:
+    """As on a CPU with AMX: bf16 attention goes to torch's fused kernel, values projected
+    first; returns the query shapes the bf16 route ran on (none must)."""
+    calls: list[tuple[int, ...]] = []
+    original = bf16_attention.chunked_bf16_attention
+
+    def counting(q, k, v, **kwargs):
+        calls.append(tuple(q.shape))
+        return original(q, k, v, **kwargs)
+
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: True)
     monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
     monkeypatch.setattr(bf16_attention, "chunked_bf16_attention", counting)
     return calls
@@ -91,6 +109,25 @@ def test_memory_attention_matches_reference_under_bf16(route_calls, frames, ptrs
         actual = ours(**inputs)
     # Self- and cross-attention of every layer took the route.
     assert len(route_calls) == 2 * len(ours.layers)
+    _close(actual, expected, "memory attention")
+
+
+@pytest.mark.parametrize(("frames", "ptrs"), [(1, 0), (7, 16)])
+def test_memory_attention_on_the_fused_amx_kernel_matches_reference(fused_amx, frames, ptrs):
+    ref, ours = _memory_attention_pair()
+    gen = torch.Generator().manual_seed(frames + 100)
+    hw, m = 16 * 16, frames * 16 * 16 + ptrs
+    inputs = {
+        "curr": torch.randn(hw, 1, 256, generator=gen),
+        "curr_pos": torch.randn(hw, 1, 256, generator=gen),
+        "memory": torch.randn(m, 1, 64, generator=gen),
+        "memory_pos": torch.randn(m, 1, 64, generator=gen),
+        "num_obj_ptr_tokens": ptrs,
+    }
+    with torch.inference_mode(), _bf16():
+        expected = ref(**inputs)
+        actual = ours(**inputs)
+    assert fused_amx == []
     _close(actual, expected, "memory attention")
 
 

@@ -38,7 +38,7 @@ def _bf16() -> torch.autocast:
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pair(tmp_path_factory):
     from PIL import Image
 
@@ -78,10 +78,13 @@ def _check(session, state, frame: int, obj_ids, video_logits, masks) -> None:
         np.testing.assert_array_equal(masks[obj_id][decided], (logits > 0).numpy()[decided])
 
 
-def test_two_objects_propagate_like_the_reference_in_bf16(pair, monkeypatch) -> None:
+@pytest.mark.parametrize("amx", [False, True], ids=["bf16 route", "fused kernel (AMX)"])
+def test_two_objects_propagate_like_the_reference_in_bf16(pair, monkeypatch, amx) -> None:
     session, state, ref = pair
-    # At image size 1024 memory attention takes the bf16 route; at this test's small
-    # size it would not, so every bf16 attention is sent down the route here.
+    # Both CPU routes, whichever this machine has: without AMX, at image size 1024 memory
+    # attention takes the bf16 route; at this test's small size it would not, so every
+    # bf16 attention is sent down the route here. With AMX, torch's fused kernel.
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: amx)
     monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
     click = Prompt(points=np.array([[25.0, 40.0]]), labels=np.array([1]))
     box = np.array([68.0, 60.0, 102.0, 86.0])
