@@ -156,7 +156,7 @@ class MemoryEncoder(nn.Module):
         mask_feat = self.mask_downsampler(probs)  # (B, in_dim, h, w)
         x = self.pix_feat_proj(pix_feat.to(mask_feat.device)) + mask_feat
         x = self.out_proj(self.fuser(x))  # (B, out_dim, h, w)
-        pos = self.position_encoding(x).to(x.dtype)
+        pos = self.position_encoding(x, x.dtype)
         return x, pos
 
     def _check_inputs(self, pix_feat: torch.Tensor, masks: torch.Tensor) -> None:

@@ -54,7 +54,7 @@ class FpnNeck(nn.Module):
             else:
                 prev = lateral
             feats.append(prev)
-            pos.append(self.position_encoding(prev).to(prev.dtype))
+            pos.append(self.position_encoding(prev, prev.dtype))
         return feats[::-1], pos[::-1]
 
     def _upsample(self, x: torch.Tensor, size: torch.Size) -> torch.Tensor:

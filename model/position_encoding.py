@@ -12,7 +12,9 @@ class SinePositionEncoding(nn.Module):
     """Fixed 2D sine/cosine encoding of a feature map's grid, `num_pos_feats` channels.
 
     Half the channels encode y, half x; coordinates are normalised to (0, 2*pi].
-    Results are cached per grid size because the encoding depends on nothing else.
+    Results are cached per grid size and dtype because the encoding depends on nothing
+    else: a bf16 copy is rounded once, not every frame (at 1024 the finest level's
+    256 x 256 x 256 encoding took 35 ms a frame to cast on a 2-core CPU).
     """
 
     def __init__(self, *, num_pos_feats: int, temperature: float = 10000.0) -> None:
@@ -21,12 +23,17 @@ class SinePositionEncoding(nn.Module):
             raise ValueError("num_pos_feats must be even")
         self.half = num_pos_feats // 2
         self.temperature = temperature
-        self._cache: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+        self._cache: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
 
-    def _grid(self, h: int, w: int, device: torch.device) -> torch.Tensor:
-        key = (h, w, device)
+    def _grid(self, h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        key = (h, w, device, dtype)
         if key not in self._cache:
-            self._cache[key] = self._build(h, w, device)
+            if dtype == torch.float32:
+                self._cache[key] = self._build(h, w, device)
+            else:
+                exact = self._grid(h, w, device, torch.float32)
+                with torch.inference_mode(False), torch.no_grad():
+                    self._cache[key] = exact.to(dtype)
         return self._cache[key]
 
     # Built outside inference mode: a cached inference tensor could not be
@@ -52,10 +59,10 @@ class SinePositionEncoding(nn.Module):
         return torch.stack((angles[:, 0::2].sin(), angles[:, 1::2].cos()), dim=2).flatten(1)
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, *, H, W) -> (B, num_pos_feats, H, W) float32."""
+    def forward(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(B, *, H, W) -> (B, num_pos_feats, H, W) in `dtype` (computed in float32)."""
         b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
-        return self._grid(h, w, x.device)[None].expand(b, -1, -1, -1)
+        return self._grid(h, w, x.device, dtype)[None].expand(b, -1, -1, -1)
 
 
 class RandomFourierEncoding(nn.Module):
