@@ -1,19 +1,21 @@
 """Which precision a tracking session computes in: "exact" (float32) or "fast" (bf16).
 
-Fast mode runs the model under bf16 autocast on its device, with attention on CPU taking
-the route of `model.bf16_attention` (torch's own bf16 attention on CPU is no faster than
-float32). It only pays where the hardware has native bf16 dot products: CUDA GPUs that
-support bf16, and CPUs with AVX512-BF16 or AMX (x86) or the BF16 extension (Arm). Without
-them bf16 matmuls are emulated through float32 and run slower than float32 itself, which
-is why "auto" picks float32 there and a request for "fast" is answered with the reason.
+Fast mode runs the model under bf16 autocast on its device, with attention on CPUs
+without AMX taking the route of `model.bf16_attention` (torch's own bf16 attention is no
+faster than float32 there; with AMX it is the fastest, see `model.attention`). It only
+pays where the hardware has native bf16 dot products: CUDA GPUs that support bf16, and
+CPUs with AVX512-BF16 or AMX (x86) or the BF16 extension (Arm). Without them bf16
+matmuls are emulated through float32 and run slower than float32 itself, which is why
+"auto" picks float32 there and a request for "fast" is answered with the reason.
 
 On a CPU the flag is not enough: how fast its bf16 dot product runs against its float32
-FMA differs between cores. On a 2-core AMD EPYC with AVX512-BF16 a 2048^3 bf16 matmul ran
-2.3x float32's; on a 2-core Intel Xeon with the same flags (no AMX), oneDNN's native
+FMA differs between cores. On a 2-core AMD EPYC with AVX512-BF16 a 2048^3 bf16 matmul
+ran 2.3x float32's; on a 2-core Intel Xeon with the same flags (no AMX), oneDNN's native
 avx512_core_bf16 kernel ran at 0.54x float32 (154 against 287 GFLOP/s), and a tracked
-frame took 6.9 s in bf16 against 5.8 s in float32. So where the flags say yes, "auto"
-also times one matmul in each precision, once per process, and takes bf16 only where it
-measured at least `MIN_BF16_SPEEDUP` times faster.
+frame took 6.9 s in bf16 against 5.8 s in float32; on a 2-core Xeon with AMX-BF16 a bf16
+matmul ran 5.3x float32's and a tracked frame took 1.47 s against 3.89 s. So where the
+flags say yes, "auto" also times one matmul in each precision, once per process, and
+takes bf16 only where it measured at least `MIN_BF16_SPEEDUP` times faster.
 """
 
 from __future__ import annotations
