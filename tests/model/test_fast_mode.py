@@ -38,9 +38,9 @@ def _bf16() -> torch.autocast:
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-@pytest.fixture
-def route_calls(monkeypatch) -> list[tuple[int, ...]]:
-    """Every bf16 CPU attention takes the route; returns the query shapes it ran on."""
+def _count_route(monkeypatch, *, amx: bool) -> list[tuple[int, ...]]:
+    """Sends every bf16 CPU attention down the bf16 route, or with `amx` to torch's fused
+    kernel as on a CPU with AMX; returns the query shapes the bf16 route ran on."""
     calls: list[tuple[int, ...]] = []
     original = bf16_attention.chunked_bf16_attention
 
@@ -49,27 +49,23 @@ def route_calls(monkeypatch) -> list[tuple[int, ...]]:
         # A small chunk so that the chunking is exercised too.
         return original(q, k, v, chunk_elements=1 << 16)
 
-    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: amx)
     monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
     monkeypatch.setattr(bf16_attention, "chunked_bf16_attention", counting)
     return calls
 
 
 @pytest.fixture
+def route_calls(monkeypatch) -> list[tuple[int, ...]]:
+    """Every bf16 CPU attention takes the route; the query shapes it ran on."""
+    return _count_route(monkeypatch, amx=False)
+
+
+@pytest.fixture
 def fused_amx(monkeypatch) -> list[tuple[int, ...]]:
     """As on a CPU with AMX: bf16 attention goes to torch's fused kernel, values projected
-    first; returns the query shapes the bf16 route ran on (none must)."""
-    calls: list[tuple[int, ...]] = []
-    original = bf16_attention.chunked_bf16_attention
-
-    def counting(q, k, v, **kwargs):
-        calls.append(tuple(q.shape))
-        return original(q, k, v, **kwargs)
-
-    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: True)
-    monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
-    monkeypatch.setattr(bf16_attention, "chunked_bf16_attention", counting)
-    return calls
+    first; the query shapes the bf16 route ran on (none must)."""
+    return _count_route(monkeypatch, amx=True)
 
 
 @functools.cache
@@ -92,18 +88,23 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
     assert_parity(actual.float(), expected.float(), ulps=BF16_ULPS, eps=BF16_EPS, name=name)
 
 
-@pytest.mark.parametrize(("frames", "ptrs", "batch"), [(1, 0, 1), (3, 4, 2), (7, 16, 1)])
-def test_memory_attention_matches_reference_under_bf16(route_calls, frames, ptrs, batch):
-    ref, ours = _memory_attention_pair()
-    gen = torch.Generator().manual_seed(frames)
+def _memory_attention_inputs(frames: int, ptrs: int, batch: int, *, seed: int) -> dict:
+    """Memory attention's inputs on a 16 x 16 grid: `frames` memories and `ptrs` pointers."""
+    gen = torch.Generator().manual_seed(seed)
     hw, m = 16 * 16, frames * 16 * 16 + ptrs
-    inputs = {
+    return {
         "curr": torch.randn(hw, batch, 256, generator=gen),
         "curr_pos": torch.randn(hw, batch, 256, generator=gen),
         "memory": torch.randn(m, batch, 64, generator=gen),
         "memory_pos": torch.randn(m, batch, 64, generator=gen),
         "num_obj_ptr_tokens": ptrs,
     }
+
+
+@pytest.mark.parametrize(("frames", "ptrs", "batch"), [(1, 0, 1), (3, 4, 2), (7, 16, 1)])
+def test_memory_attention_matches_reference_under_bf16(route_calls, frames, ptrs, batch):
+    ref, ours = _memory_attention_pair()
+    inputs = _memory_attention_inputs(frames, ptrs, batch, seed=frames)
     with torch.inference_mode(), _bf16():
         expected = ref(**inputs)
         actual = ours(**inputs)
@@ -115,15 +116,7 @@ def test_memory_attention_matches_reference_under_bf16(route_calls, frames, ptrs
 @pytest.mark.parametrize(("frames", "ptrs"), [(1, 0), (7, 16)])
 def test_memory_attention_on_the_fused_amx_kernel_matches_reference(fused_amx, frames, ptrs):
     ref, ours = _memory_attention_pair()
-    gen = torch.Generator().manual_seed(frames + 100)
-    hw, m = 16 * 16, frames * 16 * 16 + ptrs
-    inputs = {
-        "curr": torch.randn(hw, 1, 256, generator=gen),
-        "curr_pos": torch.randn(hw, 1, 256, generator=gen),
-        "memory": torch.randn(m, 1, 64, generator=gen),
-        "memory_pos": torch.randn(m, 1, 64, generator=gen),
-        "num_obj_ptr_tokens": ptrs,
-    }
+    inputs = _memory_attention_inputs(frames, ptrs, 1, seed=frames + 100)
     with torch.inference_mode(), _bf16():
         expected = ref(**inputs)
         actual = ours(**inputs)
