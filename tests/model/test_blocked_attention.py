@@ -90,3 +90,56 @@ def test_values_projected_after_the_weights_equal_the_usual_order(
         assert_parity(reordered.float(), usual.float(), ulps=BF16_ULPS, eps=BF16_EPS)
     else:
         assert_parity(reordered, usual)
+
+
+@pytest.fixture
+def running_max_calls(monkeypatch) -> list[int]:
+    """Counts the query blocks sent to the running-maximum route."""
+    import model.blocked_attention as blocked
+
+    calls: list[int] = []
+    original = blocked._running_max_block
+
+    def spy(q, *args):
+        calls.append(q.shape[-2])
+        return original(q, *args)
+
+    monkeypatch.setattr(blocked, "_running_max_block", spy)
+    return calls
+
+
+# Scores of std 12: rows' first-block maxima near 35, beyond the unshifted limit.
+@pytest.mark.parametrize(("scale", "shifted"), [(1.0, False), (12.0, True)])
+def test_one_reference_per_row_without_the_running_maximum(
+    scale, shifted, running_max_calls, monkeypatch
+) -> None:
+    subtracted: list[bool] = []
+    original_sub = torch.Tensor.sub_
+    q, k, v = _qkv(1, 1, 256, 1808, 64, 16)
+    q = q * scale  # scores of std `scale`
+    monkeypatch.setattr(
+        torch.Tensor, "sub_", lambda t, *a: subtracted.append(True) or original_sub(t, *a)
+    )
+    actual = blocked_attention(q, k, v, block_elements=256 * 512)
+    monkeypatch.undo()
+    assert running_max_calls == [] and bool(subtracted) == shifted
+    assert_parity(actual, F.scaled_dot_product_attention(q, k, v))
+
+
+@pytest.mark.parametrize("late", [90.0, -90.0])
+def test_rows_beyond_their_reference_are_computed_again_exactly(late, running_max_calls) -> None:
+    """A late key block whose scores exceed the first block's by more than float32 sums
+    allow, in some rows: those query blocks take the running maximum; with much lower late
+    scores nothing overflows and the single reference stays."""
+    q, k, v = _qkv(1, 1, 1024, 1024, 16, 8)
+    q = q / q.norm(dim=-1, keepdim=True)
+    k = k / k.norm(dim=-1, keepdim=True)
+    q[..., 0] = 0
+    q[:, :, 600, 0] = 1.0  # the one query that sees the late keys, in the second block
+    k[:, :, -100:] = 0
+    k[:, :, -100:, 0] = late * 4  # scores of `late` for that query (4 = sqrt(d)), 0 else
+    actual = blocked_attention(q, k, v, block_elements=32 * 256)
+    expected = F.scaled_dot_product_attention(q, k, v)
+    assert torch.isfinite(actual).all()
+    assert running_max_calls == ([512] if late > 0 else [])
+    assert_parity(actual, expected)
