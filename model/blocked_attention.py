@@ -12,16 +12,17 @@ for 4096 queries over 28,736 keys, head dim 256, values of 64 channels, against 
 with values of 256), so this route computes it in Python-level blocks, as flash attention
 does but with one exponential reference per row instead of a running maximum: for a block
 of queries and a block of keys, one matmul of scores, exponentials in place, a row sum and
-one matmul into the accumulated output (see `_query_block`). Blocks of 512 queries by
-about 8,192 keys (a 16 MB score block): half the parallel regions of 4,096-key blocks,
-which matters when another process takes a core (every region ends at a barrier that
-waits for the descheduled thread). Measured
+one matmul into the accumulated output (see `_query_block`). Score blocks of 16 MB: half
+the parallel regions of 8 MB blocks, which matters when another process takes a core
+(every region ends at a barrier that waits for the descheduled thread). Measured
 on 2-core AVX-512 CPUs, 2 threads, dv = 64: on an AMD EPYC 0.48-0.50 s against the fused
 kernel's 0.68 s at 256 value channels (the score matmul alone is 0.35 s, its float32
 floor); on an Intel Xeon 0.49 s against the fused kernel's 1.0 s (4,096-key blocks 0.53 s),
 and with a busy process alongside 0.94 s against 1.39 s (4,096-key blocks 1.0 s), all
-with a running maximum; one reference per row then took it from 0.38 to 0.35 s (median
-of 8, a 2-core Xeon with AMX). Within 5e-8 of float32 `F.scaled_dot_product_attention`
+with a running maximum and blocks of 512 queries by 8,192 keys; one reference per row
+then took it from 0.38 to 0.35 s, and blocks of 1,024 queries by 4,096 keys (whose score
+matmuls run at 300 GFLOP/s against 280) to 0.33 s (medians of 7 or 8, a 2-core Xeon
+with AMX). Within 5e-8 of float32 `F.scaled_dot_product_attention`
 on unit-scale inputs.
 """
 
@@ -29,9 +30,9 @@ from __future__ import annotations
 
 import torch
 
-# Score-block elements per (batch * heads) slice: 512 x 8192 float32 values, 16 MB.
+# Score-block elements per (batch * heads) slice: 1024 x 4096 float32 values, 16 MB.
 _BLOCK_ELEMENTS = 1 << 22
-_QUERY_BLOCK = 512
+_QUERY_BLOCK = 1024
 # Below this many query x key pairs the fused kernel's single call wins.
 _MIN_PAIRS = 1 << 16
 # Row references within this of 0 are not subtracted: later scores may then exceed them

@@ -131,15 +131,17 @@ def test_rows_beyond_their_reference_are_computed_again_exactly(late, running_ma
     """A late key block whose scores exceed the first block's by more than float32 sums
     allow, in some rows: those query blocks take the running maximum; with much lower late
     scores nothing overflows and the single reference stays."""
-    q, k, v = _qkv(1, 1, 1024, 1024, 16, 8)
+    from model.blocked_attention import _QUERY_BLOCK
+
+    q, k, v = _qkv(1, 1, 2 * _QUERY_BLOCK, 1024, 16, 8)
     q = q / q.norm(dim=-1, keepdim=True)
     k = k / k.norm(dim=-1, keepdim=True)
     q[..., 0] = 0
-    q[:, :, 600, 0] = 1.0  # the one query that sees the late keys, in the second block
+    q[:, :, _QUERY_BLOCK + 5, 0] = 1.0  # the one query that sees the late keys: block 2
     k[:, :, -100:] = 0
     k[:, :, -100:, 0] = late * 4  # scores of `late` for that query (4 = sqrt(d)), 0 else
     actual = blocked_attention(q, k, v, block_elements=32 * 256)
     expected = F.scaled_dot_product_attention(q, k, v)
     assert torch.isfinite(actual).all()
-    assert running_max_calls == ([512] if late > 0 else [])
+    assert running_max_calls == ([_QUERY_BLOCK] if late > 0 else [])
     assert_parity(actual, expected)
