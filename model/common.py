@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -48,6 +49,13 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
+            # Channels-last data is a contiguous (B, H, W, C) tensor: one fused layer_norm
+            # over its last axis instead of seven passes over the grid (the memory
+            # encoder's norms take 2.5-3 ms each at 1024 in NCHW).
+            nhwc = x.permute(0, 2, 3, 1)
+            out = F.layer_norm(nhwc, (x.shape[1],), self.weight, self.bias, self.eps)
+            return out.permute(0, 3, 1, 2)
         mean = x.mean(1, keepdim=True)
         var = (x - mean).pow(2).mean(1, keepdim=True)
         x = (x - mean) / torch.sqrt(var + self.eps)

