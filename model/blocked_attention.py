@@ -22,8 +22,7 @@ and with a busy process alongside 0.94 s against 1.39 s (4,096-key blocks 1.0 s)
 with a running maximum and blocks of 512 queries by 8,192 keys; one reference per row
 then took it from 0.38 to 0.35 s, and blocks of 1,024 queries by 4,096 keys (whose score
 matmuls run at 300 GFLOP/s against 280) to 0.33 s (medians of 7 or 8, a 2-core Xeon
-with AMX). Within 5e-8 of float32 `F.scaled_dot_product_attention`
-on unit-scale inputs.
+with AMX). Within 5e-8 of float32 `F.scaled_dot_product_attention` on unit-scale inputs.
 """
 
 from __future__ import annotations
