@@ -12,25 +12,28 @@ for 4096 queries over 28,736 keys, head dim 256, values of 64 channels, against 
 with values of 256), so this route computes it in Python-level blocks, as flash attention
 does but with one exponential reference per row instead of a running maximum: for a block
 of queries and a block of keys, one matmul of scores, exponentials in place, a row sum and
-one matmul into the accumulated output (see `_query_block`). Score blocks of 16 MB: half
-the parallel regions of 8 MB blocks, which matters when another process takes a core
-(every region ends at a barrier that waits for the descheduled thread). Measured
+one matmul into the accumulated output (see `_query_block`). Score blocks of 1,024 queries
+by 2,048 keys (8 MB). Fewer, larger blocks mean fewer parallel regions, which matters when
+another process takes a core (every region ends at a barrier that waits for the
+descheduled thread): with 512-query blocks, 8,192 keys beat 4,096. Measured
 on 2-core AVX-512 CPUs, 2 threads, dv = 64: on an AMD EPYC 0.48-0.50 s against the fused
 kernel's 0.68 s at 256 value channels (the score matmul alone is 0.35 s, its float32
 floor); on an Intel Xeon 0.49 s against the fused kernel's 1.0 s (4,096-key blocks 0.53 s),
 and with a busy process alongside 0.94 s against 1.39 s (4,096-key blocks 1.0 s), all
 with a running maximum and blocks of 512 queries by 8,192 keys; one reference per row
-then took it from 0.38 to 0.35 s, and blocks of 1,024 queries by 4,096 keys (whose score
-matmuls run at 300 GFLOP/s against 280) to 0.33 s (medians of 7 or 8, a 2-core Xeon
-with AMX). Within 5e-8 of float32 `F.scaled_dot_product_attention` on unit-scale inputs.
+then took it from 0.38 to 0.35 s, blocks of 1,024 queries by 4,096 keys (whose score
+matmuls run at 300 GFLOP/s against 280) to 0.33 s, and 1,024 by 2,048 keys to
+0.30-0.33 s against 0.31-0.34 (beside a busy process 0.64 s against 0.65); medians of 7
+or 8 on a 2-core Xeon with AMX. Within 5e-8 of float32 `F.scaled_dot_product_attention`
+on unit-scale inputs.
 """
 
 from __future__ import annotations
 
 import torch
 
-# Score-block elements per (batch * heads) slice: 1024 x 4096 float32 values, 16 MB.
-_BLOCK_ELEMENTS = 1 << 22
+# Score-block elements per (batch * heads) slice: 1024 x 2048 float32 values, 8 MB.
+_BLOCK_ELEMENTS = 1 << 21
 _QUERY_BLOCK = 1024
 # Below this many query x key pairs the fused kernel's single call wins.
 _MIN_PAIRS = 1 << 16
@@ -87,7 +90,7 @@ def _query_block(q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, k_block: i
     own maximum. The first key block's row maxima fix a reference for the whole row, and
     every later block is one matmul, exponentials in place, a row sum and one matmul into
     the output: no maximum, no subtraction (where the references are near 0) and no
-    rescaling of the output per block, three passes fewer over each 16 MB score block
+    rescaling of the output per block, three passes fewer over each score block
     (0.35 s a layer against 0.38 s with a running maximum, 4096 queries over 28,736 keys).
     A row whose later scores outgrow its reference by so much that its sum leaves the safe
     range is caught after the last block, and the query block is computed again with a
