@@ -6,7 +6,11 @@ measured faster there and each the same maths (tests in `tests/model/`):
   matmuls around a softmax; torch's own bf16 attention is no faster than float32 there);
 - float32 with values narrower than the queries' head dim: `model.blocked_attention`
   (the fused kernel handles those slowly; memory attention attends over raw 64-channel
-  memories on CPU and projects the result, see `model.memory_attention`).
+  memories on CPU and projects the result, see `model.memory_attention`);
+- any large float32 attention where float32 products run faster on oneDNN than on
+  torch's BLAS (`model.cpu_gemm`, AMD CPUs): `model.blocked_attention` too, whose
+  products go to oneDNN. On a 2-core AMD EPYC (Zen 5): memory attention's self-attention
+  49 against 140 ms, the image encoder's global blocks 92 against 352 ms.
 """
 
 from __future__ import annotations

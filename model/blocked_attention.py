@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import torch
 
+from model import cpu_gemm
+from model.cpu_gemm import linear
+
 # Score-block elements per (batch * heads) slice: 1024 x 2048 float32 values, 8 MB.
 _BLOCK_ELEMENTS = 1 << 21
 _QUERY_BLOCK = 1024
@@ -47,13 +50,14 @@ _SUM_LIMIT = 1e30
 
 
 def uses_blocked_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    """Whether `model.attention.attention` takes this route: float32 on CPU, values
-    narrower than the queries' head dim, and a size where the blocks pay."""
+    """Whether `model.attention.attention` takes this route: float32 on CPU, a size where
+    the blocks pay, and values narrower than the queries' head dim or float32 products on
+    oneDNN (`model.cpu_gemm`), which the fused kernel's BLAS products do not use."""
     return (
         q.device.type == "cpu"
         and q.dtype == k.dtype == v.dtype == torch.float32
-        and v.shape[-1] < q.shape[-1]
         and q.shape[-2] * k.shape[-2] >= _MIN_PAIRS
+        and (v.shape[-1] < q.shape[-1] or cpu_gemm.takes_onednn(q, k))
     )
 
 
@@ -75,16 +79,22 @@ def blocked_attention(
     # Equal key blocks (the last one is not a sliver of a few object-pointer tokens).
     num_k_blocks = -(-num_k * q_block // block_elements)
     k_block = -(-num_k // max(1, num_k_blocks))
-    k_t = k.transpose(1, 2)  # (BH, d, Nk): bmm reads it in place
     out = torch.empty(q.shape[0], num_q, v.shape[-1], dtype=q.dtype, device=q.device)
-    for start in range(0, num_q, q_block):
-        stop = min(start + q_block, num_q)
-        out[:, start:stop] = _query_block(q[:, start:stop], k_t, v, k_block)
+    # One (batch * head) slice at a time: 2D products, which `cpu_gemm.linear` takes.
+    for b in range(q.shape[0]):
+        keys = k[b].contiguous().split(k_block)  # (ck, d) rows: scores = linear(q, keys)
+        values_t = [block.t().contiguous() for block in v[b].split(k_block)]  # (dv, ck)
+        for start in range(0, num_q, q_block):
+            stop = min(start + q_block, num_q)
+            out[b, start:stop] = _query_block(q[b, start:stop], keys, values_t)
     return out.reshape(*lead, num_q, v.shape[-1])
 
 
-def _query_block(q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, k_block: int) -> torch.Tensor:
-    """One block of queries against all keys: exponentials against one reference per row.
+def _query_block(
+    q: torch.Tensor, keys: list[torch.Tensor], values_t: list[torch.Tensor]
+) -> torch.Tensor:
+    """One block of queries (cq, d) against all key blocks: exponentials against one
+    reference per row.
 
     Softmax only needs the exponentials to stay finite; it does not need each key block's
     own maximum. The first key block's row maxima fix a reference for the whole row, and
@@ -96,49 +106,48 @@ def _query_block(q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, k_block: i
     range is caught after the last block, and the query block is computed again with a
     running maximum: exact for every input, fast for the scores the model makes.
     """
-    scores = torch.bmm(q, k_t[..., :k_block])
+    scores = linear(q, keys[0])
     reference = scores.amax(dim=-1, keepdim=True)
     # References near 0 need not be subtracted: exp(s) is then as exact as exp(s - m).
     shift = None if reference.abs().max() <= _UNSHIFTED_LIMIT else reference
     acc = row_sum = None
-    for start in range(0, k_t.shape[-1], k_block):
-        if start:
-            scores = torch.bmm(q, k_t[..., start : start + k_block])
+    for i, (block_keys, block_values_t) in enumerate(zip(keys, values_t, strict=True)):
+        if i:
+            scores = linear(q, block_keys)
         if shift is not None:
             scores.sub_(shift)
         scores.exp_()
         block_sum = scores.sum(dim=-1, keepdim=True)
-        values = v[:, start : start + k_block]
         if acc is None:
-            row_sum, acc = block_sum, torch.bmm(scores, values)
+            row_sum, acc = block_sum, linear(scores, block_values_t)
         else:
             row_sum.add_(block_sum)
-            acc.baddbmm_(scores, values)
+            acc.add_(linear(scores, block_values_t))
     if row_sum.max() > _SUM_LIMIT or not torch.isfinite(acc).all():
-        return _running_max_block(q, k_t, v, k_block)
+        return _running_max_block(q, keys, values_t)
     return acc.div_(row_sum)
 
 
 def _running_max_block(
-    q: torch.Tensor, k_t: torch.Tensor, v: torch.Tensor, k_block: int
+    q: torch.Tensor, keys: list[torch.Tensor], values_t: list[torch.Tensor]
 ) -> torch.Tensor:
     """One block of queries against all keys with a running row maximum (online softmax):
     every block's scores are shifted by the largest seen so far, the output rescaled when
     it grows. For rows whose scores span more than float32's exponent range allows."""
     acc = row_max = row_sum = None
-    for start in range(0, k_t.shape[-1], k_block):
-        scores = torch.bmm(q, k_t[..., start : start + k_block])  # (BH, cq, ck)
+    for block_keys, block_values_t in zip(keys, values_t, strict=True):
+        scores = linear(q, block_keys)  # (cq, ck)
         block_max = scores.amax(dim=-1, keepdim=True)
         if acc is None:
             row_max = block_max
             scores.sub_(row_max).exp_()
             row_sum = scores.sum(dim=-1, keepdim=True)
-            acc = torch.bmm(scores, v[:, start : start + k_block])
+            acc = linear(scores, block_values_t)
             continue
         new_max = torch.maximum(row_max, block_max)
         rescale = (row_max - new_max).exp_()
         scores.sub_(new_max).exp_()
         row_sum = row_sum * rescale + scores.sum(dim=-1, keepdim=True)
-        acc = torch.baddbmm(acc * rescale, scores, v[:, start : start + k_block])
+        acc = acc * rescale + linear(scores, block_values_t)
         row_max = new_max
     return acc / row_sum

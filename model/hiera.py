@@ -18,6 +18,7 @@ from torch import nn
 from model.attention import attention
 from model.common import MLP
 from model.config import HieraConfig
+from model.cpu_gemm import Linear
 
 _PATCH_STRIDE = 4
 
@@ -98,8 +99,8 @@ class MultiScaleAttention(nn.Module):
             raise ValueError(f"dim_out={dim_out} is not divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.pool = pool
-        self.qkv = nn.Linear(dim, dim_out * 3)
-        self.proj = nn.Linear(dim_out, dim_out)
+        self.qkv = Linear(dim, dim_out * 3)
+        self.proj = Linear(dim_out, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, H, W, C) -> (N, H', W', C_out), H' = H // stride when pooling."""
@@ -141,7 +142,7 @@ class MultiScaleBlock(nn.Module):
             activation=nn.GELU,
         )
         # Widening blocks project the (normed) shortcut to the new width.
-        self.proj = nn.Linear(plan.dim_in, plan.dim_out) if plan.dim_in != plan.dim_out else None
+        self.proj = Linear(plan.dim_in, plan.dim_out) if plan.dim_in != plan.dim_out else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, W, C_in) -> (B, H', W', C_out)."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from model.common import MLP, LayerNorm2d
 from model.config import MaskDecoderConfig
+from model.cpu_gemm import Linear, linear
 from model.transformer import TwoWayTransformer
 
 # Logit given to "object present" when the decoder has no object-score head.
@@ -71,7 +72,7 @@ class MaskDecoder(nn.Module):
             self.pred_obj_score_head = (
                 MLP(input_dim=dim, hidden_dim=dim, output_dim=1, num_layers=3)
                 if cfg.pred_obj_scores_mlp
-                else nn.Linear(dim, 1)
+                else Linear(dim, 1)
             )
 
     def forward(
@@ -241,5 +242,5 @@ def _conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tens
     weight = conv.weight.permute(2, 3, 1, 0).reshape(4 * cout, cin)  # rows ordered (dy, dx, o)
     bias = conv.bias.repeat(4) if conv.bias is not None else None
     b, h, w, _ = x.shape
-    y = F.linear(x, weight, bias).view(b, h, w, 2, 2, cout)
+    y = linear(x, weight, bias).view(b, h, w, 2, 2, cout)
     return y.permute(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, cout)

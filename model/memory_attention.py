@@ -20,6 +20,7 @@ from torch import nn
 
 from model.attention import attention, narrow_values_pay
 from model.config import MemoryAttentionConfig
+from model.cpu_gemm import Linear, linear
 
 
 class AxialRotaryEncoding:
@@ -104,10 +105,10 @@ class RoPEAttention(nn.Module):
         kv_in_dim = embedding_dim if kv_in_dim is None else kv_in_dim
         self.num_heads = num_heads
         self.rope_k_repeat = rope_k_repeat
-        self.q_proj = nn.Linear(embedding_dim, embedding_dim)
-        self.k_proj = nn.Linear(kv_in_dim, embedding_dim)
-        self.v_proj = nn.Linear(kv_in_dim, embedding_dim)
-        self.out_proj = nn.Linear(embedding_dim, embedding_dim)
+        self.q_proj = Linear(embedding_dim, embedding_dim)
+        self.k_proj = Linear(kv_in_dim, embedding_dim)
+        self.v_proj = Linear(kv_in_dim, embedding_dim)
+        self.out_proj = Linear(embedding_dim, embedding_dim)
         self.rope = rope
 
     def forward(
@@ -150,7 +151,7 @@ class RoPEAttention(nn.Module):
         weighted = attention(q, k, v.unsqueeze(1).to(q.dtype))  # (B, heads, Nq, kv_in)
         weight = self.v_proj.weight.unflatten(0, (self.num_heads, -1))  # (heads, hd, kv_in)
         bias = self.v_proj.bias.unflatten(0, (self.num_heads, -1))
-        heads = [F.linear(weighted[:, h], weight[h], bias[h]) for h in range(self.num_heads)]
+        heads = [linear(weighted[:, h], weight[h], bias[h]) for h in range(self.num_heads)]
         return torch.stack(heads, dim=1)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,8 +199,8 @@ class MemoryAttentionLayer(nn.Module):
             kv_in_dim=cfg.kv_in_dim,
             rope_k_repeat=True,
         )
-        self.linear1 = nn.Linear(cfg.d_model, cfg.dim_feedforward)
-        self.linear2 = nn.Linear(cfg.dim_feedforward, cfg.d_model)
+        self.linear1 = Linear(cfg.d_model, cfg.dim_feedforward)
+        self.linear2 = Linear(cfg.dim_feedforward, cfg.d_model)
         self.norm1 = nn.LayerNorm(cfg.d_model)
         self.norm2 = nn.LayerNorm(cfg.d_model)
         self.norm3 = nn.LayerNorm(cfg.d_model)

@@ -16,6 +16,7 @@ from torch import nn
 
 from model.common import LayerNorm2d
 from model.config import MemoryEncoderConfig
+from model.cpu_gemm import Linear
 from model.position_encoding import SinePositionEncoding
 
 
@@ -88,8 +89,8 @@ class ConvNextBlock(nn.Module):
         )
         self.norm = LayerNorm2d(dim)
         # Pointwise convs as Linear layers on channels-last data (official parameter shapes).
-        self.pwconv1 = nn.Linear(dim, 4 * dim)
-        self.pwconv2 = nn.Linear(4 * dim, dim)
+        self.pwconv1 = Linear(dim, 4 * dim)
+        self.pwconv2 = Linear(4 * dim, dim)
         self.gamma: nn.Parameter | None = None
         if layer_scale_init_value > 0:
             self.gamma = nn.Parameter(torch.full((dim,), layer_scale_init_value))

@@ -22,6 +22,7 @@ from torch import nn
 
 from model.common import MLP
 from model.config import Sam2Config
+from model.cpu_gemm import Linear
 from model.image_encoder import ImageEncoder
 from model.mask_decoder import MaskDecoder
 from model.memory_attention import MemoryAttention
@@ -101,11 +102,11 @@ class Sam2Model(nn.Module):
                     input_dim=hidden, hidden_dim=hidden, output_dim=hidden, num_layers=3
                 )
             else:
-                self.obj_ptr_proj = nn.Linear(hidden, hidden)
+                self.obj_ptr_proj = Linear(hidden, hidden)
         else:
             self.obj_ptr_proj = nn.Identity()
         self.obj_ptr_tpos_proj: nn.Module = (
-            nn.Linear(hidden, mem) if cfg.proj_tpos_enc_in_obj_ptrs else nn.Identity()
+            Linear(hidden, mem) if cfg.proj_tpos_enc_in_obj_ptrs else nn.Identity()
         )
 
     @property

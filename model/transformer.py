@@ -12,6 +12,7 @@ from torch import nn
 
 from model.attention import attention
 from model.common import MLP
+from model.cpu_gemm import Linear
 
 
 class Attention(nn.Module):
@@ -40,10 +41,10 @@ class Attention(nn.Module):
         kv_in_dim = embedding_dim if kv_in_dim is None else kv_in_dim
         self.num_heads = num_heads
         self.internal_dim = internal_dim
-        self.q_proj = nn.Linear(embedding_dim, internal_dim)
-        self.k_proj = nn.Linear(kv_in_dim, internal_dim)
-        self.v_proj = nn.Linear(kv_in_dim, internal_dim)
-        self.out_proj = nn.Linear(internal_dim, embedding_dim)
+        self.q_proj = Linear(embedding_dim, internal_dim)
+        self.k_proj = Linear(kv_in_dim, internal_dim)
+        self.v_proj = Linear(kv_in_dim, internal_dim)
+        self.out_proj = Linear(internal_dim, embedding_dim)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         # (B, N, heads * c) -> (B, heads, N, c); a view, SDPA accepts the strides.

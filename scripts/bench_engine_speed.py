@@ -296,6 +296,13 @@ def _print_header(args, fast: bool, use_hf: bool, gemm, session) -> None:
 
     chosen, reason = resolve_precision("auto", "cpu")
     print(f"the app's default precision (auto) here: {chosen} - {reason}")
+    from model import cpu_gemm
+
+    route = "oneDNN" if cpu_gemm.onednn_fp32_pays() else "torch's BLAS"
+    print(
+        f"ours' float32 products: {route} (oneDNN measured {cpu_gemm.onednn_speedup():.2f}x "
+        "BLAS here; the reference and transformers use torch's BLAS)"
+    )
     print(
         "clicks: the clicked frame's features are cached first (encode_frame): the click is timed"
     )

@@ -19,3 +19,16 @@ def _bf16_speed_is_not_measured(monkeypatch):
     import model.engine.precision as precision
 
     monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 2.0)
+
+
+@pytest.fixture(params=["blas", "onednn"])
+def gemm_route(request, monkeypatch) -> str:
+    """Float32 CPU products on each route of `model.cpu_gemm`, whichever this CPU would pick."""
+    import model.cpu_gemm as cpu_gemm
+
+    if request.param == "onednn" and cpu_gemm._onednn_linear() is None:
+        pytest.skip("this torch has no oneDNN linear")
+    monkeypatch.setenv(cpu_gemm.ROUTE_ENV, request.param)
+    cpu_gemm.onednn_fp32_pays.cache_clear()
+    yield request.param
+    cpu_gemm.onednn_fp32_pays.cache_clear()

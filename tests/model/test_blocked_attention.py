@@ -26,7 +26,7 @@ def _qkv(b: int, heads: int, nq: int, nk: int, d: int, dv: int, scale: float = 1
 )
 @pytest.mark.parametrize("block_elements", [1 << 22, 4096, 1])
 @pytest.mark.parametrize("scale", [1.0, 8.0])  # 8: peaked rows, where a late block's max wins
-def test_blocks_match_float32_attention(b, heads, nq, nk, d, dv, block_elements, scale):
+def test_blocks_match_float32_attention(b, heads, nq, nk, d, dv, block_elements, scale, gemm_route):
     q, k, v = _qkv(b, heads, nq, nk, d, dv, scale)
     expected = F.scaled_dot_product_attention(q, k, v)
     actual = blocked_attention(q, k, v, block_elements=block_elements)
@@ -42,11 +42,15 @@ def test_broadcast_values_over_heads() -> None:
     )
 
 
-def test_route_taken_only_for_large_float32_cpu_attention_over_narrow_values() -> None:
+def test_route_taken_only_for_large_float32_cpu_attention(gemm_route) -> None:
+    """Over narrow values always; over values as wide as the queries only where the
+    products go to oneDNN (torch's fused kernel wins against BLAS products there)."""
     q, k, v = _qkv(1, 1, 256, 1808, 256, 64)
     assert uses_blocked_route(q, k, v)
     assert torch.equal(attention(q, k, v), blocked_attention(q, k, v))
-    assert not uses_blocked_route(q, k, torch.randn(1, 1, 1808, 256))  # values as wide
+    wide = torch.randn(1, 1, 1808, 256)
+    assert uses_blocked_route(q, k, wide) == (gemm_route == "onednn")
+    assert_parity(attention(q, k, wide), F.scaled_dot_product_attention(q, k, wide))
     assert not uses_blocked_route(q[..., :4, :], k[..., :8, :], v[..., :8, :])  # tiny
     assert not uses_blocked_route(*(x.bfloat16() for x in (q, k, v)))  # the bf16 route's
 
@@ -127,7 +131,9 @@ def test_one_reference_per_row_without_the_running_maximum(
 
 
 @pytest.mark.parametrize("late", [90.0, -90.0])
-def test_rows_beyond_their_reference_are_computed_again_exactly(late, running_max_calls) -> None:
+def test_rows_beyond_their_reference_are_computed_again_exactly(
+    late, running_max_calls, gemm_route
+) -> None:
     """A late key block whose scores exceed the first block's by more than float32 sums
     allow, in some rows: those query blocks take the running maximum; with much lower late
     scores nothing overflows and the single reference stays."""

@@ -117,7 +117,7 @@ def _high_res_ref(feats, sizes):
 
 
 @torch.no_grad()
-def test_encode_image_matches_reference(pair) -> None:
+def test_encode_image_matches_reference(pair, gemm_route) -> None:
     ref, ours = pair
     image = _image(0, batch=2)
     feats, pos, sizes = _ref_features(ref, image)
@@ -322,7 +322,7 @@ def test_encode_memory_matches_reference(pair, from_points: bool) -> None:
 
 @torch.no_grad()
 @pytest.mark.parametrize("case", ["init_click", "tracking", "mask", "refine"])
-def test_track_step_matches_reference(pair, case: str) -> None:
+def test_track_step_matches_reference(pair, case: str, gemm_route) -> None:
     ref, ours = pair
     feats = _features(ours)
     ref_feats, ref_pos, sizes = _flat(feats)

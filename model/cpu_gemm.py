@@ -1,0 +1,101 @@
+"""Float32 matrix products on CPU through oneDNN where it beats the BLAS torch links.
+
+torch's CPU float32 `F.linear`, `matmul` and its fused attention call MKL's sgemm, and MKL
+takes its AVX-512 kernels only on Intel CPUs. On a 2-core AMD EPYC (Zen 5, AVX-512) it
+ran 200-210 GFLOP/s where oneDNN, which torch also ships and already uses for its
+convolutions and bf16 matmuls, ran the same float32 products at 430-450 GFLOP/s (4096 x
+1024 by 1024 x 1024, 2048^3, 4096 x 2048 by 2048 x 256; 4096 x 256 by 256 x 2048: 229
+against 138). Same operands, same float32 arithmetic, another blocking of the sums:
+relative differences of about 1e-6, as between two BLAS builds.
+
+So where oneDNN measures faster, float32 linears (`Linear`, `linear`) and the products
+of `model.blocked_attention` go through oneDNN's matmul (`torch.ops.mkldnn._linear_pointwise`,
+the op torch's own compiler emits for CPU linears). Everything else, bf16 autocast, the
+GPU and autograd included, goes to `F.linear` as before. The choice is measured once per
+process (`onednn_fp32_pays`); MASKLET_CPU_GEMM=onednn or =blas fixes it (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# oneDNN must be at least this much faster on the probe to be taken: below it the two
+# are within this host's run-to-run noise and the BLAS torch picked stays.
+MIN_ONEDNN_SPEEDUP = 1.15
+# The probe: (n x n) @ (n x n)^T, about 2 GFLOP, 5-10 ms a call on a 2-core CPU.
+_PROBE_N = 1024
+ROUTE_ENV = "MASKLET_CPU_GEMM"
+
+
+def _onednn_linear():
+    """torch's oneDNN linear op, or None where this build has none."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    return getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+
+
+def _best_seconds(fn, *args) -> float:
+    fn(*args)  # first call: kernel selection and page faults, not timed
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_speedup() -> float:
+    """Measured oneDNN / BLAS float32 throughput on this CPU (best of 3, once per process);
+    0 where torch has no oneDNN linear."""
+    op = _onednn_linear()
+    if op is None:
+        return 0.0
+    a, b = torch.randn(_PROBE_N, _PROBE_N), torch.randn(_PROBE_N, _PROBE_N)
+    with torch.inference_mode():
+        try:
+            onednn = _best_seconds(op, a, b, None, "none", [], "")
+        except RuntimeError:  # a build whose op is registered but cannot run here
+            return 0.0
+        return _best_seconds(F.linear, a, b) / max(onednn, 1e-9)
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_fp32_pays() -> bool:
+    """Whether float32 products on this CPU go through oneDNN (see the module docstring)."""
+    forced = os.environ.get(ROUTE_ENV, "").strip().lower()
+    if forced in ("blas", "onednn"):
+        return forced == "onednn" and _onednn_linear() is not None
+    return onednn_speedup() >= MIN_ONEDNN_SPEEDUP
+
+
+def takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether `linear(x, weight)` runs on oneDNN: float32 on CPU, no autocast (it recasts
+    F.linear), no gradient wanted (the op has no backward), and oneDNN paying here."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and onednn_fp32_pays()
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`, through oneDNN where `takes_onednn` says so."""
+    if takes_onednn(x, weight) and (bias is None or bias.dtype == torch.float32):
+        return _onednn_linear()(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` (same parameters, same state-dict keys) computed by `linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)

@@ -1,0 +1,78 @@
+"""Float32 products through oneDNN (`model.cpu_gemm`): F.linear's results within float32
+tolerance, taken only where nothing else (autocast, autograd, another dtype) is asked."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tolerance import assert_parity
+from torch import nn
+
+import model.cpu_gemm as cpu_gemm
+from model.cpu_gemm import Linear, linear, takes_onednn
+
+
+def _operands(*shape: int, out: int = 48, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=gen)
+    return x, torch.randn(out, shape[-1], generator=gen), torch.randn(out, generator=gen)
+
+
+@pytest.mark.parametrize("shape", [(7, 32), (2, 3, 50, 96), (0, 16), (1, 1, 256)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_equals_f_linear(shape, with_bias, gemm_route) -> None:
+    x, w, b = _operands(*shape)
+    b = b if with_bias else None
+    assert takes_onednn(x, w) == (gemm_route == "onednn")
+    assert_parity(linear(x, w, b), F.linear(x, w, b))
+
+
+def test_strided_operands(gemm_route) -> None:
+    """Transposed weights (the attention's values) and column slices of inputs."""
+    x, w, b = _operands(64, 80)
+    w_t = torch.randn(80, 48).t()
+    assert_parity(linear(x[:, ::2], w[:, :40], b), F.linear(x[:, ::2], w[:, :40], b))
+    assert_parity(linear(x, w_t), F.linear(x, w_t))
+
+
+def test_autocast_autograd_and_other_dtypes_keep_f_linear(gemm_route) -> None:
+    x, w, b = _operands(16, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not takes_onednn(x, w)
+        assert linear(x, w, b).dtype == torch.bfloat16  # autocast still applies
+    assert not takes_onednn(x.double(), w.double())
+    w.requires_grad_(True)
+    assert not takes_onednn(x, w)
+    linear(x, w, b).sum().backward()
+    assert w.grad is not None
+    with torch.no_grad():
+        assert takes_onednn(x, w) == (gemm_route == "onednn")
+
+
+def test_linear_module_keeps_nn_linear_parameters(gemm_route) -> None:
+    ours, plain = Linear(24, 12), nn.Linear(24, 12)
+    assert isinstance(ours, nn.Linear)
+    assert ours.state_dict().keys() == plain.state_dict().keys()
+    ours.load_state_dict(plain.state_dict())
+    x = torch.randn(5, 24)
+    with torch.inference_mode():
+        assert_parity(ours(x), plain(x))
+
+
+def test_route_follows_the_environment_and_the_probe(monkeypatch) -> None:
+    for forced, expected in (("blas", False), ("onednn", cpu_gemm._onednn_linear() is not None)):
+        monkeypatch.setenv(cpu_gemm.ROUTE_ENV, forced)
+        cpu_gemm.onednn_fp32_pays.cache_clear()
+        assert cpu_gemm.onednn_fp32_pays() is expected
+    monkeypatch.delenv(cpu_gemm.ROUTE_ENV)
+    for speedup, expected in ((cpu_gemm.MIN_ONEDNN_SPEEDUP, True), (1.0, False)):
+        monkeypatch.setattr(cpu_gemm, "onednn_speedup", lambda s=speedup: s)
+        cpu_gemm.onednn_fp32_pays.cache_clear()
+        assert cpu_gemm.onednn_fp32_pays() is expected
+    cpu_gemm.onednn_fp32_pays.cache_clear()
+
+
+def test_the_probe_measures_both_routes() -> None:
+    speedup = cpu_gemm.onednn_speedup()
+    assert speedup == 0.0 if cpu_gemm._onednn_linear() is None else speedup > 0.0
