@@ -39,7 +39,7 @@ from model.cpu_gemm import linear
 _BLOCK_ELEMENTS = 1 << 21
 _QUERY_BLOCK = 1024
 # Below this many query x key pairs the fused kernel's single call wins.
-_MIN_PAIRS = 1 << 16
+MIN_PAIRS = 1 << 16
 # Row references within this of 0 are not subtracted: later scores may then exceed them
 # by up to about 39 before a row sum leaves the checked range, below.
 _UNSHIFTED_LIMIT = 30.0
@@ -56,7 +56,7 @@ def uses_blocked_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> boo
     return (
         q.device.type == "cpu"
         and q.dtype == k.dtype == v.dtype == torch.float32
-        and q.shape[-2] * k.shape[-2] >= _MIN_PAIRS
+        and q.shape[-2] * k.shape[-2] >= MIN_PAIRS
         and (v.shape[-1] < q.shape[-1] or cpu_gemm.takes_onednn(q, k))
     )
 

@@ -225,6 +225,10 @@ def count_flops(step: Callable[[], object], clock: StageClock) -> None:
     # counter counts the GPU's fused attention.
     cpu_sdpa = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     mapping = {cpu_sdpa: _sdpa_flops} if cpu_sdpa is not None else {}
+    # Ours' oneDNN float32 linears (`model.cpu_gemm`), unknown to the counter too.
+    onednn = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if onednn is not None:
+        mapping[onednn] = _linear_flops
     counter = FlopCounterMode(display=False, custom_mapping=mapping)
     clock.counter, clock.active = counter, True
     try:
@@ -238,6 +242,13 @@ def _sdpa_flops(query_shape, key_shape, value_shape, *_args, out_shape=None, **_
     from torch.utils.flop_counter import sdpa_flop_count
 
     return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _linear_flops(input_shape, weight_shape, *_args, out_shape=None, **_kwargs) -> int:
+    rows = 1
+    for size in input_shape[:-1]:
+        rows *= size
+    return 2 * rows * weight_shape[0] * weight_shape[1]
 
 
 def matmul_flops_per_s(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
