@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.attention import attention, narrow_values_pay
 from model.config import MemoryAttentionConfig
-from model.cpu_gemm import Linear, linear
+from model.cpu_gemm import Linear, linear, linear_act
 
 
 class AxialRotaryEncoding:
@@ -79,6 +78,20 @@ class AxialRotaryEncoding:
             pairs = pairs.contiguous()
         rotated = torch.view_as_complex(pairs) * phases  # (..., frames, grid, head_dim / 2)
         return torch.view_as_real(rotated).flatten(-2).flatten(-3, -2).to(x.dtype)
+
+    def rotate_in_place(self, x: torch.Tensor, phases: torch.Tensor) -> bool:
+        """`x.copy_(self.rotate(x, phases))` without the copies, where x is float32 whose
+        (re, im) pairs a complex view can take and nothing asks for its gradient; returns
+        whether it did (else x is unchanged)."""
+        n, grid = x.shape[-2], phases.shape[0]
+        if x.dtype != torch.float32 or x.requires_grad or n % grid:
+            return False
+        pairs = x.unflatten(-2, (n // grid, grid)).unflatten(-1, (-1, 2))
+        strides = pairs.stride()
+        if strides[-1] != 1 or pairs.storage_offset() % 2 or any(st % 2 for st in strides[:-1]):
+            return False
+        torch.view_as_complex(pairs).mul_(phases)
+        return True
 
 
 class RoPEAttention(nn.Module):
@@ -174,6 +187,8 @@ class RoPEAttention(nn.Module):
             )
         phases = self.rope.phases(side, side, q.device)
         q = self.rope.rotate(q, phases)
+        if num_k_rope and self.rope.rotate_in_place(k[..., :num_k_rope, :], phases):
+            return q, k  # k is the key projection's own output: no copy of 7 frames of keys
         if num_k_rope:
             k_rot = self.rope.rotate(k[..., :num_k_rope, :], phases)
             k = torch.cat((k_rot, k[..., num_k_rope:, :]), dim=-2) if num_k_exclude_rope else k_rot
@@ -246,7 +261,7 @@ class MemoryAttentionLayer(nn.Module):
         )
 
         x = self.norm3(tgt)
-        return tgt + self.linear2(F.relu(self.linear1(x)))
+        return tgt + self.linear2(linear_act(x, self.linear1.weight, self.linear1.bias, "relu"))
 
 
 class MemoryAttention(nn.Module):

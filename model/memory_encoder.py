@@ -11,12 +11,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.common import LayerNorm2d
 from model.config import MemoryEncoderConfig
-from model.cpu_gemm import Linear
+from model.cpu_gemm import Linear, linear_act
 from model.position_encoding import SinePositionEncoding
 
 
@@ -98,7 +97,7 @@ class ConvNextBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         y = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)  # (B, H, W, C)
-        y = self.pwconv2(F.gelu(self.pwconv1(y)))
+        y = self.pwconv2(linear_act(y, self.pwconv1.weight, self.pwconv1.bias, "gelu"))
         if self.gamma is not None:
             y = self.gamma * y
         return x + y.permute(0, 3, 1, 2)

@@ -29,6 +29,8 @@ from typing import Literal, get_args
 
 import torch
 
+from model.cpu_gemm import linear
+
 Precision = Literal["exact", "fast"]
 Requested = Literal["auto", "exact", "fast"]
 PRECISION_CHOICES: tuple[str, ...] = get_args(Requested)
@@ -79,16 +81,18 @@ def _cpu_native_bf16() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
-    """Measured bf16 / float32 matmul throughput on this CPU (best of 3 each, once per process)."""
+    """Measured bf16 / float32 matmul throughput on this CPU (best of 3 each, once per
+    process), float32 by the route exact mode takes (`model.cpu_gemm`)."""
 
     def best_seconds(dtype: torch.dtype) -> float:
         a = torch.randn(_PROBE_N, _PROBE_N).to(dtype)
         b = torch.randn(_PROBE_N, _PROBE_N).to(dtype)
-        torch.matmul(a, b)  # first call: kernel selection and page faults, not timed
+        # `linear` takes float32 where exact mode computes it (oneDNN where that pays).
+        linear(a, b)  # first call: kernel selection and page faults, not timed
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            torch.matmul(a, b)
+            linear(a, b)
             best = min(best, time.perf_counter() - start)
         return best
 

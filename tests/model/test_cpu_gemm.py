@@ -10,7 +10,7 @@ from tolerance import assert_parity
 from torch import nn
 
 import model.cpu_gemm as cpu_gemm
-from model.cpu_gemm import Linear, linear, takes_onednn
+from model.cpu_gemm import Linear, linear, linear_act, takes_onednn
 
 
 def _operands(*shape: int, out: int = 48, seed: int = 0):
@@ -26,6 +26,17 @@ def test_linear_equals_f_linear(shape, with_bias, gemm_route) -> None:
     b = b if with_bias else None
     assert takes_onednn(x, w) == (gemm_route == "onednn")
     assert_parity(linear(x, w, b), F.linear(x, w, b))
+
+
+@pytest.mark.parametrize(("activation", "act"), [("relu", F.relu), ("gelu", F.gelu)])
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fused_activations_equal_unfused(activation, act, autocast, gemm_route) -> None:
+    x, w, b = _operands(3, 40, 64, out=96)
+    x = x * 3  # pre-activations of both signs, through GELU's curved part
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        actual, expected = linear_act(x, w, b, activation), act(F.linear(x, w, b))
+    assert actual.dtype == expected.dtype
+    assert_parity(actual, expected)
 
 
 def test_strided_operands(gemm_route) -> None:
