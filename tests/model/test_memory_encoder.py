@@ -130,4 +130,16 @@ def test_fuser_runs_channels_last_and_the_memory_is_contiguous(pair):
     with torch.no_grad():
         feats, _ = ours(*_inputs(2, side=16))
     handle.remove()
-    assert layouts == [True] and feats.is_contiguous()
+    assert layouts == [True, True] and feats.is_contiguous()  # one object at a time on CPU
+
+
+def test_objects_encoded_one_at_a_time_on_cpu_equal_the_batch(pair):
+    """On CPU each object's memory is encoded alone (its activations stay in cache):
+    the same memories as one batched pass."""
+    _, ours = pair
+    pix, masks = _inputs(3, side=16)
+    with torch.no_grad():
+        feats, pos = ours(pix, masks)
+        batched = ours._fuse(pix, torch.sigmoid(masks))
+    assert feats.shape == batched.shape and pos.shape == batched.shape
+    assert_parity(feats, batched)

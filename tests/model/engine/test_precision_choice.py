@@ -89,13 +89,13 @@ def test_no_bf16_flags_skip_the_timing(cpu_bf16, monkeypatch):
 def test_the_speed_probe_times_both_precisions_once(monkeypatch):
     monkeypatch.setattr(precision, "_PROBE_N", 64)
     calls = []
-    real_matmul = torch.matmul
+    real_linear = precision.linear  # float32 by exact mode's route (model.cpu_gemm)
 
     def counting(a, b):
         calls.append(a.dtype)
-        return real_matmul(a, b)
+        return real_linear(a, b)
 
-    monkeypatch.setattr(precision.torch, "matmul", counting)
+    monkeypatch.setattr(precision, "linear", counting)
     REAL_PROBE.cache_clear()
     try:
         speedup = REAL_PROBE()
