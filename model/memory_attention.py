@@ -19,7 +19,7 @@ from torch import nn
 
 from model.attention import attention, narrow_values_pay
 from model.config import MemoryAttentionConfig
-from model.cpu_gemm import Linear, linear, linear_act
+from model.cpu_gemm import Linear, linear, mlp
 
 
 class AxialRotaryEncoding:
@@ -261,7 +261,7 @@ class MemoryAttentionLayer(nn.Module):
         )
 
         x = self.norm3(tgt)
-        return tgt + self.linear2(linear_act(x, self.linear1.weight, self.linear1.bias, "relu"))
+        return tgt + mlp(x, self.linear1, self.linear2, "relu")
 
 
 class MemoryAttention(nn.Module):

@@ -10,7 +10,7 @@ from tolerance import assert_parity
 from torch import nn
 
 import model.cpu_gemm as cpu_gemm
-from model.cpu_gemm import Linear, linear, linear_act, takes_onednn
+from model.cpu_gemm import Linear, linear, linear_act, mlp, takes_onednn
 
 
 def _operands(*shape: int, out: int = 48, seed: int = 0):
@@ -36,6 +36,16 @@ def test_fused_activations_equal_unfused(activation, act, autocast, gemm_route) 
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         actual, expected = linear_act(x, w, b, activation), act(F.linear(x, w, b))
     assert actual.dtype == expected.dtype
+    assert_parity(actual, expected)
+
+
+@pytest.mark.parametrize("rows", [7, 1024, 2500])  # one block, exactly one, three
+def test_mlp_in_blocks_of_rows_equals_the_whole(rows, gemm_route) -> None:
+    fc1, fc2 = nn.Linear(32, 128), nn.Linear(128, 16)
+    x = torch.randn(rows, 32).view(1, rows, 32)
+    with torch.inference_mode():
+        actual, expected = mlp(x, fc1, fc2, "relu"), fc2(F.relu(fc1(x)))
+    assert actual.shape == (1, rows, 16)
     assert_parity(actual, expected)
 
 
