@@ -40,7 +40,8 @@ def _onednn_linear():
     return getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
 
 
-def _best_seconds(fn, *args) -> float:
+def best_seconds(fn, *args) -> float:
+    """Best of 3 timed calls of `fn(*args)`, after one untimed."""
     fn(*args)  # first call: kernel selection and page faults, not timed
     best = float("inf")
     for _ in range(3):
@@ -60,10 +61,10 @@ def onednn_speedup() -> float:
     a, b = torch.randn(_PROBE_N, _PROBE_N), torch.randn(_PROBE_N, _PROBE_N)
     with torch.inference_mode():
         try:
-            onednn = _best_seconds(op, a, b, None, "none", [], "")
+            onednn = best_seconds(op, a, b, None, "none", [], "")
         except RuntimeError:  # a build whose op is registered but cannot run here
             return 0.0
-        return _best_seconds(F.linear, a, b) / max(onednn, 1e-9)
+        return best_seconds(F.linear, a, b) / max(onednn, 1e-9)
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,12 +76,13 @@ def onednn_fp32_pays() -> bool:
     return onednn_speedup() >= MIN_ONEDNN_SPEEDUP
 
 
-def takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether `linear(x, weight)` runs on oneDNN: float32 on CPU, no autocast (it recasts
-    F.linear), no gradient wanted (the op has no backward), and oneDNN paying here."""
+def takes_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
+    """Whether `linear(x, weight, bias)` runs on oneDNN: float32 on CPU, no autocast (it
+    recasts F.linear), no gradient wanted (the op has no backward), and oneDNN paying here."""
     return (
         x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
+        and (bias is None or bias.dtype == torch.float32)
         and not torch.is_autocast_enabled("cpu")
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and onednn_fp32_pays()
@@ -89,7 +91,7 @@ def takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`F.linear(x, weight, bias)`, through oneDNN where `takes_onednn` says so."""
-    if takes_onednn(x, weight) and (bias is None or bias.dtype == torch.float32):
+    if takes_onednn(x, weight, bias):
         return _onednn_linear()(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
 
@@ -106,7 +108,7 @@ def linear_act(
     fused into oneDNN's product where `linear` takes oneDNN: one pass less over the
     output (memory attention's ReLU MLP, 4096 x 256 -> 2048: 20 ms against 30 ms)."""
     act = _POST_OPS[activation]
-    if takes_onednn(x, weight) and (bias is None or bias.dtype == torch.float32):
+    if takes_onednn(x, weight, bias):
         return _onednn_linear()(x, weight, bias, activation, [], "none" if act is F.gelu else "")
     return act(F.linear(x, weight, bias))
 

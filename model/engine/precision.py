@@ -25,13 +25,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
-import time
 from pathlib import Path
 from typing import Literal, get_args
 
 import torch
 
-from model.cpu_gemm import linear
+from model.cpu_gemm import best_seconds, linear
 
 Precision = Literal["exact", "fast"]
 Requested = Literal["auto", "exact", "fast"]
@@ -86,20 +85,14 @@ def cpu_bf16_speedup() -> float:
     """Measured bf16 / float32 matmul throughput on this CPU (best of 3 each, once per
     process), float32 by the route exact mode takes (`model.cpu_gemm`)."""
 
-    def best_seconds(dtype: torch.dtype) -> float:
+    def seconds(dtype: torch.dtype) -> float:
         a = torch.randn(_PROBE_N, _PROBE_N).to(dtype)
         b = torch.randn(_PROBE_N, _PROBE_N).to(dtype)
         # `linear` takes float32 where exact mode computes it (oneDNN where that pays).
-        linear(a, b)  # first call: kernel selection and page faults, not timed
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            linear(a, b)
-            best = min(best, time.perf_counter() - start)
-        return best
+        return best_seconds(linear, a, b)
 
     with torch.inference_mode():
-        return best_seconds(torch.float32) / max(best_seconds(torch.bfloat16), 1e-9)
+        return seconds(torch.float32) / max(seconds(torch.bfloat16), 1e-9)
 
 
 def native_bf16(device: str | torch.device) -> bool:
