@@ -78,9 +78,12 @@ def onednn_fp32_pays() -> bool:
 
 def takes_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
     """Whether `linear(x, weight, bias)` runs on oneDNN: float32 on CPU, no autocast (it
-    recasts F.linear), no gradient wanted (the op has no backward), and oneDNN paying here."""
+    recasts F.linear), no gradient wanted (the op has no backward), not being compiled
+    (inductor picks its own kernels for F.linear and cannot lower this op as called here),
+    and oneDNN paying here."""
     return (
         x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
         and x.dtype == weight.dtype == torch.float32
         and (bias is None or bias.dtype == torch.float32)
         and not torch.is_autocast_enabled("cpu")

@@ -71,6 +71,15 @@ def test_autocast_autograd_and_other_dtypes_keep_f_linear(gemm_route) -> None:
         assert takes_onednn(x, w) == (gemm_route == "onednn")
 
 
+def test_compiled_graphs_keep_f_linear(gemm_route, monkeypatch) -> None:
+    """torch.compile traces F.linear and lets inductor pick its kernels."""
+    x, w, b = _operands(16, 32)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    with torch.no_grad():
+        assert not takes_onednn(x, w, b)
+        assert_parity(linear_act(x, w, b, "relu"), F.relu(F.linear(x, w, b)))
+
+
 def test_linear_module_keeps_nn_linear_parameters(gemm_route) -> None:
     ours, plain = Linear(24, 12), nn.Linear(24, 12)
     assert isinstance(ours, nn.Linear)
