@@ -72,9 +72,7 @@ class AxialRotaryEncoding:
         if n % grid:
             raise ValueError(f"{n} rotated tokens are not whole frames of {grid} grid tokens")
         pairs = x.float().unflatten(-2, (n // grid, grid)).unflatten(-1, (-1, 2))
-        # A complex view needs (re, im) adjacent and every other stride/offset even.
-        strides = pairs.stride()
-        if strides[-1] != 1 or pairs.storage_offset() % 2 or any(st % 2 for st in strides[:-1]):
+        if not _complex_view_fits(pairs):
             pairs = pairs.contiguous()
         rotated = torch.view_as_complex(pairs) * phases  # (..., frames, grid, head_dim / 2)
         return torch.view_as_real(rotated).flatten(-2).flatten(-3, -2).to(x.dtype)
@@ -87,11 +85,18 @@ class AxialRotaryEncoding:
         if x.dtype != torch.float32 or x.requires_grad or n % grid:
             return False
         pairs = x.unflatten(-2, (n // grid, grid)).unflatten(-1, (-1, 2))
-        strides = pairs.stride()
-        if strides[-1] != 1 or pairs.storage_offset() % 2 or any(st % 2 for st in strides[:-1]):
+        if not _complex_view_fits(pairs):
             return False
         torch.view_as_complex(pairs).mul_(phases)
         return True
+
+
+def _complex_view_fits(pairs: torch.Tensor) -> bool:
+    """Whether `torch.view_as_complex` takes (..., 2) `pairs` as they lie: (re, im)
+    adjacent and every other stride and the offset even."""
+    strides = pairs.stride()
+    even = pairs.storage_offset() % 2 == 0 and all(st % 2 == 0 for st in strides[:-1])
+    return strides[-1] == 1 and even
 
 
 class RoPEAttention(nn.Module):

@@ -267,16 +267,10 @@ def matmul_flops_per_s(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -
 
 
 def _gemm_flops_per_s(route, a: torch.Tensor, b: torch.Tensor, device: str) -> float:
+    from model.cpu_gemm import best_seconds
+
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    route(a, b)
-    sync()
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        route(a, b)
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return 2 * a.shape[0] ** 3 / best
+    return 2 * a.shape[0] ** 3 / best_seconds(lambda: (route(a, b), sync()))
 
 
 class GemmCeiling:
