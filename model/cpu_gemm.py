@@ -59,7 +59,10 @@ def onednn_speedup() -> float:
     if op is None:
         return 0.0
     a, b = torch.randn(_PROBE_N, _PROBE_N), torch.randn(_PROBE_N, _PROBE_N)
-    with torch.inference_mode():
+    # Autocast off: the first caller may be fast mode's model, and under bf16 autocast
+    # F.linear would time a bf16 product against oneDNN's float32 one (and, cached, keep
+    # exact mode and fast mode's float32 attention off oneDNN for the whole process).
+    with torch.inference_mode(), torch.autocast("cpu", enabled=False):
         try:
             onednn = best_seconds(op, a, b, None, "none", [], "")
         except RuntimeError:  # a build whose op is registered but cannot run here

@@ -91,7 +91,8 @@ def cpu_bf16_speedup() -> float:
         # `linear` takes float32 where exact mode computes it (oneDNN where that pays).
         return best_seconds(linear, a, b)
 
-    with torch.inference_mode():
+    # Autocast off, whoever asks: under it the float32 product would be timed in bf16.
+    with torch.inference_mode(), torch.autocast("cpu", enabled=False):
         return seconds(torch.float32) / max(seconds(torch.bfloat16), 1e-9)
 
 

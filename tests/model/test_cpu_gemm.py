@@ -106,3 +106,19 @@ def test_route_follows_the_environment_and_the_probe(monkeypatch) -> None:
 def test_the_probe_measures_both_routes() -> None:
     speedup = cpu_gemm.onednn_speedup()
     assert speedup == 0.0 if cpu_gemm._onednn_linear() is None else speedup > 0.0
+
+
+def test_the_probe_times_float32_even_when_first_asked_under_autocast(monkeypatch) -> None:
+    # Fast mode's model may be the first to ask: under bf16 autocast F.linear would time
+    # bf16 and the cached answer would keep oneDNN off for the whole process.
+    products = []
+
+    def spy(fn, *args) -> float:
+        products.append(fn(*args).dtype)
+        return 1.0
+
+    monkeypatch.setattr(cpu_gemm, "best_seconds", spy)
+    monkeypatch.setattr(cpu_gemm, "_PROBE_N", 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cpu_gemm.onednn_speedup.__wrapped__()
+    assert products and set(products) == {torch.float32}

@@ -92,13 +92,17 @@ def test_the_speed_probe_times_both_precisions_once(monkeypatch):
     real_linear = precision.linear  # float32 by exact mode's route (model.cpu_gemm)
 
     def counting(a, b):
+        out = real_linear(a, b)
+        assert out.dtype == a.dtype  # each precision timed in itself, autocast or not
         calls.append(a.dtype)
-        return real_linear(a, b)
+        return out
 
     monkeypatch.setattr(precision, "linear", counting)
     REAL_PROBE.cache_clear()
     try:
-        speedup = REAL_PROBE()
+        # Asked first under fast mode's autocast: it still times float32 as float32.
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            speedup = REAL_PROBE()
         assert 0 < speedup < float("inf")
         assert calls.count(torch.float32) == calls.count(torch.bfloat16) == 4
         assert REAL_PROBE() == speedup and len(calls) == 8  # cached: timed once per process
