@@ -10,8 +10,7 @@ measured faster there and each the same maths (tests in `tests/model/`):
 - any large float32 attention where float32 products run faster on oneDNN than on
   torch's BLAS (`model.cpu_gemm`, AMD CPUs): `model.blocked_attention` too, whose
   products go to oneDNN. On a 2-core AMD EPYC (Zen 5): memory attention's self-attention
-  49 against 140 ms, the image encoder's global blocks 92 against 352 ms; and there
-  also bf16 attention the bf16 route declines, computed in float32 (`_float32_blocks_pay`).
+  49 against 140 ms, the image encoder's global blocks 92 against 352 ms.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from model import bf16_attention, blocked_attention, cpu_gemm
+from model import bf16_attention, blocked_attention
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -33,25 +32,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
         return bf16_attention.chunked_bf16_attention(q, k, v)
     if blocked_attention.uses_blocked_route(q, k, v):
         return blocked_attention.blocked_attention(q, k, v)
-    if _float32_blocks_pay(q, k, v):
-        # Products in float32 on oneDNN, not recast to bf16 by the caller's autocast.
-        with torch.autocast("cpu", enabled=False):
-            return blocked_attention.blocked_attention(q.float(), k.float(), v.float()).to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v)
-
-
-def _float32_blocks_pay(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
-    """bf16 attention that the bf16 route declines (long rows of a small head dim: the
-    image encoder's global blocks), where float32 products run on oneDNN: float32 blocks
-    beat torch's bf16 fused kernel without AMX (0.10-0.18 s against 0.39 s for Hiera
-    tiny's global blocks at 1024, 2-core AMD EPYC Zen 5), and compute more exactly."""
-    return (
-        q.device.type == "cpu"
-        and q.dtype == k.dtype == v.dtype == torch.bfloat16
-        and not bf16_attention.fused_kernel_has_amx()
-        and q.shape[-2] * k.shape[-2] >= blocked_attention.MIN_PAIRS
-        and cpu_gemm.onednn_fp32_pays()
-    )
 
 
 def narrow_values_pay(q: torch.Tensor) -> bool:

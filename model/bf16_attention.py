@@ -15,10 +15,15 @@ taken in chunks so the weight matrix stays within `_CHUNK_ELEMENTS` at any time
 
 Where the route pays was measured per attention of SAM 2.1 tiny at 1024 (one thread,
 CPU time, bf16 route against float32 SDPA): memory attention (head dim 256, 4096 and
-28,736 keys) 1.5x; the image encoder's windows (64 to 196 keys) 1.6x to 1.9x; but its
-global blocks (head dim 96, 4096 keys) 0.94x, as the softmax pass over long rows then
-outweighs matmuls of a small head dim; and tiny attentions (the decoder's 7 tokens to
-each other) lose to the fused kernel's single call. `model.attention` picks the route.
+28,736 keys) 1.5x; the image encoder's windows (64 to 196 keys) 1.6x to 1.9x; tiny
+attentions (the decoder's 7 tokens to each other) lose to the fused kernel's single call.
+The image encoder's global blocks (head dim 96, 4096 keys) were once left out (0.94x),
+but that was measured without `model.allocator`, when each 64 MB chunk of weights came
+as fresh pages from the kernel. With it, on a 2-core AMD EPYC (Zen 5, 2 threads), one
+global block of Hiera tiny takes 50 ms on this route, against 91 ms in float32 blocks on
+oneDNN (`model.blocked_attention`) and 140 ms in torch's bf16 kernel, and a fast-mode
+image encoding 542 ms against 644 (medians of 6, interleaved). `model.attention` picks
+the route.
 
 All of this holds where the CPU has no AMX tiles. Where it has them, torch's fused kernel
 packs bf16 for AMX and wins (2-core Xeon with AMX-BF16, torch 2.13, 2 threads): memory
@@ -37,10 +42,6 @@ import torch
 _CHUNK_ELEMENTS = 1 << 25
 # Below this many query x key pairs per head the fused kernel's one call wins.
 _MIN_PAIRS = 1 << 12
-# Rows of more keys than this need a head dim of at least _MIN_HEAD_DIM_LONG_ROWS for the
-# matmuls the route speeds up to outweigh its separate softmax pass.
-_LONG_ROW = 1024
-_MIN_HEAD_DIM_LONG_ROWS = 128
 
 
 @functools.cache
@@ -58,7 +59,6 @@ def uses_bf16_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
         and q.dtype == k.dtype == v.dtype == torch.bfloat16
         and not fused_kernel_has_amx()
         and q.shape[-2] * k.shape[-2] >= _MIN_PAIRS
-        and (k.shape[-2] <= _LONG_ROW or q.shape[-1] >= _MIN_HEAD_DIM_LONG_ROWS)
     )
 
 

@@ -46,8 +46,6 @@ def test_float32_small_and_long_narrow_attention_stay_on_torch_sdpa():
     small = _qkv(1, 8, 7, 7, 32, torch.bfloat16)
     assert not uses_bf16_route(*small)
     assert torch.equal(attention(*small), F.scaled_dot_product_attention(*small))
-    # The image encoder's global blocks: long rows, head dim 96.
-    assert not uses_bf16_route(*_qkv(1, 1, 16, 4096, 96, torch.bfloat16))
 
 
 @pytest.fixture
@@ -55,8 +53,15 @@ def no_amx(monkeypatch):
     monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
 
 
-def test_memory_attention_and_windows_take_the_route(no_amx):
-    for shape in ((1, 1, 64, 4096, 256), (4, 1, 64, 64, 96), (1, 8, 4096, 7, 16)):
+def test_memory_attention_windows_and_global_blocks_take_the_route(no_amx):
+    # Memory attention, the encoder's windows, its global blocks (long rows of head dim
+    # 96), the decoder's image tokens attending to its few tokens.
+    for shape in (
+        (1, 1, 64, 4096, 256),
+        (4, 1, 64, 64, 96),
+        (1, 4, 16, 4096, 96),
+        (1, 8, 4096, 7, 16),
+    ):
         q, k, v = _qkv(*shape, torch.bfloat16)
         assert uses_bf16_route(q, k, v), shape
     q, k, v = _qkv(1, 1, 256, 1024, 16, torch.bfloat16)

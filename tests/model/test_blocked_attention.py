@@ -149,27 +149,3 @@ def test_rows_beyond_their_reference_are_computed_again_exactly(
     assert torch.isfinite(actual).all()
     assert running_max_calls == ([_QUERY_BLOCK] if late > 0 else [])
     assert_parity(actual, expected)
-
-
-def test_bf16_long_rows_of_small_head_dim_take_float32_blocks(gemm_route, monkeypatch) -> None:
-    """The image encoder's global blocks in fast mode: declined by the bf16 route, and
-    computed in float32 blocks where the products run on oneDNN (else torch's kernel)."""
-    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
-    q, k, v = (x.bfloat16() for x in _qkv(1, 2, 300, 1100, 32, 32))
-    assert not bf16_attention.uses_bf16_route(q, k, v)
-    routes: list[torch.dtype] = []
-    original = blocked_attention
-
-    def spy(q, k, v, **kwargs):
-        routes.append(q.dtype)
-        return original(q, k, v, **kwargs)
-
-    import model.blocked_attention as blocked
-
-    monkeypatch.setattr(blocked, "blocked_attention", spy)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        actual = attention(q, k, v)
-    assert actual.dtype == torch.bfloat16
-    assert routes == ([torch.float32] if gemm_route == "onednn" else [])
-    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
-    assert_parity(actual.float(), expected, ulps=BF16_ULPS, eps=BF16_EPS)
