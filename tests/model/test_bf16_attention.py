@@ -54,11 +54,13 @@ def no_amx(monkeypatch):
 
 
 def test_memory_attention_windows_and_global_blocks_take_the_route(no_amx):
-    # Memory attention, the encoder's windows, its global blocks (long rows of head dim
-    # 96), the decoder's image tokens attending to its few tokens.
+    # Memory attention, the encoder's windows (many small ones a call, pooled queries
+    # too), its global blocks (long rows of head dim 96), the decoder's image tokens
+    # attending to its few tokens.
     for shape in (
         (1, 1, 64, 4096, 256),
-        (4, 1, 64, 64, 96),
+        (16, 1, 64, 64, 96),
+        (64, 2, 16, 64, 96),
         (1, 4, 16, 4096, 96),
         (1, 8, 4096, 7, 16),
     ):
