@@ -3,7 +3,8 @@
 `F.scaled_dot_product_attention` is the default. Two CPU cases go elsewhere, each
 measured faster there and each the same maths (tests in `tests/model/`):
 - bf16 inputs of a large enough size on a CPU without AMX: `model.bf16_attention` (bf16
-  matmuls around a softmax; torch's own bf16 attention is no faster than float32 there);
+  matmuls around a softmax; torch's own bf16 attention is no faster than float32 there),
+  long rows in `model.blocked_attention`'s bf16 blocks;
 - float32 with values narrower than the queries' head dim: `model.blocked_attention`
   (the fused kernel handles those slowly; memory attention attends over raw 64-channel
   memories on CPU and projects the result, see `model.memory_attention`);
@@ -29,6 +30,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     """
     # Module attributes, not imported names, so tests can count the routes taken.
     if bf16_attention.uses_bf16_route(q, k, v):
+        if bf16_attention.rows_take_blocks(k):
+            return blocked_attention.blocked_attention(q, k, v)
         return bf16_attention.chunked_bf16_attention(q, k, v)
     if blocked_attention.uses_blocked_route(q, k, v):
         return blocked_attention.blocked_attention(q, k, v)

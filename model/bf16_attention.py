@@ -47,6 +47,12 @@ _CHUNK_ELEMENTS = 1 << 25
 # attentions a call (16 queries over 64 keys per window and head), which the fused
 # kernel computes at a few tens of GFLOP/s (11 ms against this route's 4.8 ms).
 _MIN_PAIRS = 1 << 16
+# Rows of more keys than this go to `model.blocked_attention`'s bf16 blocks instead of
+# this route's chunks: memory attention's cross-attention (28,736 keys at 1024 with 7
+# memories), 106 against 119 ms a layer alone, 738 against 829 ms for the four layers in
+# the model (2-core AMD EPYC Zen 5). At 4,096 keys (its self-attention, Hiera's global
+# blocks) the two are within 5%.
+BLOCKED_ROWS = 8192
 
 
 @functools.cache
@@ -65,6 +71,12 @@ def uses_bf16_route(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
         and not fused_kernel_has_amx()
         and _pairs(q, k) >= _MIN_PAIRS
     )
+
+
+def rows_take_blocks(k: torch.Tensor) -> bool:
+    """Whether bf16 attention over keys `k` that takes this route computes in
+    `model.blocked_attention`'s blocks (long rows) rather than this module's chunks."""
+    return k.shape[-2] > BLOCKED_ROWS
 
 
 def _pairs(q: torch.Tensor, k: torch.Tensor) -> int:

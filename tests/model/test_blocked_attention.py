@@ -149,3 +149,61 @@ def test_rows_beyond_their_reference_are_computed_again_exactly(
     assert torch.isfinite(actual).all()
     assert running_max_calls == ([_QUERY_BLOCK] if late > 0 else [])
     assert_parity(actual, expected)
+
+
+# bf16 blocks: fast mode's attention over long rows (`model.attention`).
+
+
+@pytest.mark.parametrize("block_elements", [1 << 22, 4096])
+@pytest.mark.parametrize(("scale", "shifted"), [(1.0, False), (12.0, True)])
+def test_bf16_blocks_match_float32_attention(
+    block_elements, scale, shifted, running_max_calls
+) -> None:
+    """bf16 products and exponentials with float32 sums, as the chunked bf16 route
+    computes them; rows whose scores need shifting are computed again in float32."""
+    q, k, v = _qkv(1, 2, 256, 1808, 64, 16, scale)
+    q, k, v = (x.bfloat16() for x in (q, k, v))
+    actual = blocked_attention(q, k, v, block_elements=block_elements)
+    assert actual.dtype == torch.bfloat16 and actual.shape == (1, 2, 256, 16)
+    assert running_max_calls == ([256, 256] if shifted else [])
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    assert_parity(actual.float(), expected, ulps=BF16_ULPS, eps=BF16_EPS)
+
+
+def test_bf16_fallback_computes_float32_even_under_autocast(monkeypatch) -> None:
+    import model.blocked_attention as blocked
+
+    seen: list[tuple[torch.dtype, bool]] = []
+    original = blocked._running_max_block
+
+    def spy(q, *args):
+        seen.append((q.dtype, torch.is_autocast_enabled("cpu")))
+        return original(q, *args)
+
+    monkeypatch.setattr(blocked, "_running_max_block", spy)
+    q, k, v = (x.bfloat16() for x in _qkv(1, 1, 64, 300, 32, 8, 40.0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        actual = blocked_attention(q, k, v)
+    assert seen == [(torch.float32, False)]
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    assert_parity(actual.float(), expected, ulps=BF16_ULPS, eps=BF16_EPS)
+
+
+def test_bf16_long_rows_take_the_blocks(monkeypatch) -> None:
+    """Where the bf16 route is taken (no AMX), rows longer than BLOCKED_ROWS go to the
+    blocks, shorter ones to the chunks."""
+    import model.blocked_attention as blocked
+
+    monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
+    calls: list[int] = []
+    original = blocked.blocked_attention
+    monkeypatch.setattr(
+        blocked, "blocked_attention", lambda q, k, v: calls.append(k.shape[-2]) or original(q, k, v)
+    )
+    long_keys = bf16_attention.BLOCKED_ROWS + 64
+    for nk in (long_keys, bf16_attention.BLOCKED_ROWS):
+        q, k, v = (x.bfloat16() for x in _qkv(1, 1, 16, nk, 32, 8))
+        assert bf16_attention.uses_bf16_route(q, k, v)
+        expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+        assert_parity(attention(q, k, v).float(), expected, ulps=BF16_ULPS, eps=BF16_EPS)
+    assert calls == [long_keys]
