@@ -49,9 +49,9 @@ _CHUNK_ELEMENTS = 1 << 25
 _MIN_PAIRS = 1 << 16
 # Rows of more keys than this go to `model.blocked_attention`'s bf16 blocks instead of
 # this route's chunks: memory attention's cross-attention (28,736 keys at 1024 with 7
-# memories), 106 against 119 ms a layer alone, 738 against 829 ms for the four layers in
-# the model (2-core AMD EPYC Zen 5). At 4,096 keys (its self-attention, Hiera's global
-# blocks) the two are within 5%.
+# memories), 120 against 128 ms a layer alone, 632 against 680 ms for the whole memory
+# attention (2-core AMD EPYC Zen 5, medians of 7). At 4,096 keys (its self-attention,
+# Hiera's global blocks) the two are within 10% either way.
 BLOCKED_ROWS = 8192
 
 

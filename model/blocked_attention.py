@@ -31,8 +31,8 @@ bf16 inputs (fast mode's attention over long rows, `model.attention`) take the s
 blocks with bf16 products and exponentials, as the chunked bf16 route computes them,
 but float32 row sums and a float32 output accumulator. A 1,024 x 2,048 bf16 score block
 (4 MB) stays in cache where the chunked route's 64 MB chunks of weights do not: memory
-attention's four layers over 7 memories at 1024 took 738 ms against 829 (fast mode, 2-core
-AMD EPYC Zen 5, medians of 5). A query block whose rows need shifting (scores far from 0)
+attention over 7 memories at 1024 took 632 ms against 680 (fast mode, 2-core AMD EPYC
+Zen 5, medians of 7). A query block whose rows need shifting (scores far from 0)
 is computed again in float32 with a running maximum: exact where bf16 would round the
 shifted scores.
 """
