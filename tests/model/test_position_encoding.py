@@ -22,3 +22,20 @@ def test_random_fourier_matches_reference():
     assert_parity(
         ours.forward_with_coords(pts, (256, 320)), ref.forward_with_coords(pts, (256, 320))
     )
+
+
+def test_random_fourier_grid_is_kept_until_its_matrix_changes():
+    torch.manual_seed(0)
+    ref = PositionEmbeddingRandom(num_pos_feats=16)
+    ours = RandomFourierEncoding(num_pos_feats=16)
+    first = ours((8, 8))
+    assert ours((8, 8)) is first  # asked on every decoder call: computed once
+    with torch.inference_mode():
+        assert ours((8, 8)) is first and not first.is_inference()
+    assert ours((4, 6)).shape == (32, 4, 6)
+    ours.load_state_dict(ref.state_dict(), strict=True)  # new frequencies, in place
+    assert_parity(ours((8, 8)), ref((8, 8)))
+    ours.double()  # a new tensor for the matrix
+    assert ours((8, 8)).dtype == torch.float32 and torch.equal(
+        ours((8, 8)), RandomFourierEncoding._dense_grid(ours, (8, 8))
+    )
