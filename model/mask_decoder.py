@@ -197,15 +197,13 @@ class MaskDecoder(nn.Module):
         avoids two layout copies and CPU's slow transposed-conv kernels.
         """
         dc1, ln1, act1, dc2, act2 = self.output_upscaling
-        x = _conv_transpose_2x2(src, dc1)  # (B, 2h, 2w, C/4)
+        skip_s0 = skip_s1 = None
         if self.cfg.use_high_res_features:
             assert high_res_features is not None
-            x += high_res_features[1].permute(0, 2, 3, 1)
+            skip_s0, skip_s1 = high_res_features
+        x = _conv_transpose_2x2(src, dc1, skip=skip_s1)  # (B, 2h, 2w, C/4)
         x = act1(F.layer_norm(x, x.shape[-1:], ln1.weight, ln1.bias, ln1.eps))
-        x = _conv_transpose_2x2(x, dc2)  # (B, 4h, 4w, C/8)
-        if self.cfg.use_high_res_features:
-            assert high_res_features is not None
-            x += high_res_features[0].permute(0, 2, 3, 1)
+        x = _conv_transpose_2x2(x, dc2, skip=skip_s0)  # (B, 4h, 4w, C/8)
         return act2(x)
 
     def _stability_scores(self, mask_logits: torch.Tensor) -> torch.Tensor:
@@ -234,13 +232,21 @@ class MaskDecoder(nn.Module):
         return masks_out, iou_out
 
 
-def _conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+def _conv_transpose_2x2(
+    x: torch.Tensor, conv: nn.ConvTranspose2d, *, skip: torch.Tensor | None = None
+) -> torch.Tensor:
     """A kernel-2, stride-2 transposed conv on channels-last input: (B, H, W, Cin) ->
-    (B, 2H, 2W, Cout). Each input pixel independently paints a 2x2 output patch, so
-    the conv is one matmul followed by a pixel shuffle."""
+    (B, 2H, 2W, Cout), plus `skip` (B or 1, Cout, 2H, 2W) when given. Each input pixel
+    independently paints a 2x2 output patch, so the conv is one matmul followed by a
+    pixel shuffle; the skip is added as the patches are laid out, one pass over the
+    output instead of a copy and then an add."""
     cin, cout = conv.weight.shape[:2]
     weight = conv.weight.permute(2, 3, 1, 0).reshape(4 * cout, cin)  # rows ordered (dy, dx, o)
     bias = conv.bias.repeat(4) if conv.bias is not None else None
     b, h, w, _ = x.shape
-    y = linear(x, weight, bias).view(b, h, w, 2, 2, cout)
-    return y.permute(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, cout)
+    patches = linear(x, weight, bias).view(b, h, w, 2, 2, cout).permute(0, 1, 3, 2, 4, 5)
+    if skip is None:
+        return patches.reshape(b, 2 * h, 2 * w, cout)
+    out = patches.new_empty((max(b, skip.shape[0]), h, 2, w, 2, cout))
+    torch.add(patches, skip.permute(0, 2, 3, 1).unflatten(1, (h, 2)).unflatten(3, (w, 2)), out=out)
+    return out.view(out.shape[0], 2 * h, 2 * w, cout)
