@@ -140,6 +140,25 @@ def test_objects_encoded_one_at_a_time_on_cpu_equal_the_batch(pair):
     pix, masks = _inputs(3, side=16)
     with torch.no_grad():
         feats, pos = ours(pix, masks)
-        batched = ours._fuse(pix, torch.sigmoid(masks))
+        batched = ours._fuse(ours.pix_feat_proj(pix), torch.sigmoid(masks))
     assert feats.shape == batched.shape and pos.shape == batched.shape
     assert_parity(feats, batched)
+
+
+def test_one_frame_shared_by_objects_is_projected_once(pair):
+    """The tracker passes one frame's features expanded over its objects: projected once,
+    the memories those of the reference on the same batch."""
+    ref, ours = pair
+    pix, masks = _inputs(1, side=16)
+    masks = torch.cat([masks, -masks, 2 * masks])
+    shared = pix.expand(3, -1, -1, -1)
+    batches: list[int] = []
+    handle = ours.pix_feat_proj.register_forward_hook(
+        lambda _m, args, _out: batches.append(args[0].shape[0])
+    )
+    with torch.no_grad():
+        feats, _ = ours(shared, masks)
+        expected = ref(shared.contiguous(), masks)["vision_features"]
+    handle.remove()
+    assert batches == [1]
+    assert_parity(feats, expected)
