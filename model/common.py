@@ -58,7 +58,10 @@ class LayerNorm2d(nn.Module):
             nhwc = x.permute(0, 2, 3, 1)
             out = F.layer_norm(nhwc, (x.shape[1],), self.weight, self.bias, self.eps)
             return out.permute(0, 3, 1, 2)
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        centred = x - x.mean(1, keepdim=True)
+        inv_std = torch.rsqrt(centred.square().mean(1, keepdim=True) + self.eps)
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return self.weight[:, None, None] * (centred * inv_std) + self.bias[:, None, None]
+        # Without autograd, in place on the fresh `centred`: three passes fewer over the
+        # grid (the memory encoder's first norm, 4 channels of 512 x 512 at 1024).
+        return centred.mul_(inv_std).mul_(self.weight[:, None, None]).add_(self.bias[:, None, None])

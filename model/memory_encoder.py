@@ -18,6 +18,9 @@ from model.config import MemoryEncoderConfig
 from model.cpu_gemm import Linear, linear_act
 from model.position_encoding import SinePositionEncoding
 
+# Channel count from which the mask downsampler works channels-last.
+_CHANNELS_LAST_FROM = 64
+
 
 class MaskDownsampler(nn.Module):
     """Strided conv + LayerNorm2d + GELU stages down to the feature stride, then a 1x1 conv.
@@ -59,14 +62,17 @@ class MaskDownsampler(nn.Module):
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> (B, out_dim, H / total_stride, W / total_stride), channels-last.
 
-        Channels-last from the first convolution on (a one-channel input leaves the
-        layout undecided, and the convolution then writes NCHW): the norms become one
-        fused layer_norm each, and the fuser that follows reads the result in that order.
+        Channels-last from the first convolution with `_CHANNELS_LAST_FROM` channels on:
+        the norms become one fused layer_norm each, and the fuser that follows reads the
+        result in that order. The first stages (4 and 16 channels) stay NCHW, where a norm
+        over so few channels is a few passes over whole planes, while layer_norm's rows of
+        4 values are slow (1,024 x 1,024 masks: 0.47 ms against 2.9 for the first norm).
         """
-        first, *rest = self.encoder
-        x = first(masks).contiguous(memory_format=torch.channels_last)
-        for layer in rest:
+        x = masks
+        for layer in self.encoder:
             x = layer(x)
+            if isinstance(layer, nn.Conv2d) and x.shape[1] >= _CHANNELS_LAST_FROM:
+                x = x.contiguous(memory_format=torch.channels_last)
         return x
 
 

@@ -117,6 +117,34 @@ def test_layer_norm_2d_channels_last_equals_nchw(channels):
     channels_last = norm(x.contiguous(memory_format=torch.channels_last))
     assert channels_last.is_contiguous(memory_format=torch.channels_last)
     assert_parity(channels_last, nchw)
+    # NCHW with autograd (out of place, differentiable) equals it without (in place).
+    x.requires_grad_(True)
+    with_grad = norm(x)
+    with_grad.sum().backward()
+    assert torch.equal(with_grad.detach(), nchw) and torch.isfinite(x.grad).all()
+
+
+def test_mask_downsampler_goes_channels_last_from_64_channels(pair):
+    """Norms over 4 and 16 channels run on NCHW planes, wider ones as one layer_norm."""
+    from model.common import LayerNorm2d
+
+    _, ours = pair
+    layouts: list[tuple[int, bool]] = []
+    handles = [
+        m.register_forward_pre_hook(
+            lambda _m, args: layouts.append(
+                (args[0].shape[1], args[0].is_contiguous(memory_format=torch.channels_last))
+            )
+        )
+        for m in ours.mask_downsampler.modules()
+        if isinstance(m, LayerNorm2d)
+    ]
+    with torch.no_grad():
+        out = ours.mask_downsampler(torch.rand(1, 1, 256, 256))
+    for handle in handles:
+        handle.remove()
+    assert layouts == [(4, False), (16, False), (64, True), (256, True)]
+    assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_fuser_runs_channels_last_and_the_memory_is_contiguous(pair):
