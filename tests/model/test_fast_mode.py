@@ -113,6 +113,34 @@ def test_memory_attention_matches_reference_under_bf16(route_calls, frames, ptrs
     _close(actual, expected, "memory attention")
 
 
+@pytest.mark.parametrize(("frames", "ptrs", "batch"), [(3, 4, 2), (7, 16, 1)])
+def test_memory_attention_with_long_rows_in_bf16_blocks_matches_reference(
+    route_calls, monkeypatch, frames, ptrs, batch
+):
+    """Cross-attention over long rows (28,736 keys at 1024) takes the bf16 blocks of
+    `model.blocked_attention`; rows of more than 300 keys count as long here."""
+    import model.blocked_attention as blocked
+
+    blocked_calls: list[int] = []
+    original = blocked.blocked_attention
+
+    def counting(q, k, v):
+        blocked_calls.append(k.shape[-2])
+        return original(q, k, v, block_elements=1 << 14)  # several key blocks
+
+    monkeypatch.setattr(bf16_attention, "BLOCKED_ROWS", 300)
+    monkeypatch.setattr(blocked, "blocked_attention", counting)
+    ref, ours = _memory_attention_pair()
+    inputs = _memory_attention_inputs(frames, ptrs, batch, seed=frames + 50)
+    with torch.inference_mode(), _bf16():
+        expected = ref(**inputs)
+        actual = ours(**inputs)
+    keys = frames * 16 * 16 + ptrs
+    assert blocked_calls == [keys] * len(ours.layers)  # the self-attention's 256 stay chunked
+    assert len(route_calls) == len(ours.layers)
+    _close(actual, expected, "memory attention")
+
+
 @pytest.mark.parametrize(("frames", "ptrs"), [(1, 0), (7, 16)])
 def test_memory_attention_on_the_fused_amx_kernel_matches_reference(fused_amx, frames, ptrs):
     ref, ours = _memory_attention_pair()
