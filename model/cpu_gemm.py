@@ -95,10 +95,59 @@ def takes_onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     )
 
 
+def _bf16_product(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether F.linear would compute (x, weight) as a bf16 product on CPU: under bf16
+    autocast (fast mode) for float operands, or on bf16 operands without autocast."""
+    if torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu") == torch.bfloat16 and {x.dtype, weight.dtype} <= {
+            torch.float32,
+            torch.bfloat16,
+        }
+    return x.dtype == weight.dtype == torch.bfloat16
+
+
+def takes_onednn_bf16(x: torch.Tensor, weight: torch.Tensor, fused: bool) -> bool:
+    """Whether `linear` / `linear_act` compute a bf16 product (`_bf16_product`) as oneDNN's
+    with its bias or activation (`fused`) applied as the product is written.
+
+    F.linear's bf16 product on CPU is oneDNN's too, but through `addmm`, which first
+    copies the bias into the whole output and has the product add to it: two passes more
+    over the output. Fused, the same product is bit for bit the same and 3-22% faster
+    (2-core AMD EPYC Zen 5: Hiera's stage-1 qkv, 65,536 x 96 -> 576, 8.8 against 10.3 ms).
+    Without a bias or activation there is nothing to fuse and F.linear stays.
+    """
+    return (
+        fused
+        and x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and _bf16_product(x, weight)
+        and _onednn_bf16_available()
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _onednn_bf16_available() -> bool:
+    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    return _onednn_linear() is not None and probe is not None and bool(probe())
+
+
+def _onednn_bf16(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str, algorithm: str
+) -> torch.Tensor:
+    """oneDNN's bf16 product with its operands cast as bf16 autocast casts them."""
+    bf16 = torch.bfloat16
+    bias = None if bias is None else bias.to(bf16)
+    return _onednn_linear()(x.to(bf16), weight.to(bf16), bias, act, [], algorithm)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear(x, weight, bias)`, through oneDNN where `takes_onednn` says so."""
+    """`F.linear(x, weight, bias)`, through oneDNN where `takes_onednn` says so (float32)
+    or `takes_onednn_bf16` (a bf16 product with a bias)."""
     if takes_onednn(x, weight, bias):
         return _onednn_linear()(x, weight, bias, "none", [], "")
+    if takes_onednn_bf16(x, weight, fused=bias is not None):
+        return _onednn_bf16(x, weight, bias, "none", "")
     return F.linear(x, weight, bias)
 
 
@@ -114,8 +163,13 @@ def linear_act(
     fused into oneDNN's product where `linear` takes oneDNN: one pass less over the
     output (memory attention's ReLU MLP, 4096 x 256 -> 2048: 20 ms against 30 ms)."""
     act = _POST_OPS[activation]
+    algorithm = "none" if act is F.gelu else ""
     if takes_onednn(x, weight, bias):
-        return _onednn_linear()(x, weight, bias, activation, [], "none" if act is F.gelu else "")
+        return _onednn_linear()(x, weight, bias, activation, [], algorithm)
+    if takes_onednn_bf16(x, weight, fused=True):
+        # The activation applies to the float32 sums before they are rounded to bf16
+        # (F.linear then the activation rounds twice): within bf16 rounding of it.
+        return _onednn_bf16(x, weight, bias, activation, algorithm)
     return act(F.linear(x, weight, bias))
 
 

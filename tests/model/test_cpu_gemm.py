@@ -1,12 +1,13 @@
-"""Float32 products through oneDNN (`model.cpu_gemm`): F.linear's results within float32
-tolerance, taken only where nothing else (autocast, autograd, another dtype) is asked."""
+"""Products through oneDNN (`model.cpu_gemm`): float32 ones within float32 tolerance of
+F.linear, taken only where nothing else (autocast, autograd, another dtype) is asked; bf16
+ones with their bias or activation fused, within bf16 rounding of F.linear's."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
-from tolerance import assert_parity
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 from torch import nn
 
 import model.cpu_gemm as cpu_gemm
@@ -35,8 +36,40 @@ def test_fused_activations_equal_unfused(activation, act, autocast, gemm_route) 
     x = x * 3  # pre-activations of both signs, through GELU's curved part
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         actual, expected = linear_act(x, w, b, activation), act(F.linear(x, w, b))
+        fused_bf16 = cpu_gemm.takes_onednn_bf16(x, w, fused=True)
     assert actual.dtype == expected.dtype
-    assert_parity(actual, expected)
+    assert fused_bf16 == (autocast and cpu_gemm._onednn_bf16_available())
+    if autocast:
+        # oneDNN's bf16 product applies the activation before its one rounding to bf16,
+        # F.linear then the activation round twice.
+        assert_parity(actual, expected, ulps=BF16_ULPS, eps=BF16_EPS)
+    else:
+        assert_parity(actual, expected)
+
+
+@pytest.mark.parametrize("shape", [(7, 32), (2, 3, 50, 96), (1, 1, 256)])
+@pytest.mark.parametrize("operands", ["autocast", "bf16"])
+def test_bf16_products_with_a_bias_fuse_it_and_equal_f_linear(shape, operands) -> None:
+    """Under fast mode's autocast, or on bf16 operands, a linear with a bias is oneDNN's
+    bf16 product with the bias fused: the same product as F.linear's."""
+    x, w, b = _operands(*shape)
+    autocast = operands == "autocast"
+    if not autocast:
+        x, w, b = x.bfloat16(), w.bfloat16(), b.bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        fused = cpu_gemm.takes_onednn_bf16(x, w, fused=True)
+        assert fused == cpu_gemm._onednn_bf16_available()
+        assert not cpu_gemm.takes_onednn_bf16(x, w, fused=False)  # no bias: F.linear
+        actual, expected = linear(x, w, b), F.linear(x, w, b)
+    assert actual.dtype == expected.dtype == torch.bfloat16
+    assert_parity(actual, expected, ulps=2, eps=BF16_EPS)
+
+
+def test_bf16_route_leaves_float32_and_autograd_alone() -> None:
+    x, w, _ = _operands(4, 16)
+    assert not cpu_gemm.takes_onednn_bf16(x, w, fused=True)  # float32, no autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not cpu_gemm.takes_onednn_bf16(x.requires_grad_(), w, fused=True)
 
 
 @pytest.mark.parametrize("rows", [7, 1024, 2500])  # one block, exactly one, three
