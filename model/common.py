@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.cpu_gemm import Linear
+from model.cpu_gemm import Linear, linear_act
 
 
 class MLP(nn.Module):
@@ -33,12 +33,27 @@ class MLP(nn.Module):
         self.sigmoid_output = sigmoid_output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        post_op = _post_op(self.act)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
+            if i < last and post_op is not None:
+                # The activation applied as oneDNN writes the product (`model.cpu_gemm`):
+                # one pass less over the widest activations (Hiera's 4x MLPs).
+                x = linear_act(x, layer.weight, layer.bias, post_op)
+                continue
             x = layer(x)
             if i < last:
                 x = self.act(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+def _post_op(act: nn.Module) -> str | None:
+    """`linear_act`'s name for `act`, None for an activation it does not fuse."""
+    if type(act) is nn.ReLU:
+        return "relu"
+    if type(act) is nn.GELU and act.approximate == "none":
+        return "gelu"
+    return None
 
 
 class LayerNorm2d(nn.Module):
