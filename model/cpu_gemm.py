@@ -1,4 +1,5 @@
-"""Float32 matrix products on CPU through oneDNN where it beats the BLAS torch links.
+"""Matrix products on CPU through oneDNN: float32 where it beats the BLAS torch links,
+bf16 with the bias and activation fused.
 
 torch's CPU float32 `F.linear`, `matmul` and its fused attention call MKL's sgemm, and MKL
 takes its AVX-512 kernels only on Intel CPUs. On a 2-core AMD EPYC (Zen 5, AVX-512) it
@@ -13,6 +14,11 @@ of `model.blocked_attention` go through oneDNN's matmul (`torch.ops.mkldnn._line
 the op torch's own compiler emits for CPU linears). Everything else, bf16 autocast, the
 GPU and autograd included, goes to `F.linear` as before. The choice is measured once per
 process (`onednn_fp32_pays`); MASKLET_CPU_GEMM=onednn or =blas fixes it (tests, benchmarks).
+
+Fast mode's bf16 products go to oneDNN through F.linear anyway, but by way of `addmm`,
+which writes the bias over the whole output before the product adds to it; `linear` and
+`linear_act` call oneDNN's product with the bias and activation applied as it writes
+(`takes_onednn_bf16`).
 """
 
 from __future__ import annotations
