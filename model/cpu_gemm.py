@@ -11,9 +11,10 @@ relative differences of about 1e-6, as between two BLAS builds.
 
 So where oneDNN measures faster, float32 linears (`Linear`, `linear`) and the products
 of `model.blocked_attention` go through oneDNN's matmul (`torch.ops.mkldnn._linear_pointwise`,
-the op torch's own compiler emits for CPU linears). Everything else, bf16 autocast, the
-GPU and autograd included, goes to `F.linear` as before. The choice is measured once per
-process (`onednn_fp32_pays`); MASKLET_CPU_GEMM=onednn or =blas fixes it (tests, benchmarks).
+the op torch's own compiler emits for CPU linears). Everything else, the GPU and
+autograd included, goes to `F.linear` as before, and so does bf16 but for the case below.
+The choice is measured once per process (`onednn_fp32_pays`); MASKLET_CPU_GEMM=onednn or
+=blas fixes it (tests, benchmarks).
 
 Fast mode's bf16 products go to oneDNN through F.linear anyway, but by way of `addmm`,
 which writes the bias over the whole output before the product adds to it; `linear` and
