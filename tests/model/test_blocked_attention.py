@@ -102,9 +102,9 @@ def running_max_calls(monkeypatch) -> list[int]:
     calls: list[int] = []
     original = blocked._running_max_block
 
-    def spy(q, *args):
+    def spy(q, *args, **kwargs):
         calls.append(q.shape[-2])
-        return original(q, *args)
+        return original(q, *args, **kwargs)
 
     monkeypatch.setattr(blocked, "_running_max_block", spy)
     return calls
@@ -176,9 +176,9 @@ def test_bf16_fallback_computes_float32_even_under_autocast(monkeypatch) -> None
     seen: list[tuple[torch.dtype, bool]] = []
     original = blocked._running_max_block
 
-    def spy(q, *args):
+    def spy(q, *args, **kwargs):
         seen.append((q.dtype, torch.is_autocast_enabled("cpu")))
-        return original(q, *args)
+        return original(q, *args, **kwargs)
 
     monkeypatch.setattr(blocked, "_running_max_block", spy)
     q, k, v = (x.bfloat16() for x in _qkv(1, 1, 64, 300, 32, 8, 40.0))
@@ -207,3 +207,24 @@ def test_bf16_long_rows_take_the_blocks(monkeypatch) -> None:
         expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
         assert_parity(attention(q, k, v).float(), expected, ulps=BF16_ULPS, eps=BF16_EPS)
     assert calls == [long_keys]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_float32_exponentials_are_powers_of_two(dtype, monkeypatch) -> None:
+    """float32 blocks fold log2(e) into the query scale and take exp2 (4x torch's exp on
+    CPU); bf16 blocks keep natural exponentials. Both match SDPA."""
+    calls: list[str] = []
+    for name in ("exp_", "exp2_"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(
+            torch.Tensor, name, lambda t, _n=name, _o=original: calls.append(_n) or _o(t)
+        )
+    q, k, v = (x.to(dtype) for x in _qkv(1, 1, 256, 1808, 64, 16))
+    actual = blocked_attention(q, k, v, block_elements=256 * 512)
+    monkeypatch.undo()
+    assert set(calls) == ({"exp2_"} if dtype == torch.float32 else {"exp_"})
+    expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    if dtype == torch.float32:
+        assert_parity(actual, expected)
+    else:
+        assert_parity(actual.float(), expected, ulps=BF16_ULPS, eps=BF16_EPS)
