@@ -24,9 +24,11 @@ which writes the bias over the whole output before the product adds to it; `line
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +37,10 @@ from torch import nn
 # oneDNN must be at least this much faster on the probe to be taken: below it the two
 # are within this host's run-to-run noise and the BLAS torch picked stays.
 MIN_ONEDNN_SPEEDUP = 1.15
-# The probe: (n x n) @ (n x n)^T, about 2 GFLOP, 5-10 ms a call on a 2-core CPU.
+# The probe: (n x n) @ (n x n)^T, about 2 GFLOP, 9-20 ms a call on one core.
 _PROBE_N = 1024
+# Timed calls of each side of a probe (`speedup`), interleaved, after one untimed call.
+PROBE_ROUNDS = 5
 ROUTE_ENV = "MASKLET_CPU_GEMM"
 
 
@@ -48,7 +52,8 @@ def _onednn_linear():
 
 
 def best_seconds(fn, *args) -> float:
-    """Best of 3 timed calls of `fn(*args)`, after one untimed."""
+    """Best of 3 timed calls of `fn(*args)`, after one untimed (the benchmarks' GEMM
+    ceiling, on all threads; the route probes use `speedup`)."""
     fn(*args)  # first call: kernel selection and page faults, not timed
     best = float("inf")
     for _ in range(3):
@@ -58,10 +63,50 @@ def best_seconds(fn, *args) -> float:
     return best
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one intra-op thread for the calling thread, restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def speedup(
+    slow: Callable[[], object], fast: Callable[[], object], rounds: int = PROBE_ROUNDS
+) -> float:
+    """How many times faster `fast()` runs than `slow()`: the best of `rounds` calls of
+    each, interleaved, on one intra-op thread, after one untimed call of each.
+
+    The probes compare kernels, whose speed per core is what differs between CPUs, and
+    one thread is barely disturbed by another process on the machine, where two threads
+    wait at every barrier for whichever one the kernel has descheduled: with a busy
+    process alongside, two threads (best of 3, one side after the other) measured oneDNN
+    at 1.15-1.6x BLAS on a 2-core AMD EPYC (Zen 5), near the threshold that keeps BLAS
+    for the whole process, where one thread measured 2.17-2.3x, as on a quiet machine
+    (2.1-2.25x); bf16 at 1.86-1.97x float32 either way. Interleaved, a slow spell of
+    the host reaches both sides.
+    """
+    with _one_thread():
+        slow()  # first calls: kernel selection and page faults, not timed
+        fast()
+        best_slow = best_fast = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            slow()
+            middle = time.perf_counter()
+            fast()
+            best_slow = min(best_slow, middle - start)
+            best_fast = min(best_fast, time.perf_counter() - middle)
+    return best_slow / max(best_fast, 1e-9)
+
+
 @functools.lru_cache(maxsize=1)
 def onednn_speedup() -> float:
-    """Measured oneDNN / BLAS float32 throughput on this CPU (best of 3, once per process);
-    0 where torch has no oneDNN linear."""
+    """Measured oneDNN / BLAS float32 throughput on this CPU (`speedup`, once per
+    process); 0 where torch has no oneDNN linear."""
     op = _onednn_linear()
     if op is None:
         return 0.0
@@ -71,10 +116,10 @@ def onednn_speedup() -> float:
     # exact mode and fast mode's float32 attention off oneDNN for the whole process).
     with torch.inference_mode(), torch.autocast("cpu", enabled=False):
         try:
-            onednn = best_seconds(op, a, b, None, "none", [], "")
+            op(a, b, None, "none", [], "")
         except RuntimeError:  # a build whose op is registered but cannot run here
             return 0.0
-        return best_seconds(F.linear, a, b) / max(onednn, 1e-9)
+        return speedup(lambda: F.linear(a, b), lambda: op(a, b, None, "none", [], ""))
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,7 +17,9 @@ matmul ran 5.5x float32's and a tracked frame took 1.18-1.20 s against 3.23-3.32
 2-core AMD EPYC (Zen 5) bf16 ran 865-975 GFLOP/s against float32's 435-480 on oneDNN
 (`model.cpu_gemm`) and a frame took 1.29 s against 2.21 s. So
 where the flags say yes, "auto" also times one matmul in each precision, once per
-process, and takes bf16 only where it measured at least `MIN_BF16_SPEEDUP` times faster.
+process, on one thread (so that a busy process alongside does not decide it,
+`model.cpu_gemm.speedup`), and takes bf16 only where it measured at least
+`MIN_BF16_SPEEDUP` times faster.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Literal, get_args
 
 import torch
 
-from model.cpu_gemm import best_seconds, linear
+from model.cpu_gemm import linear, speedup
 
 Precision = Literal["exact", "fast"]
 Requested = Literal["auto", "exact", "fast"]
@@ -42,7 +44,7 @@ DTYPE_NAMES: dict[str, str] = {"exact": "float32", "fast": "bf16"}
 _X86_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # bf16 autocast adds casts around every matmul: a bare matmul must win by this much.
 MIN_BF16_SPEEDUP = 1.2
-# The timed matmul: (n x n) @ (n x n), about 2 GFLOP, 10-20 ms per call on a 2-core CPU.
+# The timed matmul: (n x n) @ (n x n)^T, about 2 GFLOP, 5-10 ms a call on one core.
 _PROBE_N = 1024
 
 
@@ -82,18 +84,14 @@ def _cpu_native_bf16() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
-    """Measured bf16 / float32 matmul throughput on this CPU (best of 3 each, once per
-    process), float32 by the route exact mode takes (`model.cpu_gemm`)."""
-
-    def seconds(dtype: torch.dtype) -> float:
-        a = torch.randn(_PROBE_N, _PROBE_N).to(dtype)
-        b = torch.randn(_PROBE_N, _PROBE_N).to(dtype)
-        # `linear` takes float32 where exact mode computes it (oneDNN where that pays).
-        return best_seconds(linear, a, b)
-
+    """Measured bf16 / float32 matmul throughput on this CPU (`model.cpu_gemm.speedup`:
+    one thread, interleaved, once per process), float32 by the route exact mode takes."""
+    a, b = torch.randn(_PROBE_N, _PROBE_N), torch.randn(_PROBE_N, _PROBE_N)
+    a16, b16 = a.bfloat16(), b.bfloat16()
     # Autocast off, whoever asks: under it the float32 product would be timed in bf16.
+    # `linear` takes float32 where exact mode computes it (oneDNN where that pays).
     with torch.inference_mode(), torch.autocast("cpu", enabled=False):
-        return seconds(torch.float32) / max(seconds(torch.bfloat16), 1e-9)
+        return speedup(lambda: linear(a, b), lambda: linear(a16, b16))
 
 
 def native_bf16(device: str | torch.device) -> bool:

@@ -4,6 +4,8 @@ ones with their bias or activation fused, within bf16 rounding of F.linear's."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -146,12 +148,43 @@ def test_the_probe_times_float32_even_when_first_asked_under_autocast(monkeypatc
     # bf16 and the cached answer would keep oneDNN off for the whole process.
     products = []
 
-    def spy(fn, *args) -> float:
-        products.append(fn(*args).dtype)
+    def spy(slow, fast, **_) -> float:
+        products.extend((slow().dtype, fast().dtype))
         return 1.0
 
-    monkeypatch.setattr(cpu_gemm, "best_seconds", spy)
+    monkeypatch.setattr(cpu_gemm, "speedup", spy)
     monkeypatch.setattr(cpu_gemm, "_PROBE_N", 32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cpu_gemm.onednn_speedup.__wrapped__()
     assert products and set(products) == {torch.float32}
+
+
+def test_speedup_compares_interleaved_calls_on_one_thread() -> None:
+    """The route probes time one intra-op thread (another busy process then barely
+    disturbs them), both sides in turn, and give the thread count back."""
+    threads = torch.get_num_threads()
+    seen: list[tuple[str, int]] = []
+
+    def side(name: str, seconds: float):
+        def call() -> None:
+            seen.append((name, torch.get_num_threads()))
+            time.sleep(seconds)
+
+        return call
+
+    ratio = cpu_gemm.speedup(side("slow", 0.004), side("fast", 0.001), rounds=3)
+    assert torch.get_num_threads() == threads
+    assert [name for name, _ in seen] == ["slow", "fast"] * 4  # one untimed call each first
+    assert {n for _, n in seen} == {1}
+    assert 2.0 < ratio < 8.0
+
+
+def test_speedup_gives_the_threads_back_when_a_side_fails() -> None:
+    threads = torch.get_num_threads()
+
+    def boom() -> None:
+        raise RuntimeError("no kernel")
+
+    with pytest.raises(RuntimeError):
+        cpu_gemm.speedup(boom, boom)
+    assert torch.get_num_threads() == threads

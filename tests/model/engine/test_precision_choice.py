@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import model.cpu_gemm as cpu_gemm
 import model.engine.precision as precision
 from model.engine.precision import PrecisionError, native_bf16, resolve_precision
 from model.engine.precision import cpu_bf16_speedup as REAL_PROBE  # before the fixture patches it
@@ -104,7 +105,8 @@ def test_the_speed_probe_times_both_precisions_once(monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             speedup = REAL_PROBE()
         assert 0 < speedup < float("inf")
-        assert calls.count(torch.float32) == calls.count(torch.bfloat16) == 4
-        assert REAL_PROBE() == speedup and len(calls) == 8  # cached: timed once per process
+        per_side = 1 + cpu_gemm.PROBE_ROUNDS  # one untimed call, then the timed ones
+        assert calls.count(torch.float32) == calls.count(torch.bfloat16) == per_side
+        assert REAL_PROBE() == speedup and len(calls) == 2 * per_side  # timed once per process
     finally:
         REAL_PROBE.cache_clear()
