@@ -210,9 +210,9 @@ def test_bf16_long_rows_take_the_blocks(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_float32_exponentials_are_powers_of_two(dtype, monkeypatch) -> None:
-    """float32 blocks fold log2(e) into the query scale and take exp2 (4x torch's exp on
-    CPU); bf16 blocks keep natural exponentials. Both match SDPA."""
+def test_exponentials_are_powers_of_two(dtype, monkeypatch) -> None:
+    """The blocks fold log2(e) into the query scale and take exp2 (4x torch's exp on
+    float32 CPUs, 1.2x on bf16), never exp; both dtypes still match SDPA."""
     calls: list[str] = []
     for name in ("exp_", "exp2_"):
         original = getattr(torch.Tensor, name)
@@ -222,7 +222,7 @@ def test_float32_exponentials_are_powers_of_two(dtype, monkeypatch) -> None:
     q, k, v = (x.to(dtype) for x in _qkv(1, 1, 256, 1808, 64, 16))
     actual = blocked_attention(q, k, v, block_elements=256 * 512)
     monkeypatch.undo()
-    assert set(calls) == ({"exp2_"} if dtype == torch.float32 else {"exp_"})
+    assert calls and set(calls) == {"exp2_"}
     expected = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
     if dtype == torch.float32:
         assert_parity(actual, expected)
