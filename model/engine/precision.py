@@ -15,7 +15,7 @@ avx512_core_bf16 kernel ran at 0.54x float32 (154 against 287 GFLOP/s), and a tr
 frame took 6.9 s in bf16 against 5.8 s in float32; on a 2-core Xeon with AMX-BF16 a bf16
 matmul ran 5.5x float32's and a tracked frame took 1.18-1.20 s against 3.23-3.32 s; on a
 2-core AMD EPYC (Zen 5) bf16 ran 865-975 GFLOP/s against float32's 435-480 on oneDNN
-(`model.cpu_gemm`) and a frame took 1.29 s against 2.21 s. So
+(`model.cpu_gemm`) and a frame took 1.35 s against 2.20 s. So
 where the flags say yes, "auto" also times one matmul in each precision, once per
 process, on one thread (so that a busy process alongside does not decide it,
 `model.cpu_gemm.speedup`), and takes bf16 only where it measured at least
