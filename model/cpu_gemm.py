@@ -85,9 +85,9 @@ def speedup(
     wait at every barrier for whichever one the kernel has descheduled: with a busy
     process alongside, two threads (best of 3, one side after the other) measured oneDNN
     at 1.15-1.6x BLAS on a 2-core AMD EPYC (Zen 5), near the threshold that keeps BLAS
-    for the whole process, where one thread measured 2.17-2.3x, as on a quiet machine
-    (2.1-2.25x); bf16 at 1.86-1.97x float32 either way. Interleaved, a slow spell of
-    the host reaches both sides.
+    for the whole process, and bf16 at 1.9-4.9x float32; one thread measured 2.16-2.3x
+    and 1.86-2.0x, as on a quiet machine (2.13-2.23x and 1.87-1.96x). Interleaved, a
+    slow spell of the host reaches both sides.
     """
     with _one_thread():
         slow()  # first calls: kernel selection and page faults, not timed
