@@ -154,6 +154,19 @@ class MaskStore:
             self.clear_frame(frame, obj_id)
         self.quality.remove_object(obj_id)
 
+    def copy(self) -> MaskStore:
+        """An independent store with the same entries and quality figures.
+
+        For readers on another thread (an export) while the owner keeps editing. Copying
+        entry by entry would record each mask anew and leave its predicted IoU unknown, so
+        the figures are copied with the masks, never rebuilt."""
+        out = MaskStore(self._size, num_frames=self._num_frames, memory_budget=self._budget)
+        for chunk in self.chunks():
+            for frame, obj_id, present, data in self.chunk_entries(chunk):
+                out.set_encoded(frame, obj_id, data, present=present)
+        out.quality = self.quality.copy()
+        return out
+
     # -- queries -----------------------------------------------------------------------------
 
     def status(self, frame: int, obj_id: int) -> Status:

@@ -125,6 +125,14 @@ class QualityTable:
         rows[:, IOU : SCORE + 1] = values
         self._touch(obj_id)
 
+    def copy(self) -> QualityTable:
+        """An independent table with the same figures (writers' `saved` marks not carried)."""
+        out = QualityTable()
+        for obj_id, per_object in self._blocks.items():
+            out._blocks[obj_id] = {block: rows.copy() for block, rows in per_object.items()}
+            out._touch(obj_id)
+        return out
+
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, frame: int, obj_id: int) -> tuple[float, float]:

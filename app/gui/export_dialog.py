@@ -45,15 +45,6 @@ FORMAT_LABELS = {
 _SUFFIX = {"png": "", "coco": ".json", "ytvis": ".json", "mp4": ".mp4"}
 
 
-def snapshot_store(store: MaskStore) -> MaskStore:
-    """A copy the export thread can read while the GUI keeps editing the original."""
-    copy = MaskStore(store.video_size, num_frames=store.num_frames)
-    for chunk in store.chunks():
-        for frame, obj_id, present, data in store.chunk_entries(chunk):
-            copy.set_encoded(frame, obj_id, data, present=present)
-    return copy
-
-
 class ExportJob(QObject):
     """Runs one export on its own thread; emits progress, then finished or failed."""
 
@@ -231,7 +222,7 @@ class ExportDialog(QDialog):
             ObjectMeta(o.obj_id, o.name, o.category, tuple(o.color)) for o in self._doc.objects()
         ]
         self._job = ExportJob(
-            open_reader=self._open_reader, store=snapshot_store(self._doc.store),
+            open_reader=self._open_reader, store=self._doc.store.copy(),
             objects=objects, name=Path(self._doc.video_path or "video").stem,
             fmt=fmt, out=out, options=options,
         )  # fmt: skip

@@ -67,6 +67,24 @@ def test_store_records_stats_and_resets_confidence_on_a_new_mask():
     assert store.quality.object_ids() == []
 
 
+def test_store_copy_keeps_the_figures_and_is_independent():
+    """An export reads a copy of the store; the copy must keep the predicted IoUs (a copy
+    made entry by entry reset them, and every exported score became 1.0)."""
+    store = MaskStore(SIZE, num_frames=FRAMES, memory_budget=1)  # spilled chunks too
+    for frame in (3, 260):
+        store.set(frame, 1, _square(10, 4))
+        store.quality.set_confidence(frame, 1, 0.47 + frame / 1000, 2.0)
+    store.set(5, 2, None, present=False)
+    copy = store.copy()
+    assert copy.quality.get(3, 1) == pytest.approx((0.473, 2.0))
+    assert copy.quality.get(260, 1) == pytest.approx((0.73, 2.0))
+    assert copy.status(5, 2) == "absent" and np.array_equal(copy.get(3, 1), _square(10, 4))
+    store.quality.set_confidence(3, 1, 0.1, 0.0)
+    store.clear_frame(260, 1)
+    assert copy.quality.get(3, 1) == pytest.approx((0.473, 2.0))
+    assert copy.status(260, 1) == "present"
+
+
 # ---- drift --------------------------------------------------------------------------------------
 def _track(n=100, speed=3.0, side=10.0):
     area = np.full(n, side * side)
