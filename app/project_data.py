@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.labels import Label
+
 __all__ = ["MAX_ID", "FramePrompt", "ObjectInfo", "Project"]
 
 MAX_ID = 2**31 - 1  # ids and frames are stored as uint32 in chunk files
@@ -44,3 +46,5 @@ class Project:
     num_frames: int
     video_size: tuple[int, int]  # (H, W)
     extra: dict = field(default_factory=dict)  # unknown top-level keys, kept on re-save
+    # The label list, in the user's order; every object's category is one of them.
+    labels: tuple[Label, ...] = ()

@@ -9,6 +9,7 @@ The document (UTF-8) is::
                 "num_frames": 300, "height": 720, "width": 1280},
       "objects": [{"id": 1, "name": "dog", "category": "animal",
                    "color": [255, 0, 0], "visible": true}],
+      "labels": [{"name": "animal", "color": [242, 61, 61]}],  # optional (app/labels.py)
       "prompts": [{"frame": 0, "obj_id": 1, "points": [[x, y, label], ...],
                    "box": [x0, y0, x1, y1] | null, "mask": "<base64 RLE>" | null}],
       "settings": {...},
@@ -19,8 +20,10 @@ The document (UTF-8) is::
 Point labels are 1 (foreground) or 0 (background); ids are non-negative ints; a prompt mask
 is `encode_rle` bytes (see app/mask_codec.py) in base64, at video resolution.
 
-Reading validates every field and raises `InvalidProject` with the reason (app/project.py
-adds the file name). Declared sizes are checked against `app.limits`, and prompt masks stay
+Projects saved before labels existed have no "labels": theirs are the objects' categories,
+in order of first use (and any category an object names is added to the list). Reading
+validates every field and raises `InvalidProject` with the reason (app/project.py adds the
+file name). Declared sizes are checked against `app.limits`, and prompt masks stay
 RLE-compressed (their runs must cover exactly the video's H x W), so a tiny file cannot
 claim gigabytes.
 """
@@ -33,6 +36,7 @@ import math
 import os
 from pathlib import Path
 
+from app.labels import labels_from_json, labels_to_json, with_names
 from app.limits import (
     MAX_FRAMES,
     MAX_JSON_BYTES,
@@ -103,6 +107,7 @@ def project_to_json(path: Path, project: Project, chunks: list[int], *, quality:
             }
             for o in project.objects
         ],  # fmt: skip
+        "labels": labels_to_json(project.labels),
         "prompts": [_prompt_to_json(p) for p in project.prompts],
         "settings": project.settings,
         "masks": {
@@ -187,7 +192,11 @@ def project_from_json(path: Path, doc: dict) -> Project:
     ]
     if len({(p.frame, p.obj_id) for p in prompts}) != len(prompts):
         raise InvalidProject("two prompts for the same frame and object")
-    known = {"format", "version", "video", "objects", "prompts", "settings", "masks"}
+    known = {"format", "version", "video", "objects", "labels", "prompts", "settings", "masks"}
+    try:
+        labels = labels_from_json(doc.get("labels", []))
+    except ValueError as exc:
+        raise InvalidProject(str(exc)) from None
     return Project(
         video_path=_resolve_video(path, video),
         objects=objects,
@@ -196,6 +205,7 @@ def project_from_json(path: Path, doc: dict) -> Project:
         num_frames=num_frames,
         video_size=size,
         extra={k: v for k, v in doc.items() if k not in known},
+        labels=with_names(labels, (o.category for o in objects)),
     )
 
 

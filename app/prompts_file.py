@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from app.labels import DEFAULT_CATEGORY
 from app.limits import MAX_OBJECTS, MAX_POINTS_PER_PROMPT, MAX_PROMPTS_FILE_BYTES
 from app.project import MAX_ID
 from app.safe_io import JsonError, parse_json, read_regular_file
@@ -158,7 +159,7 @@ def _parse_object(data: Any, where: str) -> PromptedObject:
     if not _is_int(obj_id) or not 0 < obj_id <= MAX_ID:
         raise PromptsError(f"{where}.id: expected an integer in 1-{MAX_ID}, got {obj_id!r}")
     name = data.get("name", f"object {obj_id}")
-    category = data.get("category", "object")
+    category = data.get("category", DEFAULT_CATEGORY)
     for key, value in (("name", name), ("category", category)):
         if not isinstance(value, str) or not value.strip():
             raise PromptsError(f"{where}.{key}: expected a non-empty string")

@@ -17,22 +17,28 @@ from typing import TextIO
 
 from app.export.files import atomic_output, frame_file_name, write_frame_image
 from app.export.rle import encode_mask, mask_to_polygons
-from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, frame_scores
+from app.export.source import (
+    ExportOptions,
+    ExportSource,
+    FrameLoop,
+    ObjectMeta,
+    frame_scores,
+    source_labels,
+)
+from app.labels import category_list, category_name
 
 __all__ = ["category_table", "write_coco"]
 
-DEFAULT_CATEGORY = "object"
 
-
-def category_table(objects: Sequence[ObjectMeta]) -> tuple[list[dict], dict[int, int]]:
-    """COCO categories (ids 1..C, in order of first use) and each object's category id."""
-    names: dict[str, int] = {}
-    by_object = {}
-    for obj in objects:
-        name = obj.category.strip() or DEFAULT_CATEGORY
-        by_object[obj.obj_id] = names.setdefault(name, len(names) + 1)
-    categories = [{"id": cid, "name": name, "supercategory": name} for name, cid in names.items()]
-    return categories, by_object
+def category_table(
+    objects: Sequence[ObjectMeta], labels: Sequence[str] = ()
+) -> tuple[list[dict], dict[int, int]]:
+    """COCO categories (ids 1..C: the project's `labels` in order, unused ones included, then
+    any other category the objects use) and each object's category id."""
+    names = category_list(labels, (obj.category for obj in objects))
+    ids = {name: cid for cid, name in enumerate(names, start=1)}
+    categories = [{"id": ids[name], "name": name, "supercategory": name} for name in names]
+    return categories, {obj.obj_id: ids[category_name(obj.category)] for obj in objects}
 
 
 def _image_entries(source: ExportSource, frames: range, ext: str) -> list[dict]:
@@ -73,7 +79,7 @@ def write_coco(
     loop: FrameLoop,
 ) -> list[Path]:
     """Write a COCO JSON file at `out` (frame images under `out.parent` if asked)."""
-    categories, category_of = category_table(objects)
+    categories, category_of = category_table(objects, source_labels(source))
     ext = options.images or "jpg"
     images = _image_entries(source, frames, ext)
     written = []

@@ -25,7 +25,8 @@ from PIL import Image
 from app.atomic import atomic_write_text
 from app.export.files import atomic_folder, frame_stem, save_image, save_png_bytes
 from app.export.palette import davis_palette
-from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta
+from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, source_labels
+from app.labels import category_list, category_name
 from app.limits import MAX_JSON_BYTES
 from app.safe_io import parse_json, read_regular_file
 
@@ -65,12 +66,23 @@ def _palette_png(labels: np.ndarray) -> Image.Image:
     return image
 
 
-def _write_objects_file(out: Path, objects: Sequence[ObjectMeta], indices: dict[int, int]) -> None:
+def _write_objects_file(
+    out: Path, objects: Sequence[ObjectMeta], indices: dict[int, int], labels: Sequence[str]
+) -> None:
+    """Index -> object, with the categories as COCO and YouTube-VIS exports name them, and
+    the label list (`categories`, in order) they come from."""
     entries = [
-        {"index": indices[obj.obj_id], "id": obj.obj_id, "name": obj.name, "category": obj.category}
+        {
+            "index": indices[obj.obj_id],
+            "id": obj.obj_id,
+            "name": obj.name,
+            "category": category_name(obj.category),
+        }
         for obj in objects
     ]
-    atomic_write_text(out / OBJECTS_FILE, json.dumps({"objects": entries}, indent=2) + "\n")
+    categories = category_list(labels, (obj.category for obj in objects))
+    text = json.dumps({"objects": entries, "categories": categories}, indent=2)
+    atomic_write_text(out / OBJECTS_FILE, text + "\n")
 
 
 def write_png(
@@ -103,7 +115,7 @@ def _write_layout(
     loop: FrameLoop,
 ) -> list[Path]:
     (out / ANNOTATIONS_DIR).mkdir(parents=True, exist_ok=True)
-    _write_objects_file(out, objects, indices)
+    _write_objects_file(out, objects, indices, source_labels(source))
     written = [out / OBJECTS_FILE]
     for frame in frames:
         loop.check()

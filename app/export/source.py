@@ -20,6 +20,7 @@ __all__ = [
     "frame_scores",
     "selected_frames",
     "selected_objects",
+    "source_labels",
 ]
 
 Progress = Callable[[int, int], None]
@@ -107,6 +108,12 @@ def frame_scores(source: ExportSource, frame: int, obj_ids) -> dict[int, float]:
     return out
 
 
+def source_labels(source: ExportSource) -> list[str]:
+    """The label names the exported categories start with, in order (none if the source
+    keeps no label list, e.g. a prompts file's objects)."""
+    return list(getattr(source, "labels", ()))
+
+
 def selected_frames(source: ExportSource, options: ExportOptions) -> range:
     """The frame indices to export; raises ValueError when the range is outside the video."""
     if options.start >= source.num_frames:
@@ -163,7 +170,15 @@ class StoreSource:
     `store` has `objects_at(frame) -> {obj_id: (H, W) bool}` (present objects only).
     """
 
-    def __init__(self, *, name: str, reader, store, objects: Sequence[ObjectMeta]) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        reader,
+        store,
+        objects: Sequence[ObjectMeta],
+        labels: Sequence[str] = (),
+    ) -> None:
         size = tuple(int(v) for v in reader.size)
         if tuple(store.video_size) != size:
             raise ValueError(f"masks are {tuple(store.video_size)} but the video is {size}")
@@ -172,18 +187,20 @@ class StoreSource:
         self.video_size = size
         self.fps = float(reader.fps)
         self.objects = list(objects)
+        self.labels = list(labels)  # the project's label names: the exported categories
         self._reader = reader
         self._store = store
 
     @classmethod
     def from_project(cls, project, store, reader) -> StoreSource:
         """Adapter for a loaded `app.project.Project` (its objects' ids, names, categories
-        and colours), named after the video file."""
+        and colours, and its label list), named after the video file."""
         objects = [
             ObjectMeta(o.obj_id, o.name, o.category, tuple(o.color)) for o in project.objects
         ]
         name = Path(project.video_path).stem or "video"
-        return cls(name=name, reader=reader, store=store, objects=objects)
+        labels = [label.name for label in getattr(project, "labels", ())]
+        return cls(name=name, reader=reader, store=store, objects=objects, labels=labels)
 
     def masks(self, frame: int) -> dict[int, np.ndarray]:
         return self._store.objects_at(frame)

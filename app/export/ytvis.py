@@ -24,7 +24,14 @@ from typing import IO, TextIO
 from app.export.coco import category_table
 from app.export.files import atomic_output, frame_file_name, write_frame_image
 from app.export.rle import encode_mask
-from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, frame_scores
+from app.export.source import (
+    ExportOptions,
+    ExportSource,
+    FrameLoop,
+    ObjectMeta,
+    frame_scores,
+    source_labels,
+)
 
 __all__ = ["write_ytvis"]
 
@@ -69,7 +76,7 @@ def _write_document(
     objects: Sequence[ObjectMeta],
     tracks: dict[int, _Track],
 ) -> None:
-    categories, category_of = category_table(objects)
+    categories, category_of = category_table(objects, source_labels(source))
     info = {"description": f"Masklet export of {source.name}", "fps": source.fps}
     stream.write('{"info": ' + json.dumps(info))
     stream.write(',\n"categories": ' + json.dumps(categories))

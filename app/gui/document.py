@@ -15,6 +15,7 @@ from enum import IntEnum
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from app.labels import Label
 from app.mask_store import MaskStore
 
 # Distinct, saturated colours that read well over video; cycled for new objects.
@@ -87,6 +88,7 @@ class AnnotationDocument(QObject):
     masks_changed = Signal(int)
     current_frame_changed = Signal(int)
     active_object_changed = Signal(int)
+    labels_changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -95,6 +97,7 @@ class AnnotationDocument(QObject):
         self.video_size: tuple[int, int] = (0, 0)
         self.fps = 25.0
         self._objects: dict[int, MaskletObject] = {}
+        self._labels: tuple[Label, ...] = ()
         self._prompts: dict[tuple[int, int], FramePrompts] = {}
         self.store = MaskStore((1, 1))
         self._states: dict[int, np.ndarray] = {}
@@ -114,6 +117,7 @@ class AnnotationDocument(QObject):
         self.video_size = video_size
         self.fps = fps if fps > 0 else 25.0
         self._objects.clear()
+        self._labels = ()
         self._prompts.clear()
         self.store = MaskStore(_store_size(video_size), num_frames=max(num_frames, 1))
         self._states.clear()
@@ -122,6 +126,7 @@ class AnnotationDocument(QObject):
         self._ids = itertools.count(1)
         self.video_changed.emit()
         self.objects_changed.emit()
+        self.labels_changed.emit()
         self.current_frame_changed.emit(0)
         self.active_object_changed.emit(-1)
 
@@ -189,6 +194,21 @@ class AnnotationDocument(QObject):
         if "visible" in changes or "color" in changes:
             # Only the current frame's overlay is on screen; others rebuild when shown.
             self.masks_changed.emit(self._current)
+        return old
+
+    # ---- labels ----------------------------------------------------------------------------
+    def labels(self) -> tuple[Label, ...]:
+        """The project's label list, in the user's order (see app/labels.py)."""
+        return self._labels
+
+    def set_labels(self, labels: tuple[Label, ...]) -> tuple[Label, ...]:
+        """Replace the label list; returns the previous one. Undo commands are its writers."""
+        names = [label.name for label in labels]
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError("label names must be unique and not empty")
+        old, self._labels = self._labels, tuple(labels)
+        if old != self._labels:
+            self.labels_changed.emit()
         return old
 
     def row_of(self, obj_id: int) -> int:

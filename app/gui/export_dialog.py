@@ -54,10 +54,11 @@ class ExportJob(QObject):
 
     def __init__(
         self, *, open_reader: Callable[[], Any], store: MaskStore, objects: list[ObjectMeta],
-        name: str, fmt: str, out: str, options: ExportOptions,
+        name: str, fmt: str, out: str, options: ExportOptions, labels: Sequence[str] = (),
     ) -> None:  # fmt: skip
         super().__init__()
         self._open_reader, self._store, self._objects = open_reader, store, objects
+        self._labels = list(labels)
         self._name, self._fmt, self._out, self._options = name, fmt, out, options
         self._stop = threading.Event()
 
@@ -69,8 +70,9 @@ class ExportJob(QObject):
         try:
             reader = self._open_reader()
             source = StoreSource(
-                name=self._name, reader=reader, store=self._store, objects=self._objects
-            )
+                name=self._name, reader=reader, store=self._store, objects=self._objects,
+                labels=self._labels,
+            )  # fmt: skip
             result = export(
                 source, self._fmt, self._out, self._options,
                 progress=self.progress.emit, should_stop=self._stop.is_set,
@@ -225,6 +227,7 @@ class ExportDialog(QDialog):
             open_reader=self._open_reader, store=self._doc.store.copy(),
             objects=objects, name=Path(self._doc.video_path or "video").stem,
             fmt=fmt, out=out, options=options,
+            labels=[label.name for label in self._doc.labels()],
         )  # fmt: skip
         self._thread = QThread(self)
         self._job.moveToThread(self._thread)

@@ -12,10 +12,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PySide6.QtGui import QUndoCommand
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.gui.commands import ImportObjectsCommand
 from app.gui.document import AnnotationDocument, MaskletObject
+from app.gui.label_commands import AddLabelsCommand
 from app.imports import AnnotationImportError, ImportedAnnotations, import_annotations
 from app.mask_codec import encode_rle
 
@@ -81,8 +83,9 @@ def read_keyframes(annotations: ImportedAnnotations) -> dict[int, dict[int, byte
 
 def build_import_command(
     doc: AnnotationDocument, annotations: ImportedAnnotations, window: MainWindow | None = None
-) -> ImportObjectsCommand:
-    """The undo step adding `annotations` as new objects with ids that clash with none."""
+) -> QUndoCommand:
+    """The undo step adding `annotations` as new objects with ids that clash with none, and
+    the file's categories to the label list (in the file's order, unused ones too)."""
     imported = read_keyframes(annotations)
     objects: list[MaskletObject] = []
     keyframes: dict[int, dict[int, bytes]] = {}
@@ -95,7 +98,8 @@ def build_import_command(
     frames = len({f for per_object in keyframes.values() for f in per_object})
     text = f"Import {len(objects)} objects on {frames} frames"
     mute = None if window is None else window.session.set_muted
-    return ImportObjectsCommand(doc, objects, keyframes, text=text, mute=mute)
+    command = ImportObjectsCommand(doc, objects, keyframes, text=text, mute=mute)
+    return AddLabelsCommand(doc, command, annotations.categories)
 
 
 def require_video(window: MainWindow) -> bool:

@@ -31,6 +31,7 @@ from app.gui.file_menu import FileMenuMixin
 from app.gui.follow import FollowController
 from app.gui.import_io import ask_import_path
 from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
+from app.gui.labels_ui import LabelControls
 from app.gui.layout import build_layout
 from app.gui.masklet_list import MaskletPanel
 from app.gui.navigation import FrameNavigator
@@ -111,6 +112,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
         self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
         build_layout(self)
+        self.labels = LabelControls(self, self.document, self.undo_stack, self.statusBar())
         self.precision_menu = PrecisionMenu(
             self.precision_submenu,
             settings=settings,

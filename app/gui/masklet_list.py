@@ -1,6 +1,7 @@
 """The masklet (object) list: a table model over the document and the panel that shows it.
 
-Columns: visibility checkbox with the colour swatch, editable name, editable category.
+Columns: visibility checkbox with the colour swatch, editable name, and the category: a
+drop-down of the project's labels that also takes free text (app/gui/labels_ui.py).
 Every edit goes through the undo stack; the selected row is the active object, the one
 that receives canvas clicks.
 """
@@ -32,6 +33,8 @@ from PySide6.QtWidgets import (
 
 from app.gui.commands import EditObjectCommand
 from app.gui.document import AnnotationDocument
+from app.gui.label_commands import set_category
+from app.gui.labels_ui import CategoryDelegate
 
 VISIBLE, NAME, CATEGORY = range(3)
 _HEADERS = ("", "Name", "Category")
@@ -48,6 +51,7 @@ class ObjectTableModel(QAbstractTableModel):
         self._ids: list[int] = []
         document.objects_changed.connect(self._on_objects_changed)
         document.object_changed.connect(self._on_object_changed)
+        document.labels_changed.connect(self._on_labels_changed)
         self._on_objects_changed()
 
     def _on_objects_changed(self) -> None:
@@ -59,6 +63,10 @@ class ObjectTableModel(QAbstractTableModel):
         if obj_id in self._ids:
             row = self._ids.index(obj_id)
             self.dataChanged.emit(self.index(row, 0), self.index(row, CATEGORY))
+
+    def _on_labels_changed(self) -> None:
+        if self._ids:  # the drop-downs list the labels
+            self.dataChanged.emit(self.index(0, CATEGORY), self.index(len(self._ids) - 1, CATEGORY))
 
     def obj_id(self, row: int) -> int:
         return self._ids[row]
@@ -111,13 +119,17 @@ class ObjectTableModel(QAbstractTableModel):
                 EditObjectCommand(self._doc, obj.obj_id, f"{verb} {obj.name}", visible=visible)
             )
             return True
-        if role == Qt.ItemDataRole.EditRole and column in (NAME, CATEGORY):
+        if role == Qt.ItemDataRole.EditRole and column == CATEGORY:
+            command = set_category(self._doc, obj.obj_id, str(value))
+            if command is not None:
+                self._undo.push(command)
+            return command is not None
+        if role == Qt.ItemDataRole.EditRole and column == NAME:
             text = str(value).strip()
-            key = "name" if column == NAME else "category"
-            if (column == NAME and not text) or text == getattr(obj, key):
+            if not text or text == obj.name:
                 return False
             self._undo.push(
-                EditObjectCommand(self._doc, obj.obj_id, f"Rename {obj.name}", **{key: text})
+                EditObjectCommand(self._doc, obj.obj_id, f"Rename {obj.name}", name=text)
             )
             return True
         return False
@@ -151,6 +163,8 @@ class MaskletPanel(QWidget):
             | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.view.verticalHeader().hide()
+        self.category_delegate = CategoryDelegate(document, self.view)
+        self.view.setItemDelegateForColumn(CATEGORY, self.category_delegate)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(VISIBLE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
@@ -170,7 +184,17 @@ class MaskletPanel(QWidget):
         self.view.selectionModel().currentRowChanged.connect(self._on_current_row_changed)
         self.view.doubleClicked.connect(self._on_double_clicked)
         self.model.modelReset.connect(self._on_active_object_changed)
+        # The drop-downs stay open as editors; a reset closes them, so they are reopened.
+        self.model.modelReset.connect(self._open_category_editors)
         document.active_object_changed.connect(self._on_active_object_changed)
+
+    def _open_category_editors(self) -> None:
+        for row in range(self.model.rowCount()):
+            self.view.openPersistentEditor(self.model.index(row, CATEGORY))
+
+    def category_editor(self, row: int) -> QWidget:
+        """The drop-down of one row (tests drive it with real events)."""
+        return self.view.indexWidget(self.model.index(row, CATEGORY))
 
     def _on_delete_clicked(self) -> None:
         if self._doc.active_object is not None:

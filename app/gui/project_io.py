@@ -67,7 +67,8 @@ class ProjectController(QObject):
         self._timer.setInterval(AUTOSAVE_TICK_MS)
         self._timer.timeout.connect(self._on_autosave_tick)
         document.prompts_changed.connect(lambda _f, _o: self._mark("prompts"))
-        for signal in (document.objects_changed, document.object_changed):
+        signals = (document.objects_changed, document.object_changed, document.labels_changed)
+        for signal in signals:
             signal.connect(lambda *_: self._mark("objects"))
         document.masks_changed.connect(lambda _f: self._mark("masks"))
 
@@ -94,6 +95,7 @@ class ProjectController(QObject):
             settings=settings,
             num_frames=doc.num_frames,
             video_size=doc.video_size,
+            labels=doc.labels(),
         )
 
     def state(self) -> tuple[Project, MaskStore]:
@@ -109,6 +111,7 @@ class ProjectController(QObject):
         self._loading = True
         self._session.set_muted(True)
         try:
+            doc.set_labels(tuple(project.labels))
             for info in project.objects:
                 color = tuple(int(c) for c in info.color)
                 doc.insert_object(

@@ -27,6 +27,7 @@ from app.imports.common import (
     whole_number,
 )
 from app.imports.segmentation import FrameIndex, frame_loader, validate_segmentation
+from app.labels import DEFAULT_CATEGORY
 
 __all__ = ["coco_from_data", "import_coco", "imported_object", "track_of"]
 
@@ -102,9 +103,9 @@ def imported_object(annotation: dict, obj_id: int, categories: dict, where: str)
     """The object an annotation belongs to: its name (given, or "<category> <id>") and category."""
     category_id = annotation.get("category_id")
     if category_id is None:
-        category = "object"
+        category = DEFAULT_CATEGORY
     elif type(category_id) in (int, str):
-        category = categories.get(category_id, "object")
+        category = categories.get(category_id, DEFAULT_CATEGORY)
     else:
         raise AnnotationImportError(
             f"{where}.category_id must be a number, not {show(category_id)}"
@@ -149,6 +150,7 @@ def coco_from_data(data: Any, *, video: str | None = None) -> ImportedAnnotation
         video_size=size,
         frames=list(frame_of.values()),
         loader=frame_loader(per_frame, size),
+        categories=list(categories.values()),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from app.labels import with_names
 from app.limits import MAX_FRAMES, MAX_JSON_BYTES, MAX_OBJECTS, check_frame_size
 from app.safe_io import JsonError, parse_json, read_regular_file
 
@@ -68,12 +69,18 @@ class ImportedAnnotations:
         video_size: tuple[int, int],
         frames: Sequence[int],
         loader: MaskLoader,
+        categories: Sequence[str] = (),
     ) -> None:
         if len(objects) > MAX_OBJECTS:
             raise AnnotationImportError(
                 f"holds {len(objects)} objects, over the limit of {MAX_OBJECTS}"
             )
         self.objects = list(objects)
+        # The file's category list in its order (unused ones too), then any other
+        # category its objects name: what an import adds to the project's labels.
+        self.categories = [
+            label.name for label in with_names((), [*categories, *(o.category for o in objects)])
+        ]
         self.video_size = video_size  # (H, W)
         self.frames = sorted(frames)
         self._loader = loader

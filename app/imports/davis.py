@@ -29,6 +29,7 @@ from app.imports.common import (
     require_dict,
     whole_number,
 )
+from app.labels import DEFAULT_CATEGORY
 from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
 from app.safe_io import ImageTooLarge, open_image_header, read_regular_file
 
@@ -155,7 +156,7 @@ def import_davis(
         indices.discard(0)
         if known is None:
             indices.discard(VOID_INDEX)
-            known = {k: ImportedObject(k, f"object {k}", "object") for k in sorted(indices)}
+            known = {k: ImportedObject(k, f"object {k}", DEFAULT_CATEGORY) for k in sorted(indices)}
         unknown = sorted(indices - set(known))
         if unknown:
             raise AnnotationImportError(f"PNG indices {unknown} are not listed in objects.json")

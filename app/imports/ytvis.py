@@ -107,6 +107,7 @@ def ytvis_from_data(data: Any, *, video: str | None = None) -> ImportedAnnotatio
         video_size=size,
         frames=frames,
         loader=frame_loader(per_frame, size),
+        categories=list(categories.values()),
     )
 
 
