@@ -118,6 +118,12 @@ BRUSH_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Keys 1-9 (app/gui/labels_ui.py), one row for nine actions.
+LABEL_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("Edit", "Give the selected object label 1-9 (Edit > Labels…)", "1 … 9"),
+)
+
+
 class AppActions:
     """All actions by name (`actions.play`, `actions["save"]`), parented to the main window."""
 
@@ -159,6 +165,7 @@ def shortcut_table() -> list[tuple[str, str, str]]:
             )
             rows.append((spec.group, text, keys))
     rows += [
+        *LABEL_ROWS,
         ("Canvas", "Positive point", "Left click"),
         ("Canvas", "Negative point", "Right click, Shift+Left click"),
         ("Canvas", "Box", "Left drag"),

@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoStack
 from PySide6.QtWidgets import QApplication
 
-from app.gui.actions import BRUSH_ROWS, SPECS, shortcut_table
+from app.gui.actions import BRUSH_ROWS, LABEL_ROWS, SPECS, shortcut_table
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, add_point, clear_frame
 from app.gui.document import AnnotationDocument, MaskState
 from app.gui.help_dialog import HelpDialog
@@ -169,7 +169,8 @@ def test_help_lists_every_shortcut(qtbot):
     qtbot.addWidget(dialog)
     keys = [dialog.table.item(r, 2).text() for r in range(dialog.table.rowCount())]
     assert len(keys) == len(shortcut_table())
-    assert sum(bool(s.shortcuts) for s in SPECS) + 6 + len(BRUSH_ROWS) == len(keys)
+    extra = 6 + len(BRUSH_ROWS) + len(LABEL_ROWS)
+    assert sum(bool(s.shortcuts) for s in SPECS) + extra == len(keys)
     assert "Left click" in keys
 
 
