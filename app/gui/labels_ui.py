@@ -70,7 +70,8 @@ class CategoryDelegate(QStyledItemDelegate):
 
     def setEditorData(self, editor: QWidget, index: Index) -> None:  # noqa: N802 - Qt API
         assert isinstance(editor, QComboBox)
-        if not editor.lineEdit().hasFocus() and not editor.view().isVisible():
+        # Not while its list is open: the user is choosing from it.
+        if not editor.view().isVisible():
             fill_label_combo(editor, self._doc, str(index.data(Qt.ItemDataRole.EditRole)))
 
     def setModelData(  # noqa: N802 - Qt API
