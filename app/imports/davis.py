@@ -96,13 +96,20 @@ def _check_header(
         )
 
 
-def _objects_from_file(path: Path) -> dict[int, ImportedObject] | None:
-    """Palette index -> object from our `objects.json`, or None when there is none."""
+def _objects_from_file(path: Path) -> tuple[dict[int, ImportedObject] | None, list[str]]:
+    """Palette index -> object from our `objects.json` (None when there is none), and the
+    label list it names (`categories`, written since labels exist; else empty)."""
     for candidate in (path / "objects.json", path.parent / "objects.json"):
         if candidate.exists():
             with naming(candidate.name):
-                return _objects_from_data(load_json(candidate))
-    return None
+                data = load_json(candidate)
+                categories = require_dict(data, "the file").get("categories", [])
+                if not isinstance(categories, list) or not all(
+                    isinstance(c, str) for c in categories
+                ):
+                    raise AnnotationImportError("'categories' must be a list of names")
+                return _objects_from_data(data), categories
+    return None, []
 
 
 def _objects_from_data(data: object) -> dict[int, ImportedObject]:
@@ -152,7 +159,7 @@ def import_davis(
         frames = frame_numbers([f.name for f in files])
         by_frame = dict(zip(frames, files, strict=True))
         size, indices = _scan(files, video_size)
-        known = _objects_from_file(folder)
+        known, categories = _objects_from_file(folder)
         indices.discard(0)
         if known is None:
             indices.discard(VOID_INDEX)
@@ -170,5 +177,9 @@ def import_davis(
                 yield known[k].obj_id, mask
 
     return ImportedAnnotations(
-        objects=[known[k] for k in sorted(indices)], video_size=size, frames=frames, loader=loader
+        objects=[known[k] for k in sorted(indices)],
+        video_size=size,
+        frames=frames,
+        loader=loader,
+        categories=categories,
     )

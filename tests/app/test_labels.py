@@ -131,7 +131,7 @@ def test_source_without_labels_keeps_first_use_order(tmp_path):
     assert names == ["dog", "cat"]
 
 
-def test_coco_import_brings_the_files_categories_in_order(tmp_path):
+def test_imports_bring_the_files_categories_in_order(tmp_path):
     source = box_source(SIZE, 2, [ObjectMeta(1, "a", "car")])
     source.labels = ["zebra", "car", "yak"]
     export(source, "coco", tmp_path / "c.json")
@@ -139,4 +139,7 @@ def test_coco_import_brings_the_files_categories_in_order(tmp_path):
     assert imported.categories == ["zebra", "car", "yak"]
     export(source, "ytvis", tmp_path / "y.json")
     imported = import_annotations(tmp_path / "y.json", video_size=SIZE, num_frames=2)
+    assert imported.categories == ["zebra", "car", "yak"]
+    export(source, "png", tmp_path / "png")
+    imported = import_annotations(tmp_path / "png", video_size=SIZE, num_frames=2)
     assert imported.categories == ["zebra", "car", "yak"]

@@ -58,6 +58,9 @@ def test_typed_category_becomes_a_label_and_undo_takes_both_back(qtbot, opened):
     doc = opened.document
     assert doc.object(obj).category == "horse"
     assert [label.name for label in doc.labels()] == ["car", "horse"]
+    # The focused drop-down lists the new label too, and shows it as its own (its colour).
+    assert [combo.itemText(i) for i in range(combo.count())] == ["car", "horse"]
+    assert combo.currentIndex() == 1
     assert opened.undo_stack.undoText().startswith("Set object 1's category")
     opened.undo_stack.undo()
     assert doc.object(obj).category == "" and [label.name for label in doc.labels()] == ["car"]
