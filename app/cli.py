@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from app.errors import describe_error
-from app.eta import RecentRate
+from app.eta import ESTIMATING, RecentRate
 from model.allocator import retain_freed_memory
 from model.threads import configure_threads, prepare_environment
 
@@ -54,7 +54,9 @@ class ProgressBar:
 
     After the first step it adds the rate and the time left, from `clock` (seconds), both
     over the recent steps (`app.eta.RecentRate`): tracking slows while the memory bank
-    fills, and a rate since the start would make the ETA climb.
+    fills, and a rate since the start would make the ETA climb. Until the rate is measured
+    on steps that cost what the rest will (not the prompted frame, not the warm-up), it
+    says "estimating…" instead of a guess.
     """
 
     def __init__(
@@ -86,7 +88,7 @@ class ProgressBar:
         self._recent.update(done, self._clock())
         rate = self._recent.rate
         if rate <= 0:
-            return ""
+            return f"  {ESTIMATING}" if done > 0 and done < total else ""
         left = round(self._recent.eta(total))
         minutes, seconds = divmod(left, 60)
         return f"  {rate:.2f} {self._unit}/s  ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}"

@@ -2,7 +2,9 @@
 workers, and an ETA.
 
 The ETA weighs what is left by file size (the scheduler's measure of a video's work), so a
-few long videos left at the end are not mistaken for a few short ones.
+few long videos left at the end are not mistaken for a few short ones. Until a video has
+finished there is no rate to speak of (the workers are still loading the model and
+tracking their first frames), so the line says "estimating…" rather than 0.0 frames/s.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+from app.eta import ESTIMATING
 
 __all__ = ["BatchProgress"]
 
@@ -55,8 +59,10 @@ class BatchProgress:
         extras = [e for e in extras if not e.startswith("0 ")]
         if extras:
             text += f" ({', '.join(extras)})"
+        if self._work_done <= 0:
+            return text + f", frames/s and ETA {ESTIMATING}" if self.done < self.total else text
         text += f", {self.frames / elapsed:.1f} frames/s"
-        if self._work_done > 0 and self.done < self.total:
+        if self.done < self.total:
             eta = elapsed * self._work_left / self._work_done
             text += f", ETA {_clock(eta)}"
         return text

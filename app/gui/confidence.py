@@ -93,6 +93,11 @@ class DoubtfulNavigator(QObject):
         self._doc = document
         self._settings = settings
         self._status = status
+        # "No more … after this one" is about the frame and object it was said on: moving
+        # away (or choosing another object) makes it untrue, so it goes then.
+        self._no_more: str | None = None
+        document.current_frame_changed.connect(self._withdraw_no_more)
+        document.active_object_changed.connect(self._withdraw_no_more)
 
     @property
     def threshold(self) -> float:
@@ -128,7 +133,13 @@ class DoubtfulNavigator(QObject):
         if target is None:
             where = "after" if direction > 0 else "before"
             whose = "" if doc.active_object is None else f" of {doc.object(doc.active_object).name}"
-            self._status.showMessage(f"No more doubtful frames{whose} {where} this one", 4000)
+            self._no_more = f"No more doubtful frames{whose} {where} this one"
+            self._status.showMessage(self._no_more, 4000)
             return None
         doc.set_current_frame(target)
         return target
+
+    def _withdraw_no_more(self, _value: int) -> None:
+        if self._no_more is not None and self._status.currentMessage() == self._no_more:
+            self._status.clearMessage()
+        self._no_more = None

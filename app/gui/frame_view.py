@@ -161,6 +161,10 @@ class FrameView(QGraphicsView):
     def is_busy(self) -> bool:
         return self._busy.isVisible()
 
+    def busy_text(self) -> str | None:
+        """The busy note showing now; None when hidden."""
+        return self._busy.text.text() if self._busy.isVisible() else None
+
     def brush_cursor_rect(self) -> QRectF | None:
         """The circle cursor in video pixels while it shows; for tests and screenshots."""
         return self._cursor.rect() if self._cursor.is_visible() else None

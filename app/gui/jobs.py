@@ -134,17 +134,21 @@ class FrameMasks:
 
 @dataclass(frozen=True)
 class Progress:
+    """`done` counts the distinct frames of the pass's range computed so far (frames a
+    correction made it compute again count once), out of the `total` in the range."""
+
     request_id: int
     done: int
     total: int
     fps: float
-    # Frames/s over the last few frames (app.eta.RecentRate): the ETA uses it, since the
-    # per-frame cost grows while the memory bank fills; 0 while unknown.
+    # Frames/s over the last few representative frames (app.eta.RecentRate): the ETA uses
+    # it alone, since the first frames cost less and the cost grows while the memory bank
+    # fills; 0 while unknown (the app says "estimating…").
     recent_fps: float = 0.0
 
     @property
     def eta_s(self) -> float:
-        rate = self.recent_fps if self.recent_fps > 0 else self.fps
+        rate = self.recent_fps
         return (self.total - self.done) / rate if rate > 0 else float("inf")
 
 
@@ -168,9 +172,24 @@ class EngineStats:
     device: str
     variant: str
     cache_bytes: int
-    encoding: int | None = None
     precision: str = ""  # what the model computes in: "bf16" or "float32"
     precision_note: str = ""  # why that one, in one line
+    # The Model > Precision choice in effect (auto, exact, fast): a choice made while the
+    # worker was busy takes effect later, and stats sent before that still say the old one.
+    precision_choice: str = ""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the worker has just started (`action` as in `JobError`), or "" once idle.
+
+    Sent when a request starts and again when it ends (with what the worker goes back
+    to: the propagation an edit ran inside of, or idle), so the canvas badge always says
+    what the worker is doing now."""
+
+    request_id: int
+    action: str
+    frame: int | None = None
 
 
 @dataclass(frozen=True)

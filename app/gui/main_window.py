@@ -20,6 +20,7 @@ from app.autosave import Autosaver, RecoveryInfo
 from app.gui.actions import AppActions
 from app.gui.brush import Tool
 from app.gui.brush_view import ToolActions
+from app.gui.busy_badge import BusyBadge
 from app.gui.canvas import FrameCanvas
 from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
@@ -30,7 +31,7 @@ from app.gui.error_text import describe_job_failure
 from app.gui.file_menu import FileMenuMixin
 from app.gui.follow import FollowController
 from app.gui.import_io import ask_import_path
-from app.gui.jobs import EngineStats, JobError, ModelInfo, PropagationSummary
+from app.gui.jobs import JobError, ModelInfo, PropagationSummary
 from app.gui.labels_ui import LabelControls
 from app.gui.layout import build_layout
 from app.gui.masklet_list import MaskletPanel
@@ -77,6 +78,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.actions = AppActions(self)
         self.client = WorkerClient(engine, self)
         self.canvas = FrameCanvas()
+        self.busy_badge = BusyBadge(self.client, self.canvas)
         self.panel = MaskletPanel(self.document, self.undo_stack)
         self.scrub = ScrubBar(self.document)
         self.tracks = TimelineTracks(self.document)
@@ -181,8 +183,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         client.propagation_progress.connect(self.progress.set_progress)
         client.propagation_finished.connect(self._on_propagation_finished)
         client.job_failed.connect(self._on_job_failed)
-        client.stats_changed.connect(self._on_stats_changed)
-        client.busy_changed.connect(self._on_busy_changed)
+        client.stats_changed.connect(self.engine_status.set_stats)
         self.project.autosave_failed.connect(self._on_autosave_failed)
         self.project.autosave_recovered.connect(self._on_autosave_recovered)
         a.choose_model.triggered.connect(self.choose_model)
@@ -262,14 +263,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
                 *(info.variant, info.device) if info else ("no model", "-")
             )
         self.report_error(*describe_job_failure(error.action, error.message))
-
-    def _on_stats_changed(self, stats: EngineStats) -> None:
-        self.engine_status.set_stats(stats)
-        if stats.encoding is not None:
-            self.canvas.set_busy(f"Encoding frame {stats.encoding}…")
-
-    def _on_busy_changed(self, busy: bool) -> None:
-        self.canvas.set_busy("Working…" if busy else None)
 
     # ---- reporting -------------------------------------------------------------------------
     def report_error(self, title: str, message: str) -> None:

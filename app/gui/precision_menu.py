@@ -50,7 +50,8 @@ class PrecisionMenu(QObject):
         self._settings = settings
         self._client = client
         self._status_bar = status_bar
-        self._announce = False
+        # The choice to announce once the worker has it in effect; "" for none.
+        self._announce = ""
         self.group = QActionGroup(self)
         self.group.setExclusive(True)
         menu.setToolTipsVisible(True)
@@ -75,10 +76,12 @@ class PrecisionMenu(QObject):
     def _on_triggered(self, action: QAction) -> None:
         key = str(action.data())
         self._settings.precision = key
-        self._announce = True
+        self._announce = key
         self._client.set_precision(key)
 
     def _on_stats_changed(self, stats: EngineStats) -> None:
-        if self._announce and stats.precision_note:
-            self._announce = False
+        # Stats sent before the worker took the new choice still describe the old one
+        # (Exact then Fast said "float32: exact"): wait for the one that has it in effect.
+        if self._announce and stats.precision_choice == self._announce and stats.precision_note:
+            self._announce = ""
             self._status_bar.showMessage(f"Precision: {stats.precision_note}", _MESSAGE_MS)

@@ -8,6 +8,7 @@ import qtawesome
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from app.eta import ESTIMATING
 from app.gui.jobs import EngineStats, Progress
 
 
@@ -38,7 +39,9 @@ class EngineStatus(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         self.device = _icon_label("mdi6.chip", "no device")
         self.model = _icon_label("mdi6.brain", "no model")
-        self.precision = _icon_label("mdi6.speedometer", "float32")
+        # Which precision the model computes in depends on the model's device: until a
+        # model is loaded there is none to show (it said "bf16" with no model at all).
+        self.precision = _icon_label("mdi6.speedometer", "")
         self.cache = _icon_label("mdi6.memory", "cache 0 B")
         for pair in (self.device, self.model, self.precision, self.cache):
             layout.addWidget(pair[0])
@@ -47,6 +50,8 @@ class EngineStatus(QWidget):
         self.model[1].setToolTip("Model variant")
         self.precision[1].setToolTip("Precision the model computes in (Model > Precision)")
         self.cache[1].setToolTip("Memory used by cached frame embeddings")
+        for widget in self.precision:
+            widget.hide()
 
     def set_model(self, variant: str, device: str) -> None:
         self.model[1].setText(variant)
@@ -56,9 +61,11 @@ class EngineStatus(QWidget):
         if stats.variant:
             self.set_model(stats.variant, stats.device)
         self.cache[1].setText(f"cache {human_bytes(stats.cache_bytes)}")
-        if stats.precision:
+        if stats.precision and stats.variant:
             self.precision[1].setText(stats.precision)
             self.precision[1].setToolTip(stats.precision_note)
+            for widget in self.precision:
+                widget.show()
 
 
 class PropagationProgress(QWidget):
@@ -104,8 +111,11 @@ class PropagationProgress(QWidget):
         self.bar.setValue(min(progress.done, progress.total))
         if self._cancelling:
             return  # the frame in flight finishes first: keep saying so until it has
-        fps = progress.recent_fps if progress.recent_fps > 0 else progress.fps
-        self.rate.setText(f"{fps:.1f} frames/s · ETA {format_eta(progress.eta_s)}")
+        if progress.recent_fps <= 0:
+            # The first frames cost less than the rest (app.eta): no rate from them.
+            self.rate.setText(f"frames/s and ETA {ESTIMATING}")
+            return
+        self.rate.setText(f"{progress.recent_fps:.1f} frames/s · ETA {format_eta(progress.eta_s)}")
 
     def show_cancelling(self) -> None:
         """Say "Cancelling…" at once: the worker stops only after the frame in progress."""

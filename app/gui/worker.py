@@ -12,7 +12,6 @@ its frames, in the order sent (`app.gui.live_edits`, `model.engine.live_pass`).
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -20,10 +19,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from app.eta import RecentRate
 from app.gui.engine import Engine, FrameSource, describe_precision
 from app.gui.engine_state import EngineStateKeeper
 from app.gui.jobs import (
+    Activity,
     EngineStats,
     Focus,
     FrameMasks,
@@ -33,7 +32,6 @@ from app.gui.jobs import (
     ModelInfo,
     OpenVideo,
     PendingBook,
-    Progress,
     Propagate,
     PropagationSummary,
     RemoveObject,
@@ -44,6 +42,7 @@ from app.gui.jobs import (
     SetPrompts,
 )
 from app.gui.live_edits import RequestInbox
+from app.gui.pass_progress import PassProgress
 from app.gui.signal_refcount import pin_booleans
 from app.mask_codec import decode_rle
 from model.engine.live_pass import LivePass
@@ -53,6 +52,19 @@ pin_booleans()
 
 # Frames encoded ahead of the current one while idle; behind gets half as many.
 PREFETCH_AHEAD = 6
+
+# What each request is, in words, for error messages and the canvas badge.
+_ACTIONS: dict[type, str] = {
+    LoadModel: "loading the model",
+    OpenVideo: "opening the video",
+    SetPrompts: "segmenting",
+    Propagate: "propagating",
+    RemoveObject: "removing an object",
+    Focus: "encoding ahead",
+    SetPrecision: "switching precision",
+    SaveState: "saving the engine state",
+    RestoreState: "restoring the engine state",
+}
 
 
 class InferenceWorker(QObject):
@@ -67,6 +79,7 @@ class InferenceWorker(QObject):
     job_failed = Signal(object)
     stats_changed = Signal(object)
     state_report = Signal(object)
+    activity_changed = Signal(object)
     request_done = Signal(int)
 
     def __init__(self, *, engine: Engine, pending: PendingBook, cancel: threading.Event) -> None:
@@ -83,6 +96,7 @@ class InferenceWorker(QObject):
         self._focus = 0
         self._prefetch_queue: list[int] = []
         self._state = EngineStateKeeper()
+        self._activity = Activity(-1, "")
 
     # ---- dispatch --------------------------------------------------------------------------
     @Slot(object)
@@ -100,25 +114,36 @@ class InferenceWorker(QObject):
             self._run(request)
 
     def _run(self, request: Any) -> None:
-        self._handle(request)
+        # An edit runs inside a propagation: afterwards the badge goes back to saying so.
+        outer = self._activity
+        self._set_activity(Activity(request.request_id, _ACTIONS[type(request)]))
+        try:
+            self._handle(request)
+        finally:
+            self._set_activity(outer)
         self.request_done.emit(request.request_id)
+
+    def _set_activity(self, activity: Activity) -> None:
+        if activity != self._activity:
+            self._activity = activity
+            self.activity_changed.emit(activity)
 
     def _skip(self, request: Any) -> None:
         self.request_done.emit(request.request_id)
 
     def _handle(self, request: Any) -> None:
         handlers = {
-            LoadModel: ("loading the model", self._load_model),
-            OpenVideo: ("opening the video", self._open_video),
-            SetPrompts: ("segmenting", self._set_prompts),
-            Propagate: ("propagating", self._propagate),
-            RemoveObject: ("removing an object", self._remove_object),
-            Focus: ("encoding ahead", self._set_focus),
-            SetPrecision: ("switching precision", self._set_precision),
-            SaveState: ("saving the engine state", self._save_state),
-            RestoreState: ("restoring the engine state", self._restore_state),
+            LoadModel: self._load_model,
+            OpenVideo: self._open_video,
+            SetPrompts: self._set_prompts,
+            Propagate: self._propagate,
+            RemoveObject: self._remove_object,
+            Focus: self._set_focus,
+            SetPrecision: self._set_precision,
+            SaveState: self._save_state,
+            RestoreState: self._restore_state,
         }
-        action, handler = handlers[type(request)]
+        action, handler = _ACTIONS[type(request)], handlers[type(request)]
         try:
             handler(request)
         except Exception as exc:  # noqa: BLE001 - every failure must reach the GUI
@@ -173,8 +198,9 @@ class InferenceWorker(QObject):
             cleared = MaskResult(request.request_id, request.frame, request.obj_id, None)
             self.mask_ready.emit(cleared)
             return
-        if not session.is_encoded(request.frame):
-            self._emit_stats(encoding=request.frame)
+        encoding = not session.is_encoded(request.frame)
+        action = "encoding" if encoding else "segmenting"
+        self._set_activity(Activity(request.request_id, action, request.frame))
         if request.mask_rle is not None:
             mask = decode_rle(request.mask_rle, tuple(session.video_size))
             prompt = self._engine.make_prompt(None, None, None, mask=mask)
@@ -192,11 +218,7 @@ class InferenceWorker(QObject):
     def _propagate(self, request: Propagate) -> None:
         session = self._require_session()
         self._cancel.clear()
-        total = _frames_to_visit(session.num_frames, request.start, request.direction)
-        started = time.perf_counter()
-        recent = RecentRate()
-        recent.update(0, started)
-        done = 0
+        progress = PassProgress(session, request.request_id, request.start, request.direction)
         inbox = RequestInbox(
             self._pending, run=self._run, skip=self._skip, superseded=_is_superseded
         )
@@ -210,17 +232,12 @@ class InferenceWorker(QObject):
             self.frame_ready.emit(
                 FrameMasks(request.request_id, frame_result.frame, masks, quality)
             )
-            done += 1
-            # Edits restart the pass on frames it already showed: the bar grows with them.
-            total = max(total, done)
-            now = time.perf_counter()
-            fps = done / max(now - started, 1e-6)
-            recent.update(done, now)
-            progress = Progress(request.request_id, done, total, fps, recent.rate)
-            self.propagation_progress.emit(progress)
+            step = progress.frame_done(frame_result.frame, list(frame_result.objects))
+            self.propagation_progress.emit(step)
         cancelled = self._cancel.is_set()
         self._cancel.clear()
-        self.propagation_finished.emit(PropagationSummary(request.request_id, done, cancelled))
+        summary = PropagationSummary(request.request_id, progress.done, cancelled)
+        self.propagation_finished.emit(summary)
 
     def _remove_object(self, request: RemoveObject) -> None:
         if self._session is not None and request.obj_id in self._session.object_ids:
@@ -279,22 +296,25 @@ class InferenceWorker(QObject):
         while self._prefetch_queue:
             frame = self._prefetch_queue.pop(0)
             if not self._session.is_encoded(frame):
+                # A click sent now waits for this frame: the badge says so then.
+                self._set_activity(Activity(-1, "encoding ahead", frame))
                 try:
                     self._session.encode_frame(frame)
                 except Exception as exc:  # noqa: BLE001 - prefetch is best-effort
                     self.job_failed.emit(JobError(-1, "encoding ahead", str(exc)))
                     self._prefetch_queue = []
                     return
+                finally:
+                    self._set_activity(Activity(-1, ""))
                 self._emit_stats()
                 QTimer.singleShot(0, self, self._prefetch_step)
                 return
 
-    def _emit_stats(self, encoding: int | None = None) -> None:
+    def _emit_stats(self) -> None:
         cache = int(getattr(self._session, "cache_bytes_used", 0) or 0)
         precision, note = describe_precision(self._precision, self._device)
-        self.stats_changed.emit(
-            EngineStats(self._device, self._variant, cache, encoding, precision, note)
-        )
+        stats = EngineStats(self._device, self._variant, cache, precision, note, self._precision)
+        self.stats_changed.emit(stats)
 
 
 def _is_superseded(pending: PendingBook, request: Any) -> bool:
@@ -310,11 +330,3 @@ def supersede_key(request: Any) -> Any:
     if isinstance(request, SaveState):
         return ("state", request.folder)
     return None
-
-
-def _frames_to_visit(num_frames: int, start: int, direction: str) -> int:
-    if direction == "forward":
-        return num_frames - start
-    if direction == "backward":
-        return start + 1
-    return num_frames

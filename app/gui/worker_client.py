@@ -78,6 +78,9 @@ class WorkerClient(QObject):
     stats_changed = Signal(object)
     busy_changed = Signal(bool)
     state_report = Signal(object)
+    activity_changed = Signal(object)  # jobs.Activity: what the worker is doing now
+    prompts_sent = Signal(int, int)  # request id, frame: a prompt change waits in the queue
+    request_finished = Signal(int)  # request id, handled or skipped
 
     def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +111,7 @@ class WorkerClient(QObject):
         w.job_failed.connect(self._on_job_failed)
         w.stats_changed.connect(self.stats_changed)
         w.state_report.connect(self.state_report)
+        w.activity_changed.connect(self.activity_changed)
         w.request_done.connect(self._finish)
 
     # ---- requests --------------------------------------------------------------------------
@@ -150,7 +154,11 @@ class WorkerClient(QObject):
         xy = np.array([(x, y) for x, y, _ in points], dtype=np.float32).reshape(-1, 2)
         labels = np.array([label for _, _, label in points], dtype=np.int32)
         box_arr = None if box is None else np.array(box, dtype=np.float32)
-        return self._send(lambda i: SetPrompts(i, frame, obj_id, xy, labels, box_arr, mask_rle))
+        request_id = self._send(
+            lambda i: SetPrompts(i, frame, obj_id, xy, labels, box_arr, mask_rle)
+        )
+        self.prompts_sent.emit(request_id, frame)
+        return request_id
 
     def propagate(self, start: int, direction: str) -> int:
         if direction not in ("forward", "backward", "both"):
@@ -212,6 +220,7 @@ class WorkerClient(QObject):
     # ---- results ---------------------------------------------------------------------------
     @Slot(int)
     def _finish(self, request_id: int) -> None:
+        self.request_finished.emit(request_id)
         if request_id in self._outstanding:
             self._outstanding.discard(request_id)
             if not self._outstanding:

@@ -46,7 +46,7 @@ def test_eta_does_not_climb_once_the_memory_bank_is_full():
 
 
 def test_rate_unknown_until_progress_is_seen():
-    rate = RecentRate()
+    rate = RecentRate(warmup=0, min_steps=1)
     assert rate.rate == 0 and math.isinf(rate.eta(10))
     rate.update(0, 5.0)
     assert math.isinf(rate.eta(10))
@@ -56,8 +56,40 @@ def test_rate_unknown_until_progress_is_seen():
     assert rate.rate == pytest.approx(1.0) and rate.eta(10) == pytest.approx(8.0)
 
 
+def test_estimating_until_frames_that_cost_what_the_rest_will():
+    """The issue's run: a cheap prompted frame (0.06 s), then 3 s frames. The old rate
+    said 16.92 frames/s after frame 1; now it is unknown until two 3 s frames are in."""
+    rate = RecentRate()
+    rate.update(0, 0.0)
+    rate.update(1, 0.06)  # the prompted frame: read back, not computed
+    assert rate.estimating and math.isinf(rate.eta(100))
+    rate.update(2, 3.06)  # one representative frame is not yet a rate
+    assert rate.estimating
+    rate.update(3, 6.06)
+    assert not rate.estimating
+    assert rate.rate == pytest.approx(1 / 3)
+    assert rate.eta(100) == pytest.approx(97 * 3)
+
+
+def test_untypical_steps_are_left_out_of_the_rate():
+    """Frames whose embeddings were computed ahead take 0.5 s instead of 4 s: they do
+    not count, so the first rate is that of the frames still to come."""
+    rate = RecentRate(warmup=0)
+    rate.update(0, 0.0)
+    now = 0.0
+    for done in range(1, 7):  # six cached frames
+        now += 0.5
+        rate.update(done, now, typical=False)
+        assert rate.estimating
+    for done in range(7, 10):
+        now += 4.0
+        rate.update(done, now)
+    assert rate.rate == pytest.approx(0.25)
+    assert rate.eta(20) == pytest.approx(11 * 4.0)
+
+
 def test_window_keeps_at_least_min_seconds_of_fast_steps():
-    rate = RecentRate(window=2, min_seconds=1.0)
+    rate = RecentRate(window=2, min_seconds=1.0, warmup=0)
     for done in range(0, 21):
         rate.update(done, done * 0.1)  # 10 steps/s, 0.1 s apart
     # Over the last 2 steps alone the rate would be the same here; the span is what
@@ -68,7 +100,7 @@ def test_window_keeps_at_least_min_seconds_of_fast_steps():
 
 
 def test_a_restarted_count_starts_a_new_rate():
-    rate = RecentRate(window=4, min_seconds=0.0)
+    rate = RecentRate(window=4, min_seconds=0.0, warmup=0, min_steps=1)
     for done in range(5):
         rate.update(done, float(done))  # 1/s
     rate.update(0, 10.0)
@@ -79,6 +111,8 @@ def test_a_restarted_count_starts_a_new_rate():
 def test_bad_window_is_refused():
     with pytest.raises(ValueError, match="window"):
         RecentRate(window=0)
+    with pytest.raises(ValueError, match="warmup"):
+        RecentRate(min_steps=0)
 
 
 def test_app_progress_eta_uses_the_recent_rate():
@@ -86,4 +120,5 @@ def test_app_progress_eta_uses_the_recent_rate():
 
     progress = Progress(request_id=1, done=20, total=120, fps=10.0, recent_fps=2.0)
     assert progress.eta_s == pytest.approx(50.0)  # 100 frames left at 2/s, not at 10/s
-    assert Progress(1, 20, 120, 10.0).eta_s == pytest.approx(10.0)  # no recent rate yet
+    # No recent rate yet: the mean since the start includes cheap first frames; no guess.
+    assert math.isinf(Progress(1, 20, 120, 10.0).eta_s)

@@ -68,6 +68,24 @@ def test_next_and_previous_doubtful_frame_keys(qtbot, tracked):
     assert "No more doubtful frames" in tracked.statusBar().currentMessage()
 
 
+def test_no_more_doubtful_frames_goes_when_moving_away(qtbot, tracked):
+    """The message is about the frame it was said on: stepping back (or forward from
+    "before this one") makes it untrue, so the status bar drops it at once."""
+    doc, canvas, bar = tracked.document, tracked.canvas, tracked.statusBar()
+    doc.set_current_frame(14)
+    qtbot.keyClick(canvas, Qt.Key.Key_Period, CTRL)
+    assert doc.current_frame == 14
+    assert "No more doubtful frames" in bar.currentMessage() and "after" in bar.currentMessage()
+    qtbot.keyClick(canvas, Qt.Key.Key_Left)
+    assert doc.current_frame == 13
+    assert "No more doubtful frames" not in bar.currentMessage()
+    doc.set_current_frame(2)
+    qtbot.keyClick(canvas, Qt.Key.Key_Comma, CTRL)
+    assert "before this one" in bar.currentMessage()
+    qtbot.keyClick(canvas, Qt.Key.Key_Right)
+    assert doc.current_frame == 3 and "No more doubtful frames" not in bar.currentMessage()
+
+
 def test_without_a_selected_object_any_objects_frames_count(qtbot, tracked):
     doc = tracked.document
     doc.set_current_frame(7)
