@@ -150,7 +150,8 @@ def test_cancelled_pass_counts_distinct_frames(qtbot, slow):
     summary = blocker.args[0]
     assert summary.cancelled and len(frames) > len(set(frames))
     assert summary.frames == len(set(frames))
-    assert slow.statusBar().currentMessage() == f"Propagation cancelled after {len(set(frames))} frames"
+    said = slow.statusBar().currentMessage()
+    assert said == f"Propagation cancelled after {len(set(frames))} frames"
     assert slow.progress.bar.value() <= len(set(frames))
 
 
