@@ -18,9 +18,6 @@ from app.gui.worker_client import WorkerClient
 
 __all__ = ["BusyBadge", "activity_text"]
 
-# Jobs the badge does not mention on their own: quick, or done while the user waits for
-# nothing (encoding ahead while idle). With an edit queued behind one, it is named.
-_QUIET = {"encoding ahead", "switching precision", "removing an object"}
 
 
 def activity_text(activity: Activity, *, waited_on: bool = False) -> str | None:
@@ -33,9 +30,8 @@ def activity_text(activity: Activity, *, waited_on: bool = False) -> str | None:
     if action == "segmenting":
         return f"Segmenting frame {frame}…"
     if action == "encoding ahead":
+        # Done while idle, for nobody; worth naming only when an edit waits for it.
         return f"Encoding frame {frame} ahead…" if waited_on and frame is not None else None
-    if action in _QUIET and not waited_on:
-        return None
     return f"{action[0].upper()}{action[1:]}…"
 
 

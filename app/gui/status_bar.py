@@ -30,6 +30,16 @@ def format_eta(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
+def format_rate(fps: float) -> str:
+    """ "2.9 frames/s", "0.25 frames/s", or "31 s/frame" where that would read 0.0 frames/s
+    (a large model on a busy CPU)."""
+    if fps >= 1:
+        return f"{fps:.1f} frames/s"
+    if fps >= 0.1:
+        return f"{fps:.2f} frames/s"
+    return f"{1 / fps:.0f} s/frame" if fps > 0 else "0 frames/s"
+
+
 class EngineStatus(QWidget):
     """ "cpu · sam2.1-tiny · bf16 · cache 120.0 MB" with icons."""
 
@@ -115,7 +125,7 @@ class PropagationProgress(QWidget):
             # The first frames cost less than the rest (app.eta): no rate from them.
             self.rate.setText(f"frames/s and ETA {ESTIMATING}")
             return
-        self.rate.setText(f"{progress.recent_fps:.1f} frames/s · ETA {format_eta(progress.eta_s)}")
+        self.rate.setText(f"{format_rate(progress.recent_fps)} · ETA {format_eta(progress.eta_s)}")
 
     def show_cancelling(self) -> None:
         """Say "Cancelling…" at once: the worker stops only after the frame in progress."""

@@ -65,6 +65,8 @@ _ACTIONS: dict[type, str] = {
     SaveState: "saving the engine state",
     RestoreState: "restoring the engine state",
 }
+# Requests that only set something: no activity is reported for them.
+_INSTANT = (Focus, SetPrecision, RemoveObject)
 
 
 class InferenceWorker(QObject):
@@ -114,13 +116,17 @@ class InferenceWorker(QObject):
             self._run(request)
 
     def _run(self, request: Any) -> None:
-        # An edit runs inside a propagation: afterwards the badge goes back to saying so.
-        outer = self._activity
-        self._set_activity(Activity(request.request_id, _ACTIONS[type(request)]))
-        try:
-            self._handle(request)
-        finally:
-            self._set_activity(outer)
+        if isinstance(request, _INSTANT):
+            self._handle(request)  # no model call: nothing to show (Follow sends Focus often)
+        else:
+            # An edit runs inside a propagation: afterwards the badge goes back to saying so.
+            outer = self._activity
+            frame = getattr(request, "frame", None)
+            self._set_activity(Activity(request.request_id, _ACTIONS[type(request)], frame))
+            try:
+                self._handle(request)
+            finally:
+                self._set_activity(outer)
         self.request_done.emit(request.request_id)
 
     def _set_activity(self, activity: Activity) -> None:

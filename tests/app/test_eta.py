@@ -122,3 +122,11 @@ def test_app_progress_eta_uses_the_recent_rate():
     assert progress.eta_s == pytest.approx(50.0)  # 100 frames left at 2/s, not at 10/s
     # No recent rate yet: the mean since the start includes cheap first frames; no guess.
     assert math.isinf(Progress(1, 20, 120, 10.0).eta_s)
+
+
+def test_app_rate_reads_in_frames_per_second_or_seconds_per_frame():
+    from app.gui.status_bar import format_rate
+
+    assert format_rate(2.94) == "2.9 frames/s"
+    assert format_rate(0.25) == "0.25 frames/s"
+    assert format_rate(1 / 31.2) == "31 s/frame"  # not "0.0 frames/s"
