@@ -19,7 +19,6 @@ from app.gui.worker_client import WorkerClient
 __all__ = ["BusyBadge", "activity_text"]
 
 
-
 def activity_text(activity: Activity, *, waited_on: bool = False) -> str | None:
     """One line for what the worker is doing; None for nothing worth a badge."""
     action, frame = activity.action, activity.frame
