@@ -19,8 +19,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.actions import AppActions
 from app.gui.brush import Tool
-from app.gui.brush_view import ToolActions
-from app.gui.canvas import FrameCanvas
+from app.gui.canvas import FrameCanvas, ToolActions
 from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
 from app.gui.confidence import DoubtfulNavigator
