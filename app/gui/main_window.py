@@ -110,7 +110,7 @@ class MainWindow(QMainWindow):
         parts = WindowParts(
             self.canvas, self.scrub, self.tracks, self.panel, self.progress, self.engine_status
         )
-        layout = build_layout(self, self.actions, parts, opacity=settings.opacity)
+        layout = build_layout(self, self.actions, parts, opacity=self.canvas_ctl.opacity)
         self.recent_menu, self.device_menu = layout.recent_menu, layout.device_menu
         self.precision_submenu, self.opacity_slider = (
             layout.precision_submenu,
