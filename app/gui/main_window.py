@@ -219,6 +219,10 @@ class MainWindow(QMainWindow):
     def choose_model(self) -> None:
         self.files.choose_model()
 
+    @property
+    def export_dialog(self) -> Any:
+        return self.files.export_dialog
+
     # ---- editing ---------------------------------------------------------------------------
     def new_object(self) -> int | None:
         if self.document.num_frames == 0:
