@@ -28,6 +28,7 @@ from model.mask_decoder import MaskDecoder
 from model.memory_attention import MemoryAttention
 from model.memory_encoder import MemoryEncoder
 from model.memory_selection import MemoryPlan, plan_memories, select_closest_cond_frames
+from model.memory_tokens import pointer_tokens, spatial_memory_tokens
 from model.prompt_encoder import PromptEncoder
 from model.sam2_types import ImageFeatures, Memory, PointInputs, SamOutput, TrackOutput
 
@@ -47,15 +48,6 @@ __all__ = [
 NO_OBJ_SCORE = -1024.0
 # A mask used directly as output becomes logits of -10 / +10 (sigmoid ~0 / ~1).
 _MASK_OUT_SCALE, _MASK_OUT_BIAS = 20.0, -10.0
-
-
-def sine_encoding_1d(positions: torch.Tensor, dim: int, temperature: float = 10000.0):
-    """(N,) float positions -> (N, dim): sines in the first half, cosines in the second."""
-    half = dim // 2
-    k = torch.arange(half, dtype=torch.float32, device=positions.device)
-    freq = temperature ** (2 * torch.div(k, 2, rounding_mode="floor") / half)
-    angles = positions[:, None] / freq
-    return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
 class Sam2Model(nn.Module):
@@ -292,10 +284,18 @@ class Sam2Model(nn.Module):
         else:
             if not memories:
                 raise ValueError("a frame that is not an initial conditioning frame needs memories")
-            tokens, tokens_pos = self._spatial_memory_tokens(memories, dtype=x.dtype)
+            tokens, tokens_pos = spatial_memory_tokens(
+                memories,
+                self.memory_encoder.position_encoding,
+                self.maskmem_tpos_enc,
+                device=self.device,
+                dtype=x.dtype,
+            )
             num_ptr_tokens = 0
             if self.cfg.use_obj_ptrs_in_encoder and pointers:
-                ptr_tokens, ptr_pos = self._pointer_tokens(pointers, max_pointers, b)
+                ptr_tokens, ptr_pos = pointer_tokens(
+                    pointers, max_pointers, b, self.cfg, self.obj_ptr_tpos_proj, device=self.device
+                )
                 tokens.append(ptr_tokens.to(x.dtype))
                 tokens_pos.append(ptr_pos.to(x.dtype))
                 num_ptr_tokens = ptr_tokens.shape[0]
@@ -316,39 +316,6 @@ class Sam2Model(nn.Module):
             features.vision[:1].flatten(2).permute(2, 0, 1),
             features.vision_pos[:1].flatten(2).permute(2, 0, 1),
         )
-
-    def _spatial_memory_tokens(
-        self, memories: Sequence[tuple[int, Memory]], *, dtype: torch.dtype
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        pos = self.memory_encoder.position_encoding
-        tokens, tokens_pos = [], []
-        for t_pos, memory in memories:
-            feats = memory.features.to(self.device, dtype)
-            tokens.append(feats.flatten(2).permute(2, 0, 1))  # (hw, B, mem)
-            enc = pos(feats).to(dtype).flatten(2).permute(2, 0, 1)
-            tokens_pos.append(enc + self.maskmem_tpos_enc[self.cfg.num_maskmem - t_pos - 1])
-        return tokens, tokens_pos
-
-    def _pointer_tokens(
-        self, pointers: Sequence[tuple[int, torch.Tensor]], max_pointers: int, b: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Object pointers as (P * C / mem_dim, B, mem_dim) tokens and their encodings."""
-        cfg, c, mem = self.cfg, self.cfg.hidden_dim, self.cfg.mem_dim
-        ptrs = torch.stack([p.to(self.device) for _, p in pointers])  # (P, B, C)
-        if cfg.add_tpos_enc_to_obj_ptrs:
-            dist = torch.tensor([d for d, _ in pointers], device=self.device, dtype=torch.float32)
-            # max(…, 1): a one-frame video would otherwise divide by zero.
-            dim = c if cfg.proj_tpos_enc_in_obj_ptrs else mem
-            enc = sine_encoding_1d(dist / max(max_pointers - 1, 1), dim)
-            enc = self.obj_ptr_tpos_proj(enc).unsqueeze(1).expand(-1, b, mem)
-        else:
-            enc = ptrs.new_zeros(len(pointers), b, mem)
-        if mem < c:
-            # Each C-wide pointer becomes C / mem_dim tokens of the memory width.
-            split = c // mem
-            ptrs = ptrs.reshape(-1, b, split, mem).permute(0, 2, 1, 3).flatten(0, 1)
-            enc = enc.repeat_interleave(split, dim=0)
-        return ptrs, enc
 
     # ------------------------------------------------------------------ memory encoding
 

@@ -7,8 +7,6 @@ the whole frame per event (33 MB on a 4K frame), far over a 16 ms frame budget.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
@@ -22,11 +20,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.brush import Rect, Tool
-
-if TYPE_CHECKING:
-    from PySide6.QtGui import QAction
-
-    from app.gui.canvas import FrameCanvas
 
 
 class LiveOverlay(QGraphicsItem):
@@ -116,25 +109,3 @@ class ToolNote(QLabel):
 
     def place(self) -> None:
         self.move(10, self.parentWidget().height() - self.height() - 10)
-
-
-class ToolActions:
-    """Ties the checkable tool actions (V, B, E) to the canvas's tool.
-
-    B or E again goes back to points, so one key toggles a tool on and off."""
-
-    def __init__(self, canvas: FrameCanvas, actions: dict[Tool, QAction]) -> None:
-        self._canvas, self._actions = canvas, actions
-        for tool, action in actions.items():
-            action.triggered.connect(lambda _=False, t=tool: self._on_triggered(t))
-        canvas.tool_changed.connect(lambda _tool: self._sync())
-        self._sync()
-
-    def _on_triggered(self, tool: Tool) -> None:
-        self._canvas.set_tool(Tool.POINT if self._canvas.tool is tool else tool)
-        self._sync()
-
-    def _sync(self) -> None:
-        # Qt flips a checkable action on every trigger; the canvas's tool is the truth.
-        for tool, action in self._actions.items():
-            action.setChecked(tool is self._canvas.tool)

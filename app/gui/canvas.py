@@ -8,14 +8,16 @@ With the brush or eraser tool a left drag paints (a right drag does the opposite
 by a circle cursor of the brush's size; Ctrl+wheel changes the size and Esc goes back to
 points. The canvas only reports the stroke; the canvas controller edits the mask.
 What the canvas shows (frame, overlays, marks, notes) is drawn by its base class,
-`FrameView` in app/gui/frame_view.py.
+`FrameView` in app/gui/frame_view.py, with the brush's views from app/gui/brush_view.py:
+the canvas owns its views, and they never import it back. `ToolActions` ties the V, B and
+E actions to the canvas's tool.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QWidget
 
 from app.gui.brush import DEFAULT_RADIUS, Tool, clamp_radius
@@ -207,3 +209,25 @@ class FrameCanvas(FrameView):
             return
         negative = button == Qt.MouseButton.RightButton or mods & Qt.KeyboardModifier.ShiftModifier
         self.point_added.emit(p.x(), p.y(), 0 if negative else 1)
+
+
+class ToolActions:
+    """Ties the checkable tool actions (V, B, E) to the canvas's tool.
+
+    B or E again goes back to points, so one key toggles a tool on and off."""
+
+    def __init__(self, canvas: FrameCanvas, actions: dict[Tool, QAction]) -> None:
+        self._canvas, self._actions = canvas, actions
+        for tool, action in actions.items():
+            action.triggered.connect(lambda _=False, t=tool: self._on_triggered(t))
+        canvas.tool_changed.connect(lambda _tool: self._sync())
+        self._sync()
+
+    def _on_triggered(self, tool: Tool) -> None:
+        self._canvas.set_tool(Tool.POINT if self._canvas.tool is tool else tool)
+        self._sync()
+
+    def _sync(self) -> None:
+        # Qt flips a checkable action on every trigger; the canvas's tool is the truth.
+        for tool, action in self._actions.items():
+            action.setChecked(tool is self._canvas.tool)

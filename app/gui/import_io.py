@@ -4,16 +4,20 @@ Every imported object becomes a new document object (a fresh id; its name and ca
 kept) with a mask prompt, and that mask, on each frame the file covers, so those frames are
 keyframes the tracker can continue from. The whole import is one undo step. Masks are
 decoded one frame at a time and kept only as `encode_rle` bytes.
+
+The window hands these functions itself as an `ImportHost`: the few parts an import reads
+and drives, so this module never imports the window.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from PySide6.QtGui import QUndoCommand
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QStatusBar, QWidget
 
 from app.gui.commands import ImportObjectsCommand
 from app.gui.document import AnnotationDocument, MaskletObject
@@ -21,13 +25,38 @@ from app.gui.label_commands import AddLabelsCommand
 from app.imports import AnnotationImportError, ImportedAnnotations, import_annotations
 from app.mask_codec import encode_rle
 
-if TYPE_CHECKING:
-    from app.gui.main_window import MainWindow
-
 ERROR_TITLE = "Cannot import annotations"
 
 _log = logging.getLogger(__name__)
 JSON_FILTER = "COCO or YouTube-VIS annotations (*.json);;All files (*)"
+
+
+class _Muting(Protocol):
+    def set_muted(self, muted: bool) -> None: ...
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+class ImportHost(Protocol):
+    """What an import reads and drives of the window (`MainWindow` satisfies it)."""
+
+    @property
+    def document(self) -> AnnotationDocument: ...
+
+    @property
+    def undo_stack(self) -> QUndoStack: ...
+
+    @property
+    def session(self) -> _Muting: ...
+
+    @property
+    def playback(self) -> _Stoppable: ...
+
+    def report_error(self, title: str, message: str) -> None: ...
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 - Qt's name
 
 
 def ask_import_path(parent: QWidget) -> str | None:
@@ -82,7 +111,9 @@ def read_keyframes(annotations: ImportedAnnotations) -> dict[int, dict[int, byte
 
 
 def build_import_command(
-    doc: AnnotationDocument, annotations: ImportedAnnotations, window: MainWindow | None = None
+    doc: AnnotationDocument,
+    annotations: ImportedAnnotations,
+    mute: Callable[[bool], None] | None = None,
 ) -> QUndoCommand:
     """The undo step adding `annotations` as new objects with ids that clash with none, and
     the file's categories to the label list (in the file's order, unused ones too)."""
@@ -97,12 +128,11 @@ def build_import_command(
         keyframes[obj_id] = imported[item.obj_id]
     frames = len({f for per_object in keyframes.values() for f in per_object})
     text = f"Import {len(objects)} objects on {frames} frames"
-    mute = None if window is None else window.session.set_muted
     command = ImportObjectsCommand(doc, objects, keyframes, text=text, mute=mute)
     return AddLabelsCommand(doc, command, annotations.categories)
 
 
-def require_video(window: MainWindow) -> bool:
+def require_video(window: ImportHost) -> bool:
     """True when a video is open; otherwise the error is reported."""
     if window.document.num_frames == 0:
         window.report_error(ERROR_TITLE, "Open a video before importing annotations.")
@@ -125,7 +155,7 @@ def describe_failure(path: str, exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def import_into_window(window: MainWindow, path: str) -> bool:
+def import_into_window(window: ImportHost, path: str) -> bool:
     """Import `path` into the open video as one undo step; errors go to `report_error`."""
     doc = window.document
     if not require_video(window):
@@ -134,7 +164,7 @@ def import_into_window(window: MainWindow, path: str) -> bool:
         annotations = read_annotations(path, doc)
         if not annotations.objects:
             raise AnnotationImportError(f"{Path(path).name} holds no objects")
-        command = build_import_command(doc, annotations, window)
+        command = build_import_command(doc, annotations, window.session.set_muted)
     except Exception as exc:  # noqa: BLE001 - a hostile file must never take the app down
         window.report_error(ERROR_TITLE, describe_failure(path, exc))
         return False

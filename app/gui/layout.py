@@ -1,8 +1,13 @@
-"""Arranges the main window: toolbar, menus, canvas, object dock, timeline, status bar."""
+"""Arranges the main window: toolbar, menus, canvas, object dock, timeline, status bar.
+
+The window creates its widgets and hands them here to be placed (`build_layout`); this
+module creates only containers, menus and the opacity slider, and returns what the window
+connects (`WindowLayout`). It never imports the window.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
@@ -10,6 +15,9 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMainWindow,
+    QMenu,
+    QMenuBar,
     QScrollArea,
     QSlider,
     QSplitter,
@@ -19,8 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-if TYPE_CHECKING:
-    from app.gui.main_window import MainWindow
+from app.gui.actions import AppActions
 
 _TOOLBAR = (
     ("open_video", "open_project", "save"),
@@ -99,33 +106,61 @@ _MENUS = (
 )
 
 
-def build_layout(w: MainWindow) -> None:
-    _build_menus(w)
-    _build_toolbar(w)
-    w.setCentralWidget(_build_center(w))
-    _build_dock(w)
+@dataclass(frozen=True)
+class WindowParts:
+    """The widgets the window created, for `build_layout` to place."""
+
+    canvas: QWidget
+    scrub: QWidget
+    tracks: QWidget
+    panel: QWidget
+    progress: QWidget
+    engine_status: QWidget
+
+
+@dataclass(frozen=True)
+class WindowLayout:
+    """What `build_layout` created that the window and its commands fill or connect."""
+
+    recent_menu: QMenu
+    device_menu: QMenu
+    precision_submenu: QMenu
+    opacity_slider: QSlider
+
+
+def build_layout(
+    w: QMainWindow, actions: AppActions, parts: WindowParts, *, opacity: float
+) -> WindowLayout:
+    recent, device, precision = _build_menus(w.menuBar(), actions)
+    _build_toolbar(w, actions)
+    w.setCentralWidget(_build_center(actions, parts))
+    slider = _build_dock(w, parts.panel, opacity)
     status = w.statusBar()
-    status.addPermanentWidget(w.progress)
-    status.addPermanentWidget(w.engine_status)
+    status.addPermanentWidget(parts.progress)
+    status.addPermanentWidget(parts.engine_status)
+    return WindowLayout(recent, device, precision, slider)
 
 
-def _build_menus(w: MainWindow) -> None:
-    bar = w.menuBar()
+def _build_menus(bar: QMenuBar, actions: AppActions) -> tuple[QMenu, QMenu, QMenu]:
+    """The menus; returns the submenus filled later: recent files, device, precision."""
+    recent = device = precision = None
     for title, names in _MENUS:
         menu = bar.addMenu(title)
         for name in names:
             if name is None:
                 menu.addSeparator()
             else:
-                menu.addAction(w.actions[name])
+                menu.addAction(actions[name])
             if name == "open_project":
-                w.recent_menu = menu.addMenu("Open &Recent")
+                recent = menu.addMenu("Open &Recent")
         if title == "&Model":
-            w.device_menu = menu.addMenu("&Device")
-            w.precision_submenu = menu.addMenu("&Precision")
+            device = menu.addMenu("&Device")
+            precision = menu.addMenu("&Precision")
+    assert recent is not None and device is not None and precision is not None
+    return recent, device, precision
 
 
-def _build_toolbar(w: MainWindow) -> None:
+def _build_toolbar(w: QMainWindow, actions: AppActions) -> None:
     toolbar = QToolBar("Main")
     toolbar.setObjectName("mainToolbar")
     toolbar.setIconSize(QSize(20, 20))
@@ -134,11 +169,11 @@ def _build_toolbar(w: MainWindow) -> None:
         if i:
             toolbar.addSeparator()
         for name in group:
-            toolbar.addAction(w.actions[name])
+            toolbar.addAction(actions[name])
     w.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
 
 
-def _build_center(w: MainWindow) -> QWidget:
+def _build_center(actions: AppActions, parts: WindowParts) -> QWidget:
     timeline = QFrame()
     timeline.setObjectName("timelinePanel")
     column = QVBoxLayout(timeline)
@@ -146,15 +181,15 @@ def _build_center(w: MainWindow) -> QWidget:
     row = QHBoxLayout()
     for name in _TRANSPORT:
         button = QToolButton()
-        button.setDefaultAction(w.actions[name])
+        button.setDefaultAction(actions[name])
         button.setAutoRaise(True)
         button.setIconSize(QSize(18, 18))
         row.addWidget(button)
     row.addSpacing(8)
-    row.addWidget(w.scrub, 1)
+    row.addWidget(parts.scrub, 1)
     column.addLayout(row)
     scroll = QScrollArea()
-    scroll.setWidget(w.tracks)
+    scroll.setWidget(parts.tracks)
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -162,7 +197,7 @@ def _build_center(w: MainWindow) -> QWidget:
     column.addWidget(scroll, 1)
     splitter = QSplitter(Qt.Orientation.Vertical)
     splitter.setObjectName("mainSplitter")
-    splitter.addWidget(w.canvas)
+    splitter.addWidget(parts.canvas)
     splitter.addWidget(timeline)
     splitter.setStretchFactor(0, 5)
     splitter.setStretchFactor(1, 1)
@@ -170,19 +205,20 @@ def _build_center(w: MainWindow) -> QWidget:
     return splitter
 
 
-def _build_dock(w: MainWindow) -> None:
+def _build_dock(w: QMainWindow, objects: QWidget, opacity: float) -> QSlider:
+    """The objects dock, with the mask opacity slider under the list; returns the slider."""
     panel = QWidget()
     column = QVBoxLayout(panel)
     column.setContentsMargins(0, 0, 0, 0)
-    column.addWidget(w.panel, 1)
+    column.addWidget(objects, 1)
     opacity_row = QHBoxLayout()
     opacity_row.setContentsMargins(8, 0, 8, 8)
     opacity_row.addWidget(QLabel("Mask opacity"))
-    w.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-    w.opacity_slider.setRange(0, 100)
-    w.opacity_slider.setValue(round(w.canvas_ctl.opacity * 100))
-    w.opacity_slider.setToolTip("Opacity of the mask fill ([ and ])")
-    opacity_row.addWidget(w.opacity_slider, 1)
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(0, 100)
+    slider.setValue(round(opacity * 100))
+    slider.setToolTip("Opacity of the mask fill ([ and ])")
+    opacity_row.addWidget(slider, 1)
     column.addLayout(opacity_row)
     dock = QDockWidget("Objects")
     dock.setObjectName("objectsDock")
@@ -190,3 +226,4 @@ def _build_dock(w: MainWindow) -> None:
     dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
     dock.setMinimumWidth(260)
     w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    return slider

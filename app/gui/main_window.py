@@ -3,7 +3,10 @@
 It owns no annotation logic. The document holds state, the canvas/session/project
 controllers translate between it and the canvas, the worker and the disk, the frame
 navigator (`app.gui.navigation`) moves through the video, and the window connects
-actions to them and reports what happens.
+actions to them and reports what happens. Like napari's `Window`, it composes its parts
+as objects it creates and hands each what it needs: `build_layout` places the widgets,
+`FileCommands` (app/gui/file_menu.py) runs the File and Model menus; none imports the
+window back.
 """
 
 from __future__ import annotations
@@ -19,21 +22,20 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.actions import AppActions
 from app.gui.brush import Tool
-from app.gui.brush_view import ToolActions
 from app.gui.busy_badge import BusyBadge
-from app.gui.canvas import FrameCanvas
+from app.gui.canvas import FrameCanvas, ToolActions
 from app.gui.canvas_controller import CanvasController
 from app.gui.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
 from app.gui.confidence import DoubtfulNavigator
 from app.gui.document import AnnotationDocument
 from app.gui.engine import Engine
 from app.gui.error_text import describe_job_failure
-from app.gui.file_menu import FileMenuMixin
+from app.gui.file_menu import FileCommands
 from app.gui.follow import FollowController
 from app.gui.import_io import ask_import_path
 from app.gui.jobs import JobError, ModelInfo, PropagationSummary
 from app.gui.labels_ui import LabelControls
-from app.gui.layout import build_layout
+from app.gui.layout import WindowParts, build_layout
 from app.gui.masklet_list import MaskletPanel
 from app.gui.navigation import FrameNavigator
 from app.gui.precision_menu import PrecisionMenu
@@ -56,7 +58,7 @@ def _default_video_opener(path: str) -> Any:
     return open_video(path)
 
 
-class MainWindow(FileMenuMixin, QMainWindow):
+class MainWindow(QMainWindow):
     """Masklet's main window. `engine` and `video_opener` are injectable for tests."""
 
     def __init__(
@@ -100,7 +102,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
             self.progress.follow,
             self,
         )
-        self.reader: Any = None
         self.last_error: str | None = None
         # Propagated masks are not undo steps, so the undo stack alone cannot tell "saved".
         self._masks_dirty = False
@@ -108,12 +109,23 @@ class MainWindow(FileMenuMixin, QMainWindow):
         # Model choices waiting for their load to succeed, by request id.
         self._model_choices: dict[int, tuple[str, str]] = {}
         self.error_box: QMessageBox | None = None
+        parts = WindowParts(
+            self.canvas, self.scrub, self.tracks, self.panel, self.progress, self.engine_status
+        )
+        layout = build_layout(self, self.actions, parts, opacity=self.canvas_ctl.opacity)
+        self.recent_menu, self.device_menu = layout.recent_menu, layout.device_menu
+        self.precision_submenu, self.opacity_slider = (
+            layout.precision_submenu,
+            layout.opacity_slider,
+        )
+        self.files = FileCommands(
+            self, parent=self, recent_menu=self.recent_menu, device_menu=self.device_menu
+        )
         # Dialog hooks; tests replace them to answer programmatically.
-        self.ask_recovery: Callable[[RecoveryInfo], str] = self._ask_recovery_dialog
+        self.ask_recovery: Callable[[RecoveryInfo], str] = self.files.ask_recovery_dialog
         # confirm_discard: True when the work may be replaced (saved, or discarded on purpose).
-        self.confirm_discard: Callable[[], bool] = self._confirm_discard_dialog
+        self.confirm_discard: Callable[[], bool] = self.files.confirm_discard_dialog
         self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
-        build_layout(self)
         self.labels = LabelControls(self, self.document, self.undo_stack, self.statusBar())
         self.precision_menu = PrecisionMenu(
             self.precision_submenu,
@@ -128,7 +140,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
     # ---- wiring ----------------------------------------------------------------------------
     def _connect(self) -> None:
         a = self.actions
-        self._connect_file_actions()
+        self.files.connect(a)
         a.undo.triggered.connect(self.undo_stack.undo)
         a.redo.triggered.connect(self.undo_stack.redo)
         self.undo_stack.canUndoChanged.connect(a.undo.setEnabled)
@@ -165,7 +177,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
         a.opacity_up.triggered.connect(lambda: self.set_opacity(self.canvas_ctl.opacity + 0.1))
         a.opacity_down.triggered.connect(lambda: self.set_opacity(self.canvas_ctl.opacity - 0.1))
         self.opacity_slider.valueChanged.connect(lambda v: self.set_opacity(v / 100))
-        a.help.triggered.connect(self.show_help)
         tools = {Tool.POINT: a.point_tool, Tool.BRUSH: a.brush_tool, Tool.ERASER: a.eraser_tool}
         self.tool_actions = ToolActions(self.canvas, tools)
         self.canvas_ctl.status_message.connect(lambda t: self.statusBar().showMessage(t, 4000))
@@ -186,7 +197,32 @@ class MainWindow(FileMenuMixin, QMainWindow):
         client.stats_changed.connect(self.engine_status.set_stats)
         self.project.autosave_failed.connect(self._on_autosave_failed)
         self.project.autosave_recovered.connect(self._on_autosave_recovered)
-        a.choose_model.triggered.connect(self.choose_model)
+
+    # ---- file commands: the window's entry points (app.gui.main, drops, tests) -------------
+    def open_path(self, path: str) -> bool:
+        return self.files.open_path(path)
+
+    def open_video(self, path: str, *, asked: bool = False) -> bool:
+        return self.files.open_video(path, asked=asked)
+
+    def open_project(self, path: str, *, asked: bool = False) -> bool:
+        return self.files.open_project(path, asked=asked)
+
+    def save_project(self, path: str | None = None, *, ask: bool = False) -> bool:
+        return self.files.save_project(path, ask=ask)
+
+    def import_annotations(self, path: str) -> bool:
+        return self.files.import_annotations(path)
+
+    def offer_recovery(self) -> bool:
+        return self.files.offer_recovery()
+
+    def choose_model(self) -> None:
+        self.files.choose_model()
+
+    @property
+    def export_dialog(self) -> Any:
+        return self.files.export_dialog
 
     # ---- editing ---------------------------------------------------------------------------
     def new_object(self) -> int | None:
@@ -244,7 +280,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
         choice = self._model_choices.pop(info.request_id, None)
         if choice is not None:
             self.settings.checkpoint, self.settings.device = choice
-        self.check_device(info.device)
+        self.files.check_device(info.device)
         self.engine_status.set_model(info.variant, info.device)
         self.statusBar().showMessage(f"Model {info.variant} ready on {info.device}", 4000)
 
@@ -258,7 +294,7 @@ class MainWindow(FileMenuMixin, QMainWindow):
             # The worker keeps the model it had; show that one again, and forget the choice.
             self._model_choices.pop(error.request_id, None)
             info = self._model_info
-            self.check_device(info.device if info else self.settings.device)
+            self.files.check_device(info.device if info else self.settings.device)
             self.engine_status.set_model(
                 *(info.variant, info.device) if info else ("no model", "-")
             )
@@ -350,26 +386,6 @@ class MainWindow(FileMenuMixin, QMainWindow):
         self.project.shutdown()
         self.client.shutdown(wait_ms=QUIT_WAIT_MS)
         event.accept()
-
-    def _confirm_discard_dialog(self) -> bool:
-        """Save / Discard / Cancel, Save the default (Enter keeps the work); True to go on."""
-        name = Path(self.project.path or self.document.video_path or "untitled").name
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            "Unsaved changes",
-            f"Save your changes to {name}?",
-            QMessageBox.StandardButton.Save
-            | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        box.setInformativeText("Prompts and masks since the last save are lost if you discard.")
-        box.setDefaultButton(QMessageBox.StandardButton.Save)
-        box.setEscapeButton(QMessageBox.StandardButton.Cancel)
-        answer = box.exec()
-        if answer == QMessageBox.StandardButton.Save:
-            return bool(self.save_project())
-        return answer == QMessageBox.StandardButton.Discard
 
     def _on_about(self) -> None:
         QMessageBox.about(

@@ -1,7 +1,8 @@
 """Propagation: tracking every prompted object through the video, frame by frame.
 
 The machinery behind `TrackingSession.propagate` and its pending-work queries, as functions
-taking the session (it owns the model, the frame features, the memory bank and the tracks):
+taking the parts of the session they drive (`Tracker`: the model, the frame features, the
+memory bank and the tracks), so that this module never imports the session that imports it:
 
 - a pass first encodes the memories of prompted frames (`commit_pending`, the reference's
   preflight), then visits frames in order; "full" recomputes every frame from the start,
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from model.device import release_free_memory
+from model.engine.conditioned_cache import ConditionedCache
+from model.engine.frame_features import FrameFeatures
 from model.engine.frame_step import (
     Cancelled,
     cancellable,
@@ -33,9 +37,7 @@ from model.engine.memory_bank import MemoryBank, ObjectTrack
 from model.engine.prompts import FrameResult
 from model.engine.results import frame_result, store_outputs
 from model.engine.schedule import full_order, local_order, local_spans
-
-if TYPE_CHECKING:
-    from model.engine.session import TrackingSession
+from model.sam2 import Sam2Model
 
 DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
 MODES = ("local", "full")
@@ -44,6 +46,30 @@ _TRIM_EVERY = 100
 
 # Per object, the frames a pass recomputes.
 Compute = dict[int, set[int]]
+
+
+class Tracker(Protocol):
+    """What a pass reads and drives of a `TrackingSession` (which satisfies it)."""
+
+    model: Sam2Model
+    device: torch.device
+    num_frames: int
+    _bank: MemoryBank
+    _tracks: dict[int, ObjectTrack]
+    _frames: FrameFeatures
+    _conditioned: ConditionedCache
+
+    @property
+    def video_size(self) -> tuple[int, int]: ...
+
+    def _autocast(self) -> AbstractContextManager: ...
+
+    def _gather(
+        self, obj_id: int, track: ObjectTrack, frame: int, reverse: bool
+    ) -> tuple[list, list, int]: ...
+
+    def _postprocess(self, logits: torch.Tensor) -> torch.Tensor: ...
+
 
 # ------------------------------------------------------------------ pending work
 
@@ -85,7 +111,7 @@ def restore_pending(
 
 @torch.inference_mode()
 def run_passes(
-    session: TrackingSession,
+    session: Tracker,
     start: int | None,
     directions: tuple[bool, ...],
     mode: str,
@@ -161,7 +187,7 @@ def _mark_unfinished(
 
 
 def _step(
-    session: TrackingSession,
+    session: Tracker,
     frame: int,
     active: dict[int, ObjectTrack],
     compute: Compute,
@@ -183,7 +209,7 @@ def _step(
 # ------------------------------------------------------------------ one frame
 
 
-def track_objects(session: TrackingSession, frame: int, obj_ids: list[int], reverse: bool) -> None:
+def track_objects(session: Tracker, frame: int, obj_ids: list[int], reverse: bool) -> None:
     """Track several objects on one frame, batching those whose memories line up."""
     model, tracks = session.model, session._tracks
     groups: dict[tuple, list] = defaultdict(list)
@@ -211,7 +237,7 @@ def track_objects(session: TrackingSession, frame: int, obj_ids: list[int], reve
         store_outputs(session._bank, tracks, size, ids, frame, logits, out.sam, out.memory_features)
 
 
-def commit_pending(session: TrackingSession) -> None:
+def commit_pending(session: Tracker) -> None:
     """Encode the memories of prompted frames, batched per frame (the reference's preflight)."""
     tracks = session._tracks
     by_frame: dict[int, list[int]] = defaultdict(list)

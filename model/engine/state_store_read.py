@@ -10,24 +10,31 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, ObjectTrack, Tensors
 from model.engine.state_store import Layout, StateStoreError, file_size, read_checked
 from model.sam2_types import PointInputs
-
-if TYPE_CHECKING:
-    from model.engine.session import TrackingSession
-    from model.engine.state_store_session import RestoreReport
 
 _FILE_RE = re.compile(r"^[ems]-[0-9a-f]{1,32}\.bin$")
 _MAX_OBJECTS = 10_000
 _MAX_POINTS = 10_000
 _MAX_ID = 2**31 - 1
 _NO_LIMIT = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    objects: int
+    outputs: int
+    retrack: int  # frames whose state was dropped: the next propagation re-tracks them
+    bytes: int
 
 
 class _Bad(Exception):
@@ -135,32 +142,38 @@ class _Loader:
 
 
 def build_tracks(
-    session: TrackingSession, folder: Path, doc: dict, layout: Layout | None
+    folder: Path,
+    doc: dict,
+    layout: Layout | None,
+    *,
+    num_frames: int,
+    video_size: tuple[int, int],
+    image_size: int,
+    device: torch.device,
 ) -> tuple[dict[int, ObjectTrack], RestoreReport]:
-    from model.engine.state_store_session import RestoreReport, inflate_mask  # noqa: PLC0415
-
-    objects = parse_objects(doc, session.num_frames)
+    """The tracks a store holds for a session of this video, model size and device."""
+    objects = parse_objects(doc, num_frames)
     tracks: dict[int, ObjectTrack] = {}
     total, outputs, retrack = 0, 0, 0
     for obj in objects:
         track = ObjectTrack()
         for frame, xy, labels in obj["points"]:
             track.points[frame] = PointInputs(
-                coords=torch.tensor(xy, dtype=torch.float32)[None].to(session.device),
-                labels=torch.tensor(labels, dtype=torch.int32)[None].to(session.device),
+                coords=torch.tensor(xy, dtype=torch.float32)[None].to(device),
+                labels=torch.tensor(labels, dtype=torch.int32)[None].to(device),
             )
-        s = session.model.image_size
+        s = image_size
         for e in obj["masks"]:
             data = _read_whole(folder, e, s * s * 4)
             mask = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(1, 1, s, s)
-            track.masks[e["frame"]] = mask.to(session.device)
+            track.masks[e["frame"]] = mask.to(device)
         for e in obj["outputs"]:
             if layout is None:
                 raise StateStoreError("the saved engine state is damaged: it has no layout")
             memory = e["frame"] not in obj["pending"]
             tensor_bytes = layout.nbytes(with_memory=memory)
             path = _checked_path(folder, e, tensor_bytes + e["mask_bytes"])
-            if e["mask_shape"] != tuple(session.video_size):
+            if e["mask_shape"] != tuple(video_size):
                 raise StateStoreError("the saved engine state is for another video size")
             data = read_checked(path, e["mask_bytes"], e["mask_crc"], offset=tensor_bytes)
             track.outputs[e["frame"]] = FrameOutput(
@@ -171,13 +184,27 @@ def build_tracks(
                 token=e["file"][2:-4],
                 loader=_Loader(path, layout, tensor_bytes, e["crc"], memory),
             )
-        _restore_marks(track, obj, layout, folder, session.device)
+        _restore_marks(track, obj, layout, folder, device)
         tracks[obj["id"]] = track
         outputs += len(obj["outputs"])
         retrack += len(obj["dropped"])
         total += sum(e["size"] for key in ("masks", "outputs", "stash") for e in obj[key])
     report = RestoreReport(objects=len(tracks), outputs=outputs, retrack=retrack, bytes=total)
     return tracks, report
+
+
+def inflate_mask(data: bytes, shape: tuple[int, int]) -> PackedMask:
+    """A stored packed mask, refusing data that does not inflate to exactly H x W bits."""
+    h, w = shape
+    expected = (h * w + 7) // 8
+    inflater = zlib.decompressobj()
+    try:
+        bits = inflater.decompress(data, expected + 1)
+    except zlib.error as exc:
+        raise StateStoreError("a saved mask is damaged") from exc
+    if len(bits) != expected or not inflater.eof:
+        raise StateStoreError("a saved mask does not match its size")
+    return PackedMask(shape=(h, w), data=data)
 
 
 def _restore_marks(

@@ -19,16 +19,14 @@ restored one (same tensors) is answered from the restored output instead of reco
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
-from model.engine.mask_store import PackedMask
-from model.engine.memory_bank import FrameOutput, ObjectTrack, Tensors
+from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
 from model.engine.prompts import ObjectResult, Prompt, mask_input, point_inputs, validate_prompt
 from model.engine.state_store import (
     FORMAT_NAME,
@@ -44,10 +42,30 @@ from model.engine.state_store import (
     write_index,
 )
 from model.engine.state_store_budget import DEFAULT_BUDGET_BYTES, Candidate, choose_evictions
-from model.engine.state_store_read import parse_objects
+from model.engine.state_store_read import (
+    RestoreReport,
+    build_tracks,
+    parse_objects,
+)
+from model.sam2 import Sam2Model
 
-if TYPE_CHECKING:
-    from model.engine.session import TrackingSession
+
+class SessionState(Protocol):
+    """What saving and restoring read and set of a `TrackingSession` (which satisfies it)."""
+
+    model: Sam2Model
+    device: torch.device
+    num_frames: int
+    precision: str
+    _bank: MemoryBank
+    _tracks: dict[int, ObjectTrack]
+    _restored_prompts: set[tuple[int, int]]
+
+    @property
+    def video_size(self) -> tuple[int, int]: ...
+
+    @property
+    def object_ids(self) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -58,19 +76,11 @@ class SaveReport:
     budget: int
 
 
-@dataclass(frozen=True)
-class RestoreReport:
-    objects: int
-    outputs: int
-    retrack: int  # frames whose state was dropped: the next propagation re-tracks them
-    bytes: int
-
-
-def precision_of(session: TrackingSession) -> str:
+def precision_of(session: SessionState) -> str:
     return str(getattr(session, "precision", "exact"))
 
 
-def expected_header(session: TrackingSession, identity: StateIdentity) -> dict:
+def expected_header(session: SessionState, identity: StateIdentity) -> dict:
     return header_json(identity, session.model.image_size, precision_of(session))
 
 
@@ -107,7 +117,7 @@ class _Writer:
 
 
 def save_session_state(
-    session: TrackingSession,
+    session: SessionState,
     folder: str | Path,
     identity: StateIdentity,
     *,
@@ -254,7 +264,7 @@ def _raw_with_crc(tensor: torch.Tensor) -> tuple[bytes, int]:
 
 # ---- restoring ----------------------------------------------------------------------------
 def restore_session_state(
-    session: TrackingSession,
+    session: SessionState,
     folder: str | Path,
     identity: StateIdentity,
     *,
@@ -271,9 +281,15 @@ def restore_session_state(
     doc = read_index(folder)
     check_header(doc, expected_header(session, identity))
     layout = Layout.from_json(doc["layout"]) if doc.get("layout") is not None else None
-    from model.engine.state_store_read import build_tracks  # noqa: PLC0415 - keeps this short
-
-    tracks, report = build_tracks(session, folder, doc, layout)
+    tracks, report = build_tracks(
+        folder,
+        doc,
+        layout,
+        num_frames=session.num_frames,
+        video_size=session.video_size,
+        image_size=session.model.image_size,
+        device=session.device,
+    )
     prompts = {(o, f) for o, t in tracks.items() for f in t.keyframes()}
     if expected_prompts is not None and prompts != set(expected_prompts):
         raise StateStoreError("the saved engine state is stale: the project's prompts changed")
@@ -283,7 +299,7 @@ def restore_session_state(
 
 
 def unchanged_prompt(
-    session: TrackingSession, frame: int, obj_id: int, prompt: Prompt
+    session: SessionState, frame: int, obj_id: int, prompt: Prompt
 ) -> ObjectResult | None:
     """The restored result if `prompt` re-sends a restored prompt unchanged, else None.
 
@@ -313,20 +329,6 @@ def unchanged_prompt(
     return ObjectResult(
         obj_id=obj_id, mask=output.mask.unpack(), score=output.score, iou=output.iou
     )
-
-
-def inflate_mask(data: bytes, shape: tuple[int, int]) -> PackedMask:
-    """A stored packed mask, refusing data that does not inflate to exactly H x W bits."""
-    h, w = shape
-    expected = (h * w + 7) // 8
-    inflater = zlib.decompressobj()
-    try:
-        bits = inflater.decompress(data, expected + 1)
-    except zlib.error as exc:
-        raise StateStoreError("a saved mask is damaged") from exc
-    if len(bits) != expected or not inflater.eof:
-        raise StateStoreError("a saved mask does not match its size")
-    return PackedMask(shape=(h, w), data=data)
 
 
 def stored_tensors(data: bytes, layout: Layout | None, device, *, with_memory: bool) -> Tensors:

@@ -21,7 +21,7 @@ def _with_masks(qtbot, opened):
 def test_export_coco_with_range_and_step(qtbot, opened, tmp_path):
     _with_masks(qtbot, opened)
     opened.actions.export.trigger()
-    dialog = opened.export_dialog
+    dialog = opened.files.export_dialog
     dialog.format.setCurrentIndex(dialog.format.findData("coco"))
     out = tmp_path / "out.json"
     dialog.output.setText(str(out))
@@ -41,7 +41,7 @@ def test_export_coco_with_range_and_step(qtbot, opened, tmp_path):
 def test_export_bad_range_reports_failure(qtbot, opened, tmp_path):
     _with_masks(qtbot, opened)
     opened.actions.export.trigger()
-    dialog = opened.export_dialog
+    dialog = opened.files.export_dialog
     dialog.start.setValue(NUM_FRAMES - 1)
     dialog.stop.setValue(5)
     with qtbot.waitSignal(dialog.export_failed, timeout=5000) as blocker:
@@ -84,7 +84,7 @@ def test_export_refuses_to_replace_the_video_or_project(qtbot, opened, tmp_path)
     opened.project.save(str(project))
     before = {p: Path(p).read_bytes() for p in (video, project)}
     opened.actions.export.trigger()
-    dialog = opened.export_dialog
+    dialog = opened.files.export_dialog
     for fmt, out in [("mp4", video), ("coco", project)]:
         dialog.format.setCurrentIndex(dialog.format.findData(fmt))
         dialog.output.setText(str(out))

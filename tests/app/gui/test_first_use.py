@@ -153,7 +153,7 @@ def _unsaved(qtbot, opened: MainWindow) -> MainWindow:
     with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
         click_frame(opened, 40, 50)
     assert opened.has_unsaved_changes()
-    opened.confirm_discard = opened._confirm_discard_dialog
+    opened.confirm_discard = opened.files.confirm_discard_dialog
     return opened
 
 

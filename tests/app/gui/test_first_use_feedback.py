@@ -278,7 +278,7 @@ def _export_dialog(qtbot, opened) -> ExportDialog:
     with qtbot.waitSignal(opened.client.propagation_finished, timeout=10000):
         opened.propagate("forward")
     qtbot.keyClick(opened, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    dialog = opened.export_dialog
+    dialog = opened.files.export_dialog
     qtbot.waitExposed(dialog)
     return dialog
 
