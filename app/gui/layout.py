@@ -121,8 +121,10 @@ def _build_menus(w: MainWindow) -> None:
             if name == "open_project":
                 w.recent_menu = menu.addMenu("Open &Recent")
         if title == "&Model":
+            w.model_menu = menu
             w.device_menu = menu.addMenu("&Device")
             w.precision_submenu = menu.addMenu("&Precision")
+            w.input_size_submenu = menu.addMenu("&Input Size")
 
 
 def _build_toolbar(w: MainWindow) -> None:
