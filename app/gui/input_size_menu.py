@@ -26,9 +26,12 @@ SETTING = "image_size"
 DEFAULT_SIZE = 1024
 SIZES = (1024, 768, 512)
 # Seconds a tracked frame takes at 1024 over the seconds at this size: sam2.1-tiny at
-# random init, float32, one object, 480x640 frames, steady state (bench_input_size.py,
-# medians of 12 frames over 2 interleaved runs, 2-core AMD EPYC shared with other work).
-SPEEDUP = {768: 2.7, 512: 7.8}
+# random init, one object, 480x640 frames, steady state (scripts/bench_input_size.py: the
+# sizes interleaved frame by frame, medians of 12 frames over 2 propagations). Two runs on
+# the 2-core AMD EPYC here, shared with other work (1024 at 41 and 75 s a frame under that
+# load, 2.2 s quiet): 2.74x and 2.66x at 768, 7.83x and 8.30x at 512. Memory attention,
+# about half a frame at 1024, is quadratic in the 64x64 tokens, hence more than 4x at 512.
+SPEEDUP = {768: 2.7, 512: 8.0}
 
 
 def project_size(settings: dict) -> int:
