@@ -15,6 +15,7 @@ from enum import IntEnum
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from app.gui.stale_masks import StaleMarks
 from app.labels import Label
 from app.mask_store import MaskStore
 
@@ -89,6 +90,7 @@ class AnnotationDocument(QObject):
     current_frame_changed = Signal(int)
     active_object_changed = Signal(int)
     labels_changed = Signal()
+    stale_changed = Signal()  # masks marked as an earlier model's, or their marks accepted
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -101,6 +103,11 @@ class AnnotationDocument(QObject):
         self._prompts: dict[tuple[int, int], FramePrompts] = {}
         self.store = MaskStore((1, 1))
         self._states: dict[int, np.ndarray] = {}
+        # Masks an earlier model computed (`app.gui.stale_masks`); a new mask clears its mark.
+        self.stale = StaleMarks()
+        # The loaded model's identity, which the unmarked masks come from; "" = unknown.
+        # It outlives `reset`: it names the model, not the video.
+        self.mask_model = ""
         self._current = 0
         self._active: int | None = None
         self._ids = itertools.count(1)
@@ -121,6 +128,7 @@ class AnnotationDocument(QObject):
         self._prompts.clear()
         self.store = MaskStore(_store_size(video_size), num_frames=max(num_frames, 1))
         self._states.clear()
+        self.stale.reset(num_frames)
         self._current = 0
         self._active = None
         self._ids = itertools.count(1)
@@ -184,6 +192,7 @@ class AnnotationDocument(QObject):
         items.insert(row, (obj.obj_id, obj))
         self._objects = dict(items)
         self._states[obj.obj_id] = np.zeros(self.num_frames, dtype=np.int8)
+        self.stale.add(obj.obj_id)
         self.objects_changed.emit()
 
     def update_object(self, obj_id: int, **changes: object) -> MaskletObject:
@@ -229,6 +238,7 @@ class AnnotationDocument(QObject):
             del self._prompts[(frame, obj_id)]
         self.store.remove_object(obj_id)
         del self._states[obj_id]
+        self.stale.remove(obj_id)
         self.object_removed.emit(obj_id)
         if self._active == obj_id:
             self._active = None
@@ -320,6 +330,7 @@ class AnnotationDocument(QObject):
             if obj_id in self._objects and 0 <= frame < self.num_frames:
                 self.store.set_encoded(frame, obj_id, data, present=True)
                 self._states[obj_id][frame] = MaskState.MASK
+                self.stale.clear(frame, obj_id)
         self.masks_changed.emit(self._current)
 
     def _store_mask(self, frame: int, obj_id: int, mask: np.ndarray | None) -> None:
@@ -328,11 +339,13 @@ class AnnotationDocument(QObject):
         present = mask is not None and bool(mask.any())
         self.store.set(frame, obj_id, mask if present else None, present=present)
         self._states[obj_id][frame] = MaskState.MASK if present else MaskState.ABSENT
+        self.stale.clear(frame, obj_id)
 
     def clear_mask(self, frame: int, obj_id: int) -> None:
         if obj_id in self._objects:
             self.store.clear_frame(frame, obj_id)
             self._states[obj_id][frame] = MaskState.NONE
+            self.stale.clear(frame, obj_id)
             self.masks_changed.emit(frame)
 
     def mask(self, frame: int, obj_id: int) -> np.ndarray | None:

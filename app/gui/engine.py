@@ -22,7 +22,9 @@ class FrameSource(Protocol):
     def __getitem__(self, index: int) -> np.ndarray: ...
 
 
-ModelLoader = Callable[[str, str], Any]
+# (checkpoint, device) or, for Model > Input Size, (checkpoint, device, image_size=N);
+# without `image_size` the model runs at its checkpoint's own size (1024 for SAM 2.1).
+ModelLoader = Callable[..., Any]
 SessionOpener = Callable[[Any, FrameSource, str], Any]
 # (points, labels, box), or a mask prompt as make_prompt(None, None, None, mask=(H, W) bool).
 PromptMaker = Callable[..., Any]
@@ -37,10 +39,10 @@ class Engine:
     make_prompt: PromptMaker
 
 
-def _load_checkpoint(checkpoint: str, device: str) -> Any:
+def _load_checkpoint(checkpoint: str, device: str, image_size: int | None = None) -> Any:
     from model.checkpoint import load_model
 
-    return load_model(checkpoint, device=device)
+    return load_model(checkpoint, image_size=image_size, device=device)
 
 
 def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
@@ -78,15 +80,19 @@ def real_engine(load_model: ModelLoader | None = None) -> Engine:
 
 
 def random_model_loader(variant: str = "sam2.1-tiny", image_size: int = 256) -> ModelLoader:
-    """A loader ignoring the checkpoint path: a random-init model, for tests and screenshots."""
+    """A loader ignoring the checkpoint path: a random-init model, for tests and screenshots.
 
-    def load(_checkpoint: str, device: str) -> Any:
+    `image_size` is the model's own size; a size passed to the loader overrides it."""
+    native = image_size
+
+    def load(_checkpoint: str, device: str, image_size: int | None = None) -> Any:
         import torch
 
         from model.build import build_model
         from model.config import get_config
 
         torch.manual_seed(0)
-        return build_model(get_config(variant, image_size=image_size)).to(device).eval()
+        size = image_size or native
+        return build_model(get_config(variant, image_size=size)).to(device).eval()
 
     return load

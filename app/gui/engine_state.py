@@ -26,9 +26,11 @@ class EngineStateKeeper:
         self._recent: deque[int] = deque(maxlen=RECENT_FRAMES)
         self._budget_reported = False
 
-    def model_loaded(self, checkpoint: str, model: Any, variant: str) -> None:
+    def model_loaded(self, checkpoint: str, model: Any, variant: str) -> str:
+        """The model's identity, which a saved state must match (includes the input size)."""
         size = int(getattr(model, "image_size", 0) or 0)
         self._checkpoint = checkpoint_identity(checkpoint, variant, size)
+        return self._checkpoint
 
     def visited(self, frame: int) -> None:
         self._recent.append(frame)

@@ -23,6 +23,7 @@ class LoadModel:
     request_id: int
     checkpoint: str
     device: str
+    image_size: int | None = None  # Model > Input Size; None: the checkpoint's own size
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ class ModelInfo:
     request_id: int
     variant: str
     device: str
+    image_size: int = 0  # the input size it runs at; 0 where unknown (a fake model)
+    # `app.state_identity.checkpoint_identity`: weights and size, not device or precision;
+    # masks computed under another identity are marked until recomputed (stale_masks).
+    identity: str = ""
 
 
 @dataclass(frozen=True)

@@ -123,27 +123,29 @@ class WindowLayout:
     """What `build_layout` created that the window and its commands fill or connect."""
 
     recent_menu: QMenu
+    model_menu: QMenu
     device_menu: QMenu
     precision_submenu: QMenu
+    input_size_submenu: QMenu
     opacity_slider: QSlider
 
 
 def build_layout(
     w: QMainWindow, actions: AppActions, parts: WindowParts, *, opacity: float
 ) -> WindowLayout:
-    recent, device, precision = _build_menus(w.menuBar(), actions)
+    recent, model, device, precision, input_size = _build_menus(w.menuBar(), actions)
     _build_toolbar(w, actions)
     w.setCentralWidget(_build_center(actions, parts))
     slider = _build_dock(w, parts.panel, opacity)
     status = w.statusBar()
     status.addPermanentWidget(parts.progress)
     status.addPermanentWidget(parts.engine_status)
-    return WindowLayout(recent, device, precision, slider)
+    return WindowLayout(recent, model, device, precision, input_size, slider)
 
 
-def _build_menus(bar: QMenuBar, actions: AppActions) -> tuple[QMenu, QMenu, QMenu]:
-    """The menus; returns the submenus filled later: recent files, device, precision."""
-    recent = device = precision = None
+def _build_menus(bar: QMenuBar, actions: AppActions) -> tuple[QMenu, QMenu, QMenu, QMenu, QMenu]:
+    """The menus; returns those filled later: recent files, Model, device, precision, size."""
+    recent = model = device = precision = input_size = None
     for title, names in _MENUS:
         menu = bar.addMenu(title)
         for name in names:
@@ -154,10 +156,13 @@ def _build_menus(bar: QMenuBar, actions: AppActions) -> tuple[QMenu, QMenu, QMen
             if name == "open_project":
                 recent = menu.addMenu("Open &Recent")
         if title == "&Model":
+            model = menu
             device = menu.addMenu("&Device")
             precision = menu.addMenu("&Precision")
-    assert recent is not None and device is not None and precision is not None
-    return recent, device, precision
+            input_size = menu.addMenu("&Input Size")
+    assert recent is not None and model is not None
+    assert device is not None and precision is not None and input_size is not None
+    return recent, model, device, precision, input_size
 
 
 def _build_toolbar(w: QMainWindow, actions: AppActions) -> None:

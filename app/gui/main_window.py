@@ -33,10 +33,12 @@ from app.gui.error_text import describe_job_failure
 from app.gui.file_menu import FileCommands
 from app.gui.follow import FollowController
 from app.gui.import_io import ask_import_path
+from app.gui.input_size_menu import InputSizeMenu
 from app.gui.jobs import JobError, ModelInfo, PropagationSummary
 from app.gui.labels_ui import LabelControls
 from app.gui.layout import WindowParts, build_layout
 from app.gui.masklet_list import MaskletPanel
+from app.gui.model_change import StaleMaskMarks
 from app.gui.navigation import FrameNavigator
 from app.gui.precision_menu import PrecisionMenu
 from app.gui.project_io import ProjectController
@@ -114,10 +116,11 @@ class MainWindow(QMainWindow):
         )
         layout = build_layout(self, self.actions, parts, opacity=self.canvas_ctl.opacity)
         self.recent_menu, self.device_menu = layout.recent_menu, layout.device_menu
-        self.precision_submenu, self.opacity_slider = (
+        self.precision_submenu, self.input_size_submenu = (
             layout.precision_submenu,
-            layout.opacity_slider,
+            layout.input_size_submenu,
         )
+        self.model_menu, self.opacity_slider = layout.model_menu, layout.opacity_slider
         self.files = FileCommands(
             self, parent=self, recent_menu=self.recent_menu, device_menu=self.device_menu
         )
@@ -134,8 +137,26 @@ class MainWindow(QMainWindow):
             status_bar=self.statusBar(),
         )
         self._connect()
+        # After `_connect`: a model change's note on marked masks follows "Model ... ready".
+        self._build_model_menu()
         self._update_title()
         self._restore_window()
+
+    def _build_model_menu(self) -> None:
+        self.stale_marks = StaleMaskMarks(
+            self.document, self.undo_stack, self.statusBar().showMessage, self
+        )
+        self.model_menu.addAction(self.stale_marks.accept_action)
+        self.input_size = InputSizeMenu(
+            self.input_size_submenu,
+            get_settings=lambda: self.project.settings,
+            app_settings=self.settings,
+            load_model=self.load_model,
+            changed=self.mark_unsaved,
+            same_model=self.stale_marks.reconcile,
+        )
+        self.client.model_loaded.connect(self.stale_marks.on_model_loaded)
+        self.project.settings_applied.connect(self.input_size.project_opened)
 
     # ---- wiring ----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -258,7 +279,7 @@ class MainWindow(QMainWindow):
         """Load in the worker; with `remember`, the settings take the choice once it loads,
         so a rejected checkpoint or device never becomes the next start's model."""
         self.engine_status.set_model("loading…", device)
-        request_id = self.client.load_model(checkpoint, device)
+        request_id = self.client.load_model(checkpoint, device, self.input_size.load_size())
         if remember:
             self._model_choices[request_id] = (checkpoint, device)
 

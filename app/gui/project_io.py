@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.autosave import Autosaver, RecoveryInfo
 from app.gui.document import AnnotationDocument, FramePrompts, MaskletObject
+from app.gui.model_change import load_stale_settings, stale_settings
 from app.gui.session_controller import SessionController
 from app.mask_store import MaskStore
 from app.project import FramePrompt, ObjectInfo, Project, load_project, save_project
@@ -42,6 +43,9 @@ class ProjectController(QObject):
     """
 
     saved = Signal(str)
+    # A project's settings were taken (its input size, its masks' model): sent before the
+    # engine state restore is asked for, so a model reload at the project's size goes first.
+    settings_applied = Signal()
     autosave_failed = Signal(str, bool)  # message, first failure since the last success
     autosave_recovered = Signal()
 
@@ -87,7 +91,7 @@ class ProjectController(QObject):
             FramePrompt(frame, obj_id, [tuple(p) for p in fp.points], fp.box, fp.mask)
             for (frame, obj_id), fp in sorted(doc.all_prompts().items())
         ]
-        settings = {**self.settings, "current_frame": doc.current_frame}
+        settings = {**self.settings, "current_frame": doc.current_frame, **stale_settings(doc)}
         return Project(
             video_path=doc.video_path or "",
             objects=objects,
@@ -124,6 +128,7 @@ class ProjectController(QObject):
                     doc.set_prompts(p.frame, p.obj_id, FramePrompts(points, box, p.mask_rle))
             doc.adopt_store(store)
             self.settings = dict(project.settings)
+            load_stale_settings(doc, self.settings)
             if doc.objects():
                 doc.set_active_object(doc.objects()[0].obj_id)
             doc.set_current_frame(int(self.settings.get("current_frame", 0) or 0))
@@ -131,6 +136,7 @@ class ProjectController(QObject):
             self._session.set_muted(False)
             self._loading = False
         self._session.mark_all_unsynced()
+        self.settings_applied.emit()
         recovered = None if self._autosaver is None else self._autosaver.take_recovered_state()
         source = str(recovered) if recovered is not None else self._state_source
         self._state_source = None

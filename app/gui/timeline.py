@@ -1,20 +1,25 @@
 """The timeline: a scrub bar with frame number and timecode, and one painted row per object.
 
-Rows show where an object has masks, where the tracker predicted it absent, and its
-keyframes (prompted frames). Painting works on run-length spans computed with NumPy
-from the document's per-object state track, so a 100k-frame video costs a handful of
-rectangles per row rather than one per frame.
+Rows show where an object has masks, where the tracker predicted it absent, its
+keyframes (prompted frames), and hatched, the masks an earlier model computed
+(`app.gui.model_change`). A frame ruler fills the space below the rows
+(`app.gui.timeline_ruler`); a click or drag anywhere on the rows or under them seeks.
+Painting works on run-length spans computed with NumPy from the document's per-object
+state track, so a 100k-frame video costs a handful of rectangles per row rather than one
+per frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QSpinBox, QWidget
 
 from app.gui.confidence import paint_confidence
 from app.gui.document import AnnotationDocument, MaskState
+from app.gui.stale_masks import runs
+from app.gui.timeline_ruler import RULER_HEIGHT, paint_ruler
 from app.quality import DEFAULT_THRESHOLD
 
 ROW_HEIGHT = 16
@@ -23,13 +28,17 @@ ROW_GAP = 3
 NAME_GUTTER = 90
 HEADER = 6
 ABSENT_COLOR = QColor(110, 110, 118)
+STALE_BRUSH = QBrush(QColor(20, 20, 24, 230), Qt.BrushStyle.BDiagPattern)
+_STALE_TIP = (
+    "Hatched: {count} masks computed by the model loaded before; they stay until tracked "
+    "again (or kept with Model > Accept Previous Model's Masks)"
+)
+_TIP = "Click or drag on a row or on the frame ruler to go to that frame"
 
 
 def spans(track: np.ndarray, value: int) -> np.ndarray:
     """(K, 2) int start/stop (exclusive) of the runs where `track == value`."""
-    hit = np.concatenate(([False], track == value, [False]))
-    edges = np.flatnonzero(hit[1:] != hit[:-1])
-    return edges.reshape(-1, 2)
+    return runs(track == value)
 
 
 def timecode(frame: int, fps: float) -> str:
@@ -47,7 +56,10 @@ def timecode(frame: int, fps: float) -> str:
 
 
 class TimelineTracks(QWidget):
-    """Per-object rows of mask/absent spans and keyframe ticks; click or drag to jump."""
+    """Per-object rows of mask/absent spans and keyframe ticks over a frame ruler.
+
+    It fills the height its scroll area gives it, so the space under the rows is its own:
+    the ruler, and below it nothing, all of it seeking on click and drag like the rows."""
 
     frame_clicked = Signal(int)
 
@@ -55,8 +67,8 @@ class TimelineTracks(QWidget):
         super().__init__(parent)
         self._doc = document
         self.threshold = DEFAULT_THRESHOLD  # predicted IoU under which the strip warns
-        self.setMinimumHeight(HEADER + ROW_HEIGHT + ROW_GAP)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMinimumHeight(HEADER + ROW_HEIGHT + ROW_GAP + RULER_HEIGHT)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         for signal in (document.objects_changed, document.video_changed):
             signal.connect(self._on_layout_changed)
         document.object_changed.connect(lambda _obj: self.update())
@@ -64,15 +76,25 @@ class TimelineTracks(QWidget):
         document.prompts_changed.connect(lambda _f, _o: self.update())
         document.current_frame_changed.connect(lambda _frame: self.update())
         document.active_object_changed.connect(lambda _obj: self.update())
+        document.stale_changed.connect(self.update)
 
     def set_threshold(self, value: float) -> None:
         self.threshold = value
         self.update()
 
     def _on_layout_changed(self) -> None:
-        rows = max(len(self._doc.objects()), 1)
-        self.setFixedHeight(HEADER + rows * (ROW_HEIGHT + ROW_GAP))
+        self.setMinimumHeight(round(self.ruler_rect().bottom()))
         self.update()
+
+    def tooltip_text(self) -> str:
+        count = self._doc.stale.count()
+        return f"{_TIP}\n{_STALE_TIP.format(count=count)}" if count else _TIP
+
+    def event(self, event: QEvent) -> bool:
+        # Built when asked for: marks clear frame by frame while a pass runs.
+        if event.type() == QEvent.Type.ToolTip:
+            self.setToolTip(self.tooltip_text())
+        return super().event(event)
 
     def _unit(self) -> float:
         """Pixels per frame; frame f spans [f * unit, (f + 1) * unit) right of the gutter."""
@@ -88,6 +110,11 @@ class TimelineTracks(QWidget):
 
     def row_rect(self, row: int) -> QRectF:
         return QRectF(0, HEADER + row * (ROW_HEIGHT + ROW_GAP), self.width(), ROW_HEIGHT)
+
+    def ruler_rect(self) -> QRectF:
+        """The frame ruler, right under the last row."""
+        rows = max(len(self._doc.objects()), 1)
+        return QRectF(0, HEADER + rows * (ROW_HEIGHT + ROW_GAP), self.width(), RULER_HEIGHT)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
@@ -106,22 +133,25 @@ class TimelineTracks(QWidget):
             color = QColor(*obj.color)
             color.setAlpha(200 if obj.visible else 90)
             self._paint_spans(painter, rect, spans(track, MaskState.MASK), color, unit)
+            stale = runs(self._doc.stale.track(obj.obj_id))
+            self._paint_spans(painter, rect, stale, STALE_BRUSH, unit)
             frames = QRectF(NAME_GUTTER, rect.top(), n * unit, rect.height())
             quality = self._doc.store.quality
             paint_confidence(painter, frames, quality, obj.obj_id, n, self.threshold)
             self._paint_name(painter, rect, obj.name)
             self._paint_keyframes(painter, rect, self._doc.keyframes(obj.obj_id))
+        paint_ruler(painter, self.ruler_rect(), n, NAME_GUTTER)
         x = self.x_of(self._doc.current_frame)
         painter.setPen(QPen(QColor(255, 255, 255), 2))
         painter.drawLine(round(x), 0, round(x), self.height())
 
     def _paint_spans(
-        self, painter: QPainter, rect: QRectF, runs: np.ndarray, color: QColor, unit: float
+        self, painter: QPainter, rect: QRectF, found: np.ndarray, fill: QColor | QBrush, unit: float
     ) -> None:
         top, height = rect.top() + 3, rect.height() - 6
-        for start, stop in runs:
+        for start, stop in found:
             x0 = NAME_GUTTER + start * unit
-            painter.fillRect(QRectF(x0, top, max((stop - start) * unit, 1.0), height), color)
+            painter.fillRect(QRectF(x0, top, max((stop - start) * unit, 1.0), height), fill)
 
     def _paint_keyframes(self, painter: QPainter, rect: QRectF, frames: list[int]) -> None:
         painter.setPen(Qt.PenStyle.NoPen)

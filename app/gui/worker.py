@@ -163,12 +163,17 @@ class InferenceWorker(QObject):
     # ---- handlers --------------------------------------------------------------------------
     def _load_model(self, request: LoadModel) -> None:
         # Load first: a bad checkpoint must leave the working model and session in place.
-        model = self._engine.load_model(request.checkpoint, request.device)
+        # Only a chosen size is passed, so loaders that know no sizes keep working.
+        size = {} if request.image_size is None else {"image_size": request.image_size}
+        model = self._engine.load_model(request.checkpoint, request.device, **size)
         self._model, self._session = model, None
         self._device = request.device
         self._variant = getattr(getattr(model, "cfg", None), "name", "") or "unknown"
-        self._state.model_loaded(request.checkpoint, model, self._variant)
-        self.model_loaded.emit(ModelInfo(request.request_id, self._variant, self._device))
+        identity = self._state.model_loaded(request.checkpoint, model, self._variant)
+        image_size = int(getattr(model, "image_size", 0) or 0)
+        self.model_loaded.emit(
+            ModelInfo(request.request_id, self._variant, self._device, image_size, identity)
+        )
         if self._open_source is not None:
             self._start_session(request.request_id)
 

@@ -132,8 +132,8 @@ class WorkerClient(QObject):
         self._request.emit(request)
         return request_id
 
-    def load_model(self, checkpoint: str, device: str) -> int:
-        return self._send(lambda i: LoadModel(i, checkpoint, device))
+    def load_model(self, checkpoint: str, device: str, image_size: int | None = None) -> int:
+        return self._send(lambda i: LoadModel(i, checkpoint, device, image_size))
 
     def open_video(self, open_source: Callable[[], FrameSource]) -> int:
         self.cancel()

@@ -49,6 +49,7 @@ class FakeModelError(RuntimeError):
 @dataclass
 class FakeModel:
     cfg: object = field(default_factory=lambda: type("Cfg", (), {"name": "fake-tiny"})())
+    image_size: int = 1024  # the size it was "loaded" at (Model > Input Size)
 
 
 def disc(size: tuple[int, int], cx: float, cy: float, r: float = RADIUS) -> np.ndarray:
@@ -183,10 +184,10 @@ def fake_engine(
 ) -> Engine:
     """An Engine whose checkpoint "bad.pt" fails to load and whose sessions are FakeSessions."""
 
-    def load_model(checkpoint: str, device: str) -> FakeModel:
+    def load_model(checkpoint: str, device: str, image_size: int | None = None) -> FakeModel:
         if "bad" in checkpoint:
             raise FakeModelError(f"{checkpoint}: not a SAM 2 checkpoint")
-        return FakeModel()
+        return FakeModel(image_size=image_size or 1024)
 
     def open_session(_model, source, device: str) -> FakeSession:
         session = FakeSession(source, device, frame_delay=frame_delay, fail=fail)
