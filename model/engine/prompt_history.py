@@ -10,10 +10,11 @@ prompts, the output with its tensors and scores, whether it was pending with its
 output, the tracked direction, the re-propagation marks), and a request whose prompts equal
 a kept state's puts that state back, bit for bit, dropping the states kept after it.
 
-A kept state is exact for its frame whatever happened elsewhere: a prompted frame's new
-output is only read by other frames once a pass has encoded it (`MemoryBank.committed`).
-Once a pass has run since, later frames may have been tracked from the undone edit, so
-the frame is marked for re-propagation instead of getting its old marks back.
+A kept state is exact for its frame whatever other frames were edited since: a prompted
+frame's new output is only read by other frames once a pass has encoded it
+(`MemoryBank.committed`). A pass may track later frames from the edit, so the session
+forgets every kept state when one starts; undoing after it clears the prompts as the
+reference does (the frame keeps its output as a tracked one and is tracked again).
 
 Memory is bounded: at most `MAX_KEPT` states in all (about 0.75 MiB each at image size
 1024), the oldest dropped first; an undo past them is computed as before.
@@ -46,7 +47,6 @@ class FrameState:
     stash: tuple[bool, Tensors, float] | None
     tracked: bool | None  # the direction propagation tracked it in; None: not tracked
     dirty: tuple[bool, bool]  # marked for the next forward / backward local pass
-    passes: int  # the session's pass count when kept
 
     def same_prompts(self, points: PointInputs | None, mask: torch.Tensor | None) -> bool:
         if (self.mask is None) != (mask is None) or (self.points is None) != (points is None):
@@ -69,9 +69,7 @@ class PromptHistory:
         self._stacks: dict[Key, list[int]] = {}
         self._serial = 0
 
-    def keep(
-        self, bank: MemoryBank, obj_id: int, track: ObjectTrack, frame: int, passes: int
-    ) -> None:
+    def keep(self, bank: MemoryBank, obj_id: int, track: ObjectTrack, frame: int) -> None:
         """Remember the frame's state before an edit changes it."""
         output = track.outputs.get(frame)
         copy = None
@@ -86,7 +84,6 @@ class PromptHistory:
             stash=track.stash.get(frame),
             tracked=track.tracked.get(frame),
             dirty=(frame in track.dirty[False], frame in track.dirty[True]),
-            passes=passes,
         )
         key = (obj_id, frame)
         self._serial += 1
@@ -103,7 +100,6 @@ class PromptHistory:
         track: ObjectTrack,
         frame: int,
         prompts: tuple[PointInputs | None, torch.Tensor | None],
-        passes: int,
     ) -> bool:
         """Put back the latest kept state with these prompts; False if none is kept."""
         key = (obj_id, frame)
@@ -114,7 +110,7 @@ class PromptHistory:
                 for serial in stack[depth:]:
                     del self._kept[(key, serial)]
                 del stack[depth:]
-                _restore(bank, obj_id, track, frame, state, passes)
+                _restore(bank, obj_id, track, frame, state)
                 return True
         return False
 
@@ -129,7 +125,7 @@ class PromptHistory:
 
 
 def _restore(
-    bank: MemoryBank, obj_id: int, track: ObjectTrack, frame: int, state: FrameState, passes: int
+    bank: MemoryBank, obj_id: int, track: ObjectTrack, frame: int, state: FrameState
 ) -> None:
     _put(track.points, frame, state.points)
     _put(track.masks, frame, state.mask)
@@ -139,9 +135,7 @@ def _restore(
     (track.pending.add if state.pending else track.pending.discard)(frame)
     _put(track.stash, frame, state.stash)
     _put(track.tracked, frame, state.tracked)
-    for reverse in (False, True):
-        # A pass since may have tracked later frames from the undone edit: they need it.
-        marked = state.dirty[reverse] or state.passes != passes
+    for reverse, marked in zip((False, True), state.dirty, strict=True):
         (track.dirty[reverse].add if marked else track.dirty[reverse].discard)(frame)
 
 

@@ -117,9 +117,8 @@ class TrackingSession:
         self._conditioned = ConditionedCache()
         # Restored prompts the app has not re-sent yet (see `unchanged_prompt`).
         self._restored_prompts: set[tuple[int, int]] = set()
-        # Frame states before each edit, for exact undo; `_passes` counts propagations.
+        # Frame states before each edit since the last pass, for exact undo.
         self._history = PromptHistory()
-        self._passes = 0
 
     # ------------------------------------------------------------------ properties
 
@@ -186,7 +185,7 @@ class TrackingSession:
             track = self._tracks.setdefault(obj_id, ObjectTrack())
             if clear_old and (undone := self._revert(frame, obj_id, track, prompt)):
                 return undone
-            self._history.keep(self._bank, obj_id, track, frame, self._passes)
+            self._history.keep(self._bank, obj_id, track, frame)
             points = prev = masks = None
             if prompt.mask is not None:
                 masks = mask_input(prompt.mask, self.model.image_size, self.device)
@@ -254,9 +253,9 @@ class TrackingSession:
         """Remove an object's prompts on a frame; the frame stops being a keyframe."""
         self._check_frame(frame)
         track = self._track(obj_id)
-        if self._history.revert(self._bank, obj_id, track, frame, (None, None), self._passes):
+        if self._history.revert(self._bank, obj_id, track, frame, (None, None)):
             return
-        self._history.keep(self._bank, obj_id, track, frame, self._passes)
+        self._history.keep(self._bank, obj_id, track, frame)
         track.points.pop(frame, None)
         track.masks.pop(frame, None)
         if frame in track.pending:
@@ -281,7 +280,7 @@ class TrackingSession:
             inputs = (None, mask_input(prompt.mask, size, device))
         else:
             inputs = (point_inputs(prompt, self.video_size, size, device), None)
-        if not self._history.revert(self._bank, obj_id, track, frame, inputs, self._passes):
+        if not self._history.revert(self._bank, obj_id, track, frame, inputs):
             return None
         out = track.outputs[frame]  # a prompted state always has one
         return ObjectResult(obj_id=obj_id, mask=out.mask.unpack(), score=out.score, iou=out.iou)
@@ -357,7 +356,7 @@ class TrackingSession:
             self._check_frame(start)
         if not any(t.keyframes() for t in self._tracks.values()):
             raise ValueError("no object has a prompt yet; add one before propagating")
-        self._passes += 1
+        self._history.clear()  # the pass may track other frames from any kept edit
         return propagation.run_passes(self, start, DIRECTIONS[direction], mode, should_stop)
 
     # ------------------------------------------------------------------ memory lookup

@@ -107,20 +107,17 @@ def test_recomputing_instead_would_not_restore_the_click(model) -> None:
     assert recomputed.iou != first.iou or not np.array_equal(recomputed.mask, first.mask)
 
 
-def test_a_pass_after_the_edit_marks_the_reverted_frame_for_propagation(model) -> None:
+def test_after_a_pass_clearing_downgrades_the_keyframe_as_before(model) -> None:
     session = _tracked(model)
-    before = _frame_state(session, 3)
     session.add_prompt(3, 1, _click((40, 20)))
+    clicked = session.mask(1, 3).copy()
     for _ in session.propagate(3, "forward"):
         pass
     session.clear_prompts(3, 1)
-    after = _frame_state(session, 3)
-    np.testing.assert_array_equal(after["mask"], before["mask"])
-    assert torch.equal(after["tensors"][0], before["tensors"][0])
-    assert after["keyframes"] == [0]
-    # Frames 4.. were tracked from the undone click: the next local pass redoes them.
-    assert 3 in session._tracks[1].dirty[False]
-    assert session.has_pending_work("forward")
+    # Frames 4.. were tracked from the click: the frame keeps it and is tracked again.
+    assert session.keyframes(1) == [0]
+    np.testing.assert_array_equal(session.mask(1, 3), clicked)
+    assert 3 in session._tracks[1].dirty[False] and session.has_pending_work("forward")
 
 
 def test_kept_states_are_bounded(model, monkeypatch) -> None:
