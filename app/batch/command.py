@@ -93,8 +93,6 @@ def _check_out(args: argparse.Namespace, entries) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the batch; returns the exit code. Bad input raises ValueError (one line)."""
-    from app.batch.scheduler import BatchSettings, run_batch
-
     if importlib.util.find_spec("ray") is None:
         raise ValueError("masklet batch needs Ray: pip install 'masklet[cluster]'")
     try:
@@ -107,6 +105,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"masklet batch: error: and {more} more bad lines", file=sys.stderr)
         return 1
     _check_out(args, entries)
+    with _out_lock(args.out):
+        return _run_locked(args, entries)
+
+
+def _out_lock(out: Path):
+    """One batch per `--out`: its lock, or ValueError naming the batch that holds it."""
+    from app.project_lock import BATCH_LOCK_NAME, LockHeld, ProjectLock
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return ProjectLock.acquire(out / BATCH_LOCK_NAME)
+    except LockHeld as held:
+        who = held.holder.describe() if held.holder is not None else "another process"
+        raise ValueError(f"{out} is in use by another masklet batch ({who})") from None
+    except OSError as exc:
+        raise ValueError(f"cannot lock {out}: {exc.strerror or exc}") from None
+
+
+def _run_locked(args: argparse.Namespace, entries) -> int:
+    from app.batch.scheduler import BatchSettings, run_batch
+
     settings = BatchSettings(
         checkpoint=args.checkpoint,
         image_size=args.image_size,

@@ -2,8 +2,12 @@
 
 Prompt edits store the whole before/after `FramePrompts` of one (frame, object), so
 undo and redo are plain replacements and the engine is simply re-run on that frame. They
-also keep the mask shown with each side, so an undo shows the earlier mask at once
-instead of leaving the undone one up until the engine has answered (seconds on a CPU).
+also keep what the document showed with each side (mask or its absence, and the engine's
+confidence in it), and put it back with the prompts: an undo shows the earlier mask at
+once instead of leaving the undone one up until the engine has answered (seconds on a
+CPU), and undoing the first edit of a propagated frame brings its propagated mask back
+rather than leaving the frame empty (the engine reverts its own copy exactly too:
+`model.engine.prompt_history`).
 """
 
 from __future__ import annotations
@@ -22,28 +26,38 @@ from app.gui.document import (
     ObjectSnapshot,
 )
 
+_UNKNOWN = (math.nan, math.nan)
+
 
 @dataclass(frozen=True)
 class ShownMask:
-    """What the document shows for one (frame, object): a state, and RLE bytes if a mask."""
+    """What the document shows for one (frame, object): a state, RLE bytes if a mask, and
+    the engine's (predicted IoU, score) of it, NaN where unknown (a mask the user made)."""
 
     state: MaskState
     data: bytes | None = None
+    confidence: tuple[float, float] = _UNKNOWN
 
     @classmethod
     def of(cls, doc: AnnotationDocument, frame: int, obj_id: int) -> ShownMask:
         state = doc.mask_state(frame, obj_id)
-        return cls(state, doc.store.encoded(frame, obj_id) if state == MaskState.MASK else None)
+        data = doc.store.encoded(frame, obj_id) if state == MaskState.MASK else None
+        confidence = _UNKNOWN if state == MaskState.NONE else doc.store.quality.get(frame, obj_id)
+        return cls(state, data, confidence)
 
     def restore(self, doc: AnnotationDocument, frame: int, obj_id: int) -> None:
         if not doc.has_object(obj_id):
             return
-        if self.state == MaskState.MASK and self.data is not None:
-            doc.set_encoded_masks({(frame, obj_id): self.data})
-        elif self.state == MaskState.ABSENT:
-            doc.set_mask(frame, obj_id, None)
-        else:
+        if self.state == MaskState.NONE or (self.state == MaskState.MASK and self.data is None):
             doc.clear_mask(frame, obj_id)
+            return
+        known = not any(math.isnan(v) for v in self.confidence)
+        if self.state == MaskState.MASK:
+            assert self.data is not None
+            key = (frame, obj_id)
+            doc.set_encoded_masks({key: self.data}, {key: self.confidence} if known else None)
+        else:
+            doc.set_mask(frame, obj_id, None, confidence=self.confidence if known else None)
 
 
 class SetPromptsCommand(QUndoCommand):
@@ -82,9 +96,10 @@ class SetPromptsCommand(QUndoCommand):
 
     def _apply(self, prompts: FramePrompts, shown: ShownMask | None) -> None:
         self._doc.set_prompts(self._frame, self._obj_id, prompts)
-        # No prompts means no mask (the session controller clears it); else show the
-        # known mask now rather than the other side's until the engine answers.
-        if shown is not None and not prompts.is_empty():
+        # Show the known mask now rather than the other side's until the engine answers.
+        # Emptied prompts leave the frame empty (the session controller clears it) unless
+        # this side's mask is known: then it is what was there, propagated or absent.
+        if shown is not None:
             shown.restore(self._doc, self._frame, self._obj_id)
 
 

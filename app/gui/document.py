@@ -324,13 +324,21 @@ class AnnotationDocument(QObject):
                     self.store.quality.set_confidence(frame, obj_id, *quality[obj_id])
         self.masks_changed.emit(frame)
 
-    def set_encoded_masks(self, masks: dict[tuple[int, int], bytes]) -> None:
-        """Store present masks already in `encode_rle` form, keyed (frame, obj_id); one signal."""
+    def set_encoded_masks(
+        self,
+        masks: dict[tuple[int, int], bytes],
+        quality: dict[tuple[int, int], tuple[float, float]] | None = None,
+    ) -> None:
+        """Store present masks already in `encode_rle` form, keyed (frame, obj_id); one signal.
+        `quality` holds the engine's (predicted IoU, score) of those that have them."""
+        quality = quality or {}
         for (frame, obj_id), data in masks.items():
             if obj_id in self._objects and 0 <= frame < self.num_frames:
                 self.store.set_encoded(frame, obj_id, data, present=True)
                 self._states[obj_id][frame] = MaskState.MASK
                 self.stale.clear(frame, obj_id)
+                if (frame, obj_id) in quality:
+                    self.store.quality.set_confidence(frame, obj_id, *quality[(frame, obj_id)])
         self.masks_changed.emit(self._current)
 
     def _store_mask(self, frame: int, obj_id: int, mask: np.ndarray | None) -> None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from app.gui.canvas import FrameCanvas
     from app.gui.canvas_controller import CanvasController
     from app.gui.project_io import ProjectController
+    from app.gui.project_locks import ProjectLocks
     from app.gui.settings import AppSettings
     from app.gui.timeline import Playback
     from app.gui.worker_client import WorkerClient
@@ -59,6 +60,12 @@ class FileHost(import_io.ImportHost, Protocol):
 
     @property
     def client(self) -> WorkerClient: ...
+
+    @property
+    def locks(self) -> ProjectLocks: ...
+
+    @property
+    def actions(self) -> AppActions: ...
 
     @property
     def video_opener(self) -> Callable[[str], Any]: ...
@@ -171,7 +178,8 @@ class FileCommands:
         if not (asked or self._may_replace_document()) or not self._load_video(path):
             return False
         self.host.project.path = None
-        self.host.project.start_autosave()
+        self.host.locks.release()
+        self._apply_lock_mode()
         self.host.settings.add_recent_file(path)
         self.host.mark_saved()
         return True
@@ -218,15 +226,21 @@ class FileCommands:
         """Open a project file: its video, objects, prompts and stored masks."""
         if not (asked or self._may_replace_document()):
             return False
+        claim = self.host.locks.for_open(path)  # one writer per project (`project_locks`)
+        if claim is None:
+            return False
         try:
             project, store = self.host.project.read(path)
         except (ProjectError, OSError) as exc:
+            claim.abandon()
             self.host.report_error("Cannot open project", str(exc))
             return False
         if not self._apply_project(project, store):
+            claim.abandon()
             return False
+        self.host.locks.adopt(claim)
         self.host.project.path = path
-        self.host.project.start_autosave()
+        self._apply_lock_mode()
         self.host.settings.add_recent_file(path)
         self.host.mark_saved()
         return True
@@ -258,15 +272,35 @@ class FileCommands:
                 return False
         if not target.endswith(PROJECT_SUFFIX):
             target += PROJECT_SUFFIX
+        claim = self.host.locks.for_save(target)
+        if isinstance(claim, str):
+            self.host.report_error("Cannot save project", claim)
+            return False
         try:
             self.host.project.save(target)
         except (OSError, ValueError) as exc:
+            claim.abandon()
             self.host.report_error("Cannot save project", str(exc))
             return False
+        was_read_only = self.host.locks.read_only
+        self.host.locks.adopt(claim)
+        if was_read_only:
+            self._apply_lock_mode()
         self.host.mark_saved()
         self.host.settings.add_recent_file(target)
         self.host.statusBar().showMessage(f"Saved {target}", 4000)
         return True
+
+    def _apply_lock_mode(self) -> None:
+        """Read-only (another Masklet writes the project): no Save, no autosave. The
+        callers' `mark_saved` then updates the title, which says read-only."""
+        read_only = self.host.locks.read_only
+        self.host.actions.save.setEnabled(not read_only)
+        if read_only:
+            self.host.project.stop_autosave()
+            self.host.statusBar().showMessage("Opened read-only: Save As to keep changes", 10000)
+        else:
+            self.host.project.start_autosave()
 
     # ---- recovery --------------------------------------------------------------------------
     def offer_recovery(self) -> bool:

@@ -42,6 +42,7 @@ from app.gui.model_change import StaleMaskMarks
 from app.gui.navigation import FrameNavigator
 from app.gui.precision_menu import PrecisionMenu
 from app.gui.project_io import ProjectController
+from app.gui.project_locks import ProjectLocks
 from app.gui.session_controller import SessionController
 from app.gui.settings import AppSettings
 from app.gui.status_bar import EngineStatus, PropagationProgress
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self.session.state_budget_bytes = settings.state_budget_bytes
         self.session.state_status.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.project = ProjectController(self.document, self.session, autosaver, self)
+        self.locks = ProjectLocks(self)
         self.follow = FollowController(
             self.document,
             self.client,
@@ -369,6 +371,7 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         name = Path(self.project.path or self.document.video_path or "").name
         dirty = " *" if self.has_unsaved_changes() else ""
+        dirty += " [read-only]" if self.locks.read_only else ""
         self.setWindowTitle(f"{name}{dirty} — Masklet" if name else "Masklet")
 
     # ---- window ----------------------------------------------------------------------------
@@ -405,6 +408,7 @@ class MainWindow(QMainWindow):
         self.hide()
         QApplication.processEvents()
         self.project.shutdown()
+        self.locks.release()
         self.client.shutdown(wait_ms=QUIT_WAIT_MS)
         event.accept()
 

@@ -170,6 +170,10 @@ class ProjectController(QObject):
         self._autosaver.attach(self.state, project_path=self.path)
         self._timer.start()
 
+    def stop_autosave(self) -> None:
+        """No autosave for a project opened read-only; Save As starts it again."""
+        self._timer.stop()
+
     def _mark(self, kind: str) -> None:
         if self._autosaver is None or self._loading or not self._timer.isActive():
             return

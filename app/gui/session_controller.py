@@ -146,8 +146,10 @@ class SessionController(QObject):
         ):
             return
         if result.mask is None:
-            self._doc.clear_mask(result.frame, result.obj_id)
-        elif result.mask.shape == self._doc.video_size:
+            # Cleared prompts: the document already shows what goes there, the frame left
+            # empty at once or, for an undo, the mask it had before (`SetPromptsCommand`).
+            return
+        if result.mask.shape == self._doc.video_size:
             confidence = (result.iou, result.score)
             self._doc.set_mask(result.frame, result.obj_id, result.mask, confidence=confidence)
 

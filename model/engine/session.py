@@ -20,6 +20,9 @@ conditioning frame ("keyframe"; `add_all_frames_to_correct_as_cond`), and adds:
 This module holds the session itself: its state, prompts and the memory lookups shared
 by clicks and propagation; saving and restoring it is `model.engine.state_store_session`.
 
+Undoing an edit (sending a frame's earlier prompts again) puts back the frame's state
+from before it exactly (`model.engine.prompt_history`).
+
 A prompt's own output is encoded into memory lazily, at the next propagation,
 as the reference does; until then the frame's previous output is still what the
 memory selection of other clicks sees.
@@ -41,6 +44,7 @@ from model.engine.frames import FrameSource
 from model.engine.memory_bank import MemoryBank, ObjectTrack
 from model.engine.postprocess import fill_holes_and_specks
 from model.engine.precision import resolve_precision
+from model.engine.prompt_history import PromptHistory
 from model.engine.prompts import (
     FrameResult,
     ObjectResult,
@@ -113,6 +117,8 @@ class TrackingSession:
         self._conditioned = ConditionedCache()
         # Restored prompts the app has not re-sent yet (see `unchanged_prompt`).
         self._restored_prompts: set[tuple[int, int]] = set()
+        # Frame states before each edit since the last pass, for exact undo.
+        self._history = PromptHistory()
 
     # ------------------------------------------------------------------ properties
 
@@ -177,6 +183,9 @@ class TrackingSession:
             self._features(frame)  # reads this frame (and so the video size) only
             validate_prompt(prompt, self.video_size)
             track = self._tracks.setdefault(obj_id, ObjectTrack())
+            if clear_old and (undone := self._revert(frame, obj_id, track, prompt)):
+                return undone
+            self._history.keep(self._bank, obj_id, track, frame)
             points = prev = masks = None
             if prompt.mask is not None:
                 masks = mask_input(prompt.mask, self.model.image_size, self.device)
@@ -244,6 +253,9 @@ class TrackingSession:
         """Remove an object's prompts on a frame; the frame stops being a keyframe."""
         self._check_frame(frame)
         track = self._track(obj_id)
+        if self._history.revert(self._bank, obj_id, track, frame, (None, None)):
+            return
+        self._history.keep(self._bank, obj_id, track, frame)
         track.points.pop(frame, None)
         track.masks.pop(frame, None)
         if frame in track.pending:
@@ -260,7 +272,21 @@ class TrackingSession:
         for dirty in track.dirty.values():
             dirty.add(frame)
 
+    def _revert(self, frame: int, obj_id: int, track: ObjectTrack, prompt: Prompt):
+        """The frame's result after putting back its state before an edit, if one had
+        exactly these prompts; else None."""
+        size, device = self.model.image_size, self.device
+        if prompt.mask is not None:
+            inputs = (None, mask_input(prompt.mask, size, device))
+        else:
+            inputs = (point_inputs(prompt, self.video_size, size, device), None)
+        if not self._history.revert(self._bank, obj_id, track, frame, inputs):
+            return None
+        out = track.outputs[frame]  # a prompted state always has one
+        return ObjectResult(obj_id=obj_id, mask=out.mask.unpack(), score=out.score, iou=out.iou)
+
     def remove_object(self, obj_id: int) -> None:
+        self._history.forget_object(obj_id)
         track = self._track(obj_id)
         self._bank.forget_object(obj_id, track)
         self._conditioned.forget_object(obj_id)
@@ -330,6 +356,7 @@ class TrackingSession:
             self._check_frame(start)
         if not any(t.keyframes() for t in self._tracks.values()):
             raise ValueError("no object has a prompt yet; add one before propagating")
+        self._history.clear()  # the pass may track other frames from any kept edit
         return propagation.run_passes(self, start, DIRECTIONS[direction], mode, should_stop)
 
     # ------------------------------------------------------------------ memory lookup
