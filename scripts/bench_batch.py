@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests" / "app"))
 
 from video_fixtures import write_video  # noqa: E402
 
-from app.batch.manifest import load_manifest  # noqa: E402
-from app.batch.scheduler import BatchSettings, run_batch  # noqa: E402
+from app.headless.batch.manifest import load_manifest  # noqa: E402
+from app.headless.batch.scheduler import BatchSettings, run_batch  # noqa: E402
 
 
 def make_manifest(folder: Path, videos: int, frames: int) -> Path:

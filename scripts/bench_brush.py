@@ -26,10 +26,10 @@ from PySide6.QtGui import QUndoStack  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.gui.brush import Tool  # noqa: E402
-from app.gui.canvas import FrameCanvas  # noqa: E402
-from app.gui.canvas_controller import CanvasController  # noqa: E402
-from app.gui.document import AnnotationDocument  # noqa: E402
+from app.gui.canvas.brush import Tool  # noqa: E402
+from app.gui.canvas.controller import CanvasController  # noqa: E402
+from app.gui.canvas.frame_canvas import FrameCanvas  # noqa: E402
+from app.gui.document.annotations import AnnotationDocument  # noqa: E402
 
 
 def build(width: int, height: int) -> tuple[AnnotationDocument, FrameCanvas, QUndoStack]:

@@ -225,7 +225,7 @@ def count_flops(step: Callable[[], object], clock: StageClock) -> None:
     # counter counts the GPU's fused attention.
     cpu_sdpa = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     mapping = {cpu_sdpa: _sdpa_flops} if cpu_sdpa is not None else {}
-    # Ours' oneDNN float32 linears (`model.cpu_gemm`), unknown to the counter too.
+    # Ours' oneDNN float32 linears (`model.kernels.cpu_gemm`), unknown to the counter too.
     onednn = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
     if onednn is not None:
         mapping[onednn] = _linear_flops
@@ -254,8 +254,8 @@ def _linear_flops(input_shape, weight_shape, *_args, out_shape=None, **_kwargs) 
 def matmul_flops_per_s(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -> float:
     """Best-of-3 throughput of one large square GEMM by the fastest route torch has here:
     the machine's compute ceiling. On CPU that includes oneDNN's matmul, which runs float32
-    twice as fast as torch's default BLAS on AMD CPUs (`model.cpu_gemm`)."""
-    from model.cpu_gemm import _onednn_linear
+    twice as fast as torch's default BLAS on AMD CPUs (`model.kernels.cpu_gemm`)."""
+    from model.kernels.cpu_gemm import _onednn_linear
 
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -267,7 +267,7 @@ def matmul_flops_per_s(dtype: torch.dtype, device: str = "cpu", n: int = 2048) -
 
 
 def _gemm_flops_per_s(route, a: torch.Tensor, b: torch.Tensor, device: str) -> float:
-    from model.cpu_gemm import best_seconds
+    from model.kernels.cpu_gemm import best_seconds
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     return 2 * a.shape[0] ** 3 / best_seconds(lambda: (route(a, b), sync()))

@@ -4,7 +4,7 @@ Writes a 320x240 H.264 video of a moving disc (3,000 frames by default) and trac
 clicked object through it with a random-init SAM 2.1 tiny at image size 128, three ways,
 each in its own process:
 
-- cli: `masklet track` itself (`app.cli.main`), so the frame source, the caches and
+- cli: `masklet track` itself (`app.headless.cli.main`), so the frame source, the caches and
   their sizes are exactly the command's defaults; RSS is sampled as it draws its
   progress bar;
 - worker: the app's `WorkerClient` and `InferenceWorker` on their own thread with the
@@ -120,7 +120,7 @@ class RssTrace:
 
 def run_cli(video: Path, num_frames: int, image_size: int) -> dict:
     """`masklet track` on the video, as a user runs it; RSS sampled by its progress bar."""
-    import app.cli as cli
+    import app.headless.cli as cli
 
     trace = RssTrace(num_frames)
 
@@ -149,8 +149,8 @@ def run_worker(video: Path, num_frames: int, image_size: int) -> dict:
     """The app's worker with the app's engine, video opener and defaults, without a window."""
     from PySide6.QtCore import QCoreApplication, QEventLoop, Qt
 
-    from app.gui.engine import random_model_loader, real_engine
-    from app.gui.worker_client import WorkerClient
+    from app.gui.worker.client import WorkerClient
+    from app.gui.worker.engine import random_model_loader, real_engine
     from app.video import open_video
 
     qt_app = QCoreApplication.instance() or QCoreApplication([])

@@ -10,7 +10,7 @@ For each object count the runs step one frame each in turn, so that the host's c
 of speed (on the 2-core VM here a GEMM drops from 270 to 160 GFLOP/s for seconds at a
 time) reach ours and the peers alike and the ratios stay about the runs.
 
-- ours "exact": the session the app opens (`app.gui.engine`; the CLI passes the same
+- ours "exact": the session the app opens (`app.gui.worker.engine`; the CLI passes the same
   defaults), float32 with its default clean-up (holes up to 8 px filled);
 - ours "fast": `precision="fast"` (bf16) where this build has it;
 - the reference `sam2==1.1.0` with its own defaults (`fill_hole_area=8`: its clean-up
@@ -44,8 +44,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
-from model.allocator import retain_freed_memory  # noqa: E402
-from model.threads import configure_threads, prepare_environment  # noqa: E402
+from model.kernels.allocator import retain_freed_memory  # noqa: E402
+from model.kernels.threads import configure_threads, prepare_environment  # noqa: E402
 
 # As the app and the CLI do: OpenMP's wait policy must be set before torch loads, and
 # freed memory is kept for reuse (the reference runs in this process and gets it too).
@@ -68,10 +68,10 @@ from bench_common import (  # noqa: E402
 from bench_peers import RefRun, hf_available, hf_frames  # noqa: E402
 from bench_report import report  # noqa: E402
 
-from model.build import build_model  # noqa: E402
-from model.config import get_config  # noqa: E402
 from model.engine.frames import preprocess_frame  # noqa: E402
 from model.engine.session import Prompt, TrackingSession  # noqa: E402
+from model.sam2.build import build_model  # noqa: E402
+from model.sam2.config import get_config  # noqa: E402
 
 GOAL_SIZE, GOAL_FRAMES = 1024, 12
 CLICKS = 10
@@ -94,7 +94,7 @@ def fast_mode_available() -> bool:
 def open_session(model, video, precision: str) -> TrackingSession:
     if precision == "fast":
         return TrackingSession(model, video, device="cpu", precision="fast")
-    from app.gui.engine import real_engine
+    from app.gui.worker.engine import real_engine
 
     return real_engine().open_session(model, video, "cpu")  # exactly what the app opens
 
@@ -296,7 +296,7 @@ def _print_header(args, fast: bool, use_hf: bool, gemm, session) -> None:
 
     chosen, reason = resolve_precision("auto", "cpu")
     print(f"the app's default precision (auto) here: {chosen} - {reason}")
-    from model import cpu_gemm
+    from model.kernels import cpu_gemm
 
     route = "oneDNN" if cpu_gemm.onednn_fp32_pays() else "torch's BLAS"
     print(

@@ -95,8 +95,8 @@ def ours_propagation(model, video, n: int, device: str, *, bf16: bool):
 
 
 def parity(size: int) -> None:
-    from model.build import build_model
-    from model.config import get_config
+    from model.sam2.build import build_model
+    from model.sam2.config import get_config
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -176,9 +176,9 @@ def speed(args) -> None:
 
     from oracle import build_reference
 
-    from model.build import build_model
-    from model.config import get_config
     from model.engine.frames import preprocess_frame
+    from model.sam2.build import build_model
+    from model.sam2.config import get_config
 
     size, video = args.image_size, ShapesVideo(args.frames + 1)
     images = torch.cat(

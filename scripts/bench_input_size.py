@@ -5,7 +5,7 @@ one object clicked on frame 0 and tracked `--frames` frames. The three sizes ste
 frame each in turn (`bench_common.interleaved`), so the host's changes of speed reach all
 of them alike; seconds per frame are the median of the frames after the memory bank has
 filled, pooled over `--repeats` propagations. The factors printed are what
-`app.gui.input_size_menu` shows in its tooltips.
+`app.gui.window.input_size_menu` shows in its tooltips.
 
     python scripts/bench_input_size.py [--frames 10] [--repeats 2] [--sizes 1024,768,512]
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from model.allocator import retain_freed_memory  # noqa: E402
-from model.threads import configure_threads, prepare_environment  # noqa: E402
+from model.kernels.allocator import retain_freed_memory  # noqa: E402
+from model.kernels.threads import configure_threads, prepare_environment  # noqa: E402
 
 prepare_environment()
 retain_freed_memory()
@@ -29,9 +29,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from bench_common import ShapesVideo, click, interleaved  # noqa: E402
 
-from model.build import build_model  # noqa: E402
-from model.config import get_config  # noqa: E402
 from model.engine.session import Prompt, TrackingSession  # noqa: E402
+from model.sam2.build import build_model  # noqa: E402
+from model.sam2.config import get_config  # noqa: E402
 
 WARM_FRAMES = 4  # frames before the memory bank is near full; cheaper, left out
 

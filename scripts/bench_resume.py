@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.build import build_model  # noqa: E402
-from model.config import get_config  # noqa: E402
 from model.engine.session import Prompt, TrackingSession  # noqa: E402
 from model.engine.state_store import StateIdentity  # noqa: E402
+from model.sam2.build import build_model  # noqa: E402
+from model.sam2.config import get_config  # noqa: E402
 
 H, W = 240, 320
 ID = StateIdentity(video="bench-video", checkpoint="bench-random-init")

@@ -6,4 +6,4 @@ PY=${PYTHON:-python3}
 # Keep an already-installed torch (CPU or CUDA); otherwise take 2.13.0.
 $PY -c "import torch" 2>/dev/null || $PY -m pip install --quiet "torch==2.13.0"
 $PY -m pip install --quiet -e .
-exec $PY -m app.cli "$@"
+exec $PY -m app.headless.cli "$@"

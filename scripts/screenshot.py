@@ -25,12 +25,12 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.autosave import Autosaver  # noqa: E402
-from app.gui.commands import EditObjectCommand, add_point, set_box  # noqa: E402
-from app.gui.engine import random_model_loader, real_engine  # noqa: E402
-from app.gui.main_window import MainWindow  # noqa: E402
+from app.gui.document.commands import EditObjectCommand, add_point, set_box  # noqa: E402
 from app.gui.settings import AppSettings  # noqa: E402
-from app.gui.styles import apply_style  # noqa: E402
+from app.gui.window.main_window import MainWindow  # noqa: E402
+from app.gui.window.styles import apply_style  # noqa: E402
+from app.gui.worker.engine import random_model_loader, real_engine  # noqa: E402
+from app.project.autosave import Autosaver  # noqa: E402
 
 W, H, FRAMES, FPS = 480, 270, 36, 24
 

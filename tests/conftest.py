@@ -23,8 +23,9 @@ def _bf16_speed_is_not_measured(monkeypatch):
 
 @pytest.fixture(params=["blas", "onednn"])
 def gemm_route(request, monkeypatch) -> str:
-    """Float32 CPU products on each route of `model.cpu_gemm`, whichever this CPU would pick."""
-    import model.cpu_gemm as cpu_gemm
+    """Float32 CPU products on each route of `model.kernels.cpu_gemm`, whichever this CPU would
+    pick."""
+    import model.kernels.cpu_gemm as cpu_gemm
 
     if request.param == "onednn" and cpu_gemm._onednn_linear() is None:
         pytest.skip("this torch has no oneDNN linear")

@@ -64,7 +64,9 @@ def run_python(
 
 def run_cli(args: list[str], **kwargs) -> Outcome:
     """`masklet ARGS` in a capped child process."""
-    code = f"import sys; from app.cli import main; sys.exit(main({[str(a) for a in args]!r}))"
+    code = (
+        f"import sys; from app.headless.cli import main; sys.exit(main({[str(a) for a in args]!r}))"
+    )
     return run_python(code, **kwargs)
 
 

@@ -25,7 +25,7 @@ from app.export.source import (
     frame_scores,
     source_labels,
 )
-from app.labels import category_list, category_name
+from app.project.labels import category_list, category_name
 
 __all__ = ["category_table", "write_coco"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.atomic import (
+from app.safety.atomic import (
     atomic_write_bytes,
     fsync_dir,
     new_temp_file,
@@ -48,8 +48,8 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; it replaces `path` only if the block succeeds.
 
     For writers that need a real file to stream into (JSON, MP4); small in-memory
-    payloads go through `app.atomic.atomic_write_bytes` instead. The temporary is named
-    as `app.atomic` names them (swept after a kill), gets the umask's mode like any other
+    payloads go through `app.safety.atomic.atomic_write_bytes` instead. The temporary is named
+    as `app.safety.atomic` names them (swept after a kill), gets the umask's mode like any other
     new file, and an OS error raised in the block names `path`, not the temporary.
     """
     try:

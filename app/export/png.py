@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.atomic import atomic_write_text
 from app.export.files import atomic_folder, frame_stem, save_image, save_png_bytes
 from app.export.palette import davis_palette
 from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, source_labels
-from app.labels import category_list, category_name
-from app.limits import MAX_JSON_BYTES
-from app.safe_io import parse_json, read_regular_file
+from app.project.labels import category_list, category_name
+from app.safety.atomic import atomic_write_text
+from app.safety.limits import MAX_JSON_BYTES
+from app.safety.safe_io import parse_json, read_regular_file
 
 __all__ = ["index_map", "is_earlier_export", "label_image", "write_png"]
 

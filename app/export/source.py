@@ -193,7 +193,7 @@ class StoreSource:
 
     @classmethod
     def from_project(cls, project, store, reader) -> StoreSource:
-        """Adapter for a loaded `app.project.Project` (its objects' ids, names, categories
+        """Adapter for a loaded `app.project.files.Project` (its objects' ids, names, categories
         and colours, and its label list), named after the video file."""
         objects = [
             ObjectMeta(o.obj_id, o.name, o.category, tuple(o.color)) for o in project.objects

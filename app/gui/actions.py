@@ -118,7 +118,7 @@ BRUSH_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-# Keys 1-9 (app/gui/labels_ui.py), one row for nine actions.
+# Keys 1-9 (app/gui/window/labels_ui.py), one row for nine actions.
 LABEL_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "Give the selected object label 1-9 (Edit > Labels…)", "1 … 9"),
 )

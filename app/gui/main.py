@@ -9,14 +9,14 @@ import sys
 from PySide6.QtCore import QMessageLogContext, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
-from app.autosave import Autosaver
-from app.gui.engine import Engine, real_engine
-from app.gui.main_window import MainWindow
-from app.gui.platform_hint import platform_hint
 from app.gui.settings import APPLICATION, ORGANIZATION, AppSettings
-from app.gui.styles import apply_style
-from app.gui.worker_client import running_worker_threads
-from model.threads import configure_threads
+from app.gui.window.main_window import MainWindow
+from app.gui.window.platform_hint import platform_hint
+from app.gui.window.styles import apply_style
+from app.gui.worker.client import running_worker_threads
+from app.gui.worker.engine import Engine, real_engine
+from app.project.autosave import Autosaver
+from model.kernels.threads import configure_threads
 
 
 def create_window(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from app.cli_args import PRECISIONS
-from app.quality import DEFAULT_THRESHOLD
+from app.headless.cli_args import PRECISIONS
+from app.project.quality import DEFAULT_THRESHOLD
 
 DEFAULT_STATE_BUDGET_BYTES = 2 * 2**30  # per project; see model.engine.state_store_budget
 ORGANIZATION = "Masklet"
@@ -33,19 +33,19 @@ class AppSettings:
     # ---- model -----------------------------------------------------------------------------
     @property
     def checkpoint(self) -> str:
-        return str(self._s.value("model/checkpoint", "") or "")
+        return str(self._s.value("model/sam2/checkpoint", "") or "")
 
     @checkpoint.setter
     def checkpoint(self, path: str) -> None:
-        self._s.setValue("model/checkpoint", path)
+        self._s.setValue("model/sam2/checkpoint", path)
 
     @property
     def device(self) -> str:
-        return str(self._s.value("model/device", "cpu") or "cpu")
+        return str(self._s.value("model/kernels/device", "cpu") or "cpu")
 
     @device.setter
     def device(self, device: str) -> None:
-        self._s.setValue("model/device", device)
+        self._s.setValue("model/kernels/device", device)
 
     @property
     def precision(self) -> str:

@@ -50,7 +50,7 @@ def _read_json(path: Path) -> Any:
 def detect_format(path: str | Path) -> str:
     """ "png" for a folder; "coco" or "ytvis" for JSON, told apart by a `videos` list.
 
-    The file is read and parsed whole (through app.safe_io), so a FIFO, a huge file or
+    The file is read and parsed whole (through app.safety.safe_io), so a FIFO, a huge file or
     hostile JSON is refused here too."""
     path = Path(path)
     return "png" if path.is_dir() else _json_format(_read_json(path))

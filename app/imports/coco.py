@@ -27,7 +27,7 @@ from app.imports.common import (
     whole_number,
 )
 from app.imports.segmentation import FrameIndex, frame_loader, validate_segmentation
-from app.labels import DEFAULT_CATEGORY
+from app.project.labels import DEFAULT_CATEGORY
 
 __all__ = ["coco_from_data", "import_coco", "imported_object", "track_of"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from app.labels import with_names
-from app.limits import MAX_FRAMES, MAX_JSON_BYTES, MAX_OBJECTS, check_frame_size
-from app.safe_io import JsonError, parse_json, read_regular_file
+from app.project.labels import with_names
+from app.safety.limits import MAX_FRAMES, MAX_JSON_BYTES, MAX_OBJECTS, check_frame_size
+from app.safety.safe_io import JsonError, parse_json, read_regular_file
 
 __all__ = [
     "AnnotationImportError",
@@ -122,7 +122,7 @@ def naming(name: str) -> Iterator[None]:
 
 
 def load_json(path: Path) -> Any:
-    """The parsed JSON of a regular file of at most MAX_JSON_BYTES (see app.safe_io)."""
+    """The parsed JSON of a regular file of at most MAX_JSON_BYTES (see app.safety.safe_io)."""
     try:
         return parse_json(read_regular_file(path, max_bytes=MAX_JSON_BYTES))
     except OSError as exc:

@@ -29,9 +29,9 @@ from app.imports.common import (
     require_dict,
     whole_number,
 )
-from app.labels import DEFAULT_CATEGORY
-from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
-from app.safe_io import ImageTooLarge, open_image_header, read_regular_file
+from app.project.labels import DEFAULT_CATEGORY
+from app.safety.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.safety.safe_io import ImageTooLarge, open_image_header, read_regular_file
 
 __all__ = ["import_davis", "read_labels"]
 

@@ -18,7 +18,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from app.imports.common import AnnotationImportError, show
-from app.limits import MAX_COORDINATE_MARGIN, MAX_POLYGON_PERIMETERS
+from app.safety.limits import MAX_COORDINATE_MARGIN, MAX_POLYGON_PERIMETERS
 
 __all__ = [
     "FrameIndex",

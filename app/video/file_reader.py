@@ -14,13 +14,13 @@ from av.stream import Discard, Disposition
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
-from app.limits import check_frame_size
+from app.safety.limits import check_frame_size
 from app.video.cache import DEFAULT_CACHE_BYTES
 from app.video.decoder import DecoderStats, StreamDecoder
 from app.video.errors import VideoError
 from app.video.index import FrameIndex, scan_packets
 from app.video.reader import VideoReader
-from model.threads import decoder_threads
+from model.kernels.threads import decoder_threads
 
 # FFmpeg opens text files as a "video" of rendered characters; to us they are not videos.
 _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})

@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
-from app.safe_io import ImageTooLarge, open_image_header, read_regular_file
+from app.safety.limits import MAX_IMAGE_FILE_BYTES, check_frame_size
+from app.safety.safe_io import ImageTooLarge, open_image_header, read_regular_file
 from app.video.cache import DEFAULT_CACHE_BYTES
 from app.video.errors import VideoError
 from app.video.reader import VideoReader

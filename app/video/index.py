@@ -14,7 +14,7 @@ import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from app.limits import MAX_FRAMES
+from app.safety.limits import MAX_FRAMES
 from app.video.errors import VideoError
 
 _EMPTY = np.zeros(0, dtype=np.int64)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from model.sam2_types import Memory
+from model.sam2.types import Memory
 
 DEFAULT_FRAMES_PER_OBJECT = 16
 DEFAULT_MAX_BYTES = 1 << 30

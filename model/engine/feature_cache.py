@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from model.sam2 import ImageFeatures
+from model.sam2.model import ImageFeatures
 
 # Frames of features kept for interactive use: the frames around the user's position that
 # the app encodes ahead while idle (about ten) and the few frames just clicked, with room to

@@ -19,7 +19,7 @@ import torch
 
 from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES, FeatureCache
 from model.engine.frames import FrameSource, check_frame, preprocess_frame
-from model.sam2 import ImageFeatures, Sam2Model
+from model.sam2.model import ImageFeatures, Sam2Model
 
 
 class FrameFeatures:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
-from model.sam2 import ImageFeatures, Memory, Sam2Model
+from model.sam2.model import ImageFeatures, Memory, Sam2Model
 
 GroupItem = tuple[int, list[tuple[int, Memory]], list[tuple[int, torch.Tensor]]]
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from model.engine.mask_store import PackedMask
-from model.memory_selection import MemoryPlan
-from model.sam2_types import Memory
+from model.sam2.memory_selection import MemoryPlan
+from model.sam2.types import Memory
 
 
 @dataclass(frozen=True)

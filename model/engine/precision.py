@@ -1,8 +1,8 @@
 """Which precision a tracking session computes in: "exact" (float32) or "fast" (bf16).
 
 Fast mode runs the model under bf16 autocast on its device, with attention on CPUs
-without AMX taking the route of `model.bf16_attention` (torch's own bf16 attention is no
-faster than float32 there; with AMX it is the fastest, see `model.attention`). It only
+without AMX taking the route of `model.kernels.bf16_attention` (torch's own bf16 attention is no
+faster than float32 there; with AMX it is the fastest, see `model.kernels.attention`). It only
 pays where the hardware has native bf16 dot products: CUDA GPUs that support bf16, and
 CPUs with AVX512-BF16 or AMX (x86) or the BF16 extension (Arm). Without them bf16
 matmuls are emulated through float32 and run slower than float32 itself, which is why
@@ -15,10 +15,10 @@ avx512_core_bf16 kernel ran at 0.54x float32 (154 against 287 GFLOP/s), and a tr
 frame took 6.9 s in bf16 against 5.8 s in float32; on a 2-core Xeon with AMX-BF16 a bf16
 matmul ran 5.5x float32's and a tracked frame took 1.18-1.20 s against 3.23-3.32 s; on a
 2-core AMD EPYC (Zen 5) bf16 ran 865-975 GFLOP/s against float32's 435-480 on oneDNN
-(`model.cpu_gemm`) and a frame took 1.35 s against 2.20 s. So
+(`model.kernels.cpu_gemm`) and a frame took 1.35 s against 2.20 s. So
 where the flags say yes, "auto" also times one matmul in each precision, once per
 process, on one thread (so that a busy process alongside does not decide it,
-`model.cpu_gemm.speedup`), and takes bf16 only where it measured at least
+`model.kernels.cpu_gemm.speedup`), and takes bf16 only where it measured at least
 `MIN_BF16_SPEEDUP` times faster.
 """
 
@@ -32,7 +32,7 @@ from typing import Literal, get_args
 
 import torch
 
-from model.cpu_gemm import linear, speedup
+from model.kernels.cpu_gemm import linear, speedup
 
 Precision = Literal["exact", "fast"]
 Requested = Literal["auto", "exact", "fast"]
@@ -84,7 +84,7 @@ def _cpu_native_bf16() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def cpu_bf16_speedup() -> float:
-    """Measured bf16 / float32 matmul throughput on this CPU (`model.cpu_gemm.speedup`:
+    """Measured bf16 / float32 matmul throughput on this CPU (`model.kernels.cpu_gemm.speedup`:
     one thread, interleaved, once per process), float32 by the route exact mode takes."""
     a, b = torch.randn(_PROBE_N, _PROBE_N), torch.randn(_PROBE_N, _PROBE_N)
     a16, b16 = a.bfloat16(), b.bfloat16()

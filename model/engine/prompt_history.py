@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
-from model.sam2_types import PointInputs
+from model.sam2.types import PointInputs
 
 MAX_KEPT = 64
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.sam2 import PointInputs
+from model.sam2.model import PointInputs
 
 
 @dataclass(frozen=True)

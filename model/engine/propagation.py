@@ -23,7 +23,6 @@ from typing import Protocol
 
 import torch
 
-from model.device import release_free_memory
 from model.engine.conditioned_cache import ConditionedCache
 from model.engine.frame_features import FrameFeatures
 from model.engine.frame_step import (
@@ -37,7 +36,8 @@ from model.engine.memory_bank import MemoryBank, ObjectTrack
 from model.engine.prompts import FrameResult
 from model.engine.results import frame_result, store_outputs
 from model.engine.schedule import full_order, local_order, local_spans
-from model.sam2 import Sam2Model
+from model.kernels.device import release_free_memory
+from model.sam2.model import Sam2Model
 
 DIRECTIONS = {"forward": (False,), "backward": (True,), "both": (False, True)}
 MODES = ("local", "full")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
 from model.engine.prompts import FrameResult, ObjectResult
-from model.sam2_types import SamOutput
+from model.sam2.types import SamOutput
 
 
 def store_outputs(

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from model.device import pick_device
 from model.engine import propagation
 from model.engine.conditioned_cache import ConditionedCache
 from model.engine.feature_cache import DEFAULT_WINDOW_FRAMES
@@ -63,7 +62,8 @@ from model.engine.state_store_session import (
     save_session_state,
     unchanged_prompt,
 )
-from model.sam2 import ImageFeatures, PointInputs, Sam2Model
+from model.kernels.device import pick_device
+from model.sam2.model import ImageFeatures, PointInputs, Sam2Model
 
 __all__ = ["FrameResult", "FrameSource", "ObjectResult", "Prompt", "TrackingSession"]
 

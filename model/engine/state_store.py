@@ -265,7 +265,7 @@ def check_header(doc: dict, expected: dict) -> None:
     header = doc["header"]
     if header.get("format") != FORMAT_NAME or header.get("version") != FORMAT_VERSION:
         raise StateStoreError("the saved engine state has an unknown format or version")
-    # The checkpoint identity includes the input size (`app.state_identity`): checking the
+    # The checkpoint identity includes the input size (`app.project.state_identity`): checking the
     # size first names what the user changed when only Model > Input Size differs.
     for key, what in (
         ("video", "the video changed"),

@@ -20,7 +20,7 @@ import torch
 from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, ObjectTrack, Tensors
 from model.engine.state_store import Layout, StateStoreError, file_size, read_checked
-from model.sam2_types import PointInputs
+from model.sam2.types import PointInputs
 
 _FILE_RE = re.compile(r"^[ems]-[0-9a-f]{1,32}\.bin$")
 _MAX_OBJECTS = 10_000

@@ -47,7 +47,7 @@ from model.engine.state_store_read import (
     build_tracks,
     parse_objects,
 )
-from model.sam2 import Sam2Model
+from model.sam2.model import Sam2Model
 
 
 class SessionState(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.export import ObjectMeta, StoreSource
-from app.mask_store import MaskStore
+from app.project.mask_store import MaskStore
 
 
 class FakeReader:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.atomic import is_temporary_name, sweep_stale_temporaries
-from app.autosave import Autosaver, user_data_dir
-from app.mask_store import MaskStore
-from app.project import FramePrompt, ObjectInfo, Project, ProjectError, load_project
+from app.project.autosave import Autosaver, user_data_dir
+from app.project.files import FramePrompt, ObjectInfo, Project, ProjectError, load_project
+from app.project.mask_store import MaskStore
+from app.safety.atomic import is_temporary_name, sweep_stale_temporaries
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = (12, 16)
@@ -129,9 +129,9 @@ def test_live_sessions_are_not_recoverable(tmp_path):
 CRASHING_CHILD = """
     import os
     import numpy as np
-    from app.autosave import Autosaver
-    from app.mask_store import MaskStore
-    from app.project import FramePrompt, ObjectInfo, Project
+    from app.project.autosave import Autosaver
+    from app.project.mask_store import MaskStore
+    from app.project.files import FramePrompt, ObjectInfo, Project
     project = Project("/videos/crash.mp4", [ObjectInfo(5, "cat", "animal", (1, 2, 3))],
                       [], {"k": 1}, 20, (12, 16))
     masks = MaskStore((12, 16), num_frames=20)
@@ -165,7 +165,7 @@ def test_crashed_session_is_recoverable_then_discarded(tmp_path):
 def test_dead_session_without_project_is_cleaned_up(tmp_path):
     code = """
         import os
-        from app.autosave import Autosaver
+        from app.project.autosave import Autosaver
         saver = Autosaver()
         saver._ensure_session()
         os._exit(1)
@@ -224,9 +224,9 @@ def test_bad_arguments(tmp_path):
 
 KILLED_CHILD = """
     import numpy as np
-    from app.autosave import Autosaver
-    from app.mask_store import MaskStore
-    from app.project import FramePrompt, ObjectInfo, Project
+    from app.project.autosave import Autosaver
+    from app.project.mask_store import MaskStore
+    from app.project.files import FramePrompt, ObjectInfo, Project
 
     N, H, W = 700, 24, 32
     yy, xx = np.mgrid[:H, :W]

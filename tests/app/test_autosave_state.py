@@ -8,15 +8,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from app.autosave import Autosaver
+from app.project.autosave import Autosaver
 
 REPO = Path(__file__).resolve().parents[2]
 
 CRASHING_CHILD = """
     import os
-    from app.autosave import Autosaver
-    from app.mask_store import MaskStore
-    from app.project import Project
+    from app.project.autosave import Autosaver
+    from app.project.mask_store import MaskStore
+    from app.project.files import Project
     project = Project("/videos/crash.mp4", [], [], {}, 20, (12, 16))
     saver = Autosaver(mask_interval_s=0)
     saver.attach(lambda: (project, MaskStore((12, 16), num_frames=20)))

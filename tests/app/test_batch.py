@@ -16,10 +16,10 @@ from hostile import assert_refused, digest_tree, run_cli
 from PIL import Image
 from video_fixtures import write_video
 
-from app.atomic import is_temporary_name
-from app.batch.ledger import BATCH_LOG, FAILURES_LOG, sha256_file
-from app.batch.manifest import ManifestError, load_manifest
-from app.cli import main
+from app.headless.batch.ledger import BATCH_LOG, FAILURES_LOG, sha256_file
+from app.headless.batch.manifest import ManifestError, load_manifest
+from app.headless.cli import main
+from app.safety.atomic import is_temporary_name
 
 ray = pytest.importorskip("ray")
 
@@ -154,7 +154,7 @@ def test_bad_video_and_bad_prompts_fail_alone(clips, tmp_path, capsys):
 
 
 def test_killed_worker_is_replaced_and_its_video_retried(clips, tmp_path):
-    from app.batch.scheduler import BatchSettings, run_batch
+    from app.headless.batch.scheduler import BatchSettings, run_batch
 
     entries = load_manifest(
         write_manifest(
@@ -178,7 +178,7 @@ def test_killed_worker_is_replaced_and_its_video_retried(clips, tmp_path):
 
 
 def test_interrupted_batch_resumes_skipping_by_checksum(clips, tmp_path):
-    from app.batch.scheduler import BatchSettings, run_batch
+    from app.headless.batch.scheduler import BatchSettings, run_batch
 
     entries = load_manifest(
         write_manifest(

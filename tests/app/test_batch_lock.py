@@ -12,8 +12,8 @@ from dataclasses import asdict, replace
 import pytest
 from video_fixtures import write_video
 
-from app.cli import main
-from app.project_lock import BATCH_LOCK_NAME, Holder, process_start, read_holder
+from app.headless.cli import main
+from app.project.lock import BATCH_LOCK_NAME, Holder, process_start, read_holder
 
 pytest.importorskip("ray")
 
@@ -34,7 +34,7 @@ def test_second_batch_on_one_out_refuses_in_one_line(tmp_path, capsys, monkeypat
         holder = replace(Holder.this_process(), pid=other.pid, started=process_start(other.pid))
         (out / BATCH_LOCK_NAME).write_text(json.dumps(asdict(holder)))
         monkeypatch.setattr(
-            "app.batch.scheduler.run_batch",
+            "app.headless.batch.scheduler.run_batch",
             lambda *_a, **_k: pytest.fail("a locked --out must not start a batch"),
         )
         args = ["--checkpoint", "random:sam2.1-tiny", "--image-size", "64", "--out", str(out)]

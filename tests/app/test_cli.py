@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from app.cli import ProgressBar, main
-from app.mask_store import MaskStore
-from app.project import ObjectInfo, Project, save_project
+from app.headless.cli import ProgressBar, main
+from app.project.files import ObjectInfo, Project, save_project
+from app.project.mask_store import MaskStore
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W, N = 96, 128, 6
@@ -98,7 +98,7 @@ def test_track_in_process_writes_valid_coco(video, prompts, tmp_path, capsys):
 @pytest.mark.slow
 def test_track_subprocess_png(video, prompts, tmp_path):
     out = tmp_path / "png"
-    command = [sys.executable, "-m", "app.cli", *track_args(video, prompts, "png", out)]
+    command = [sys.executable, "-m", "app.headless.cli", *track_args(video, prompts, "png", out)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     files = sorted((out / "Annotations").glob("*.png"))
@@ -222,7 +222,7 @@ def test_subprocess_bad_input_exit_code(tmp_path):
     command = [
         sys.executable,
         "-m",
-        "app.cli",
+        "app.headless.cli",
         "export",
         str(tmp_path / "none.masklet"),
         "--format",
@@ -290,7 +290,7 @@ class _Terminal(io.StringIO):
     ],
 )
 def test_tracking_is_bounded_by_frames(keys, direction, frames, passes):
-    from app.track_run import _tracking_passes
+    from app.headless.track_run import _tracking_passes
 
     assert _tracking_passes(list(keys), 250, direction, frames) == passes
 
@@ -311,13 +311,13 @@ def test_track_frames_tracks_only_the_range(video, prompts, tmp_path, monkeypatc
     # Shown while the model loads, then erased before the progress line draws.
     assert err.startswith("loading model…\r" + " " * 14 + "\r\rtracking [")
     assert "2/2" in err and f"/{N}" not in err.split("wrote")[0]
-    # Two frames: the prompted one and one more are too few for a rate (app.eta).
+    # Two frames: the prompted one and one more are too few for a rate (app.headless.eta).
     assert "estimating…" in err and "frames/s  ETA" not in err.split("exporting")[0]
     assert len(COCO(str(out)).dataset["images"]) == 2
 
 
 def test_precision_option_lists_the_model_choices_and_refuses_others(capsys):
-    from app.cli_args import PRECISIONS
+    from app.headless.cli_args import PRECISIONS
     from model.engine.precision import PRECISION_CHOICES
 
     assert PRECISIONS == PRECISION_CHOICES
@@ -337,7 +337,7 @@ def test_precision_option_lists_the_model_choices_and_refuses_others(capsys):
 @pytest.mark.parametrize(("given", "expected"), [([], "auto"), (["--precision", "fast"], "fast")])
 def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch, capsys, given,
                                           expected):  # fmt: skip
-    import app.track_run
+    import app.headless.track_run
     from model.engine.session import TrackingSession
 
     opened: list[TrackingSession] = []
@@ -346,7 +346,7 @@ def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch,
         opened.append(TrackingSession(*args, **kwargs))
         return opened[-1]
 
-    monkeypatch.setattr(app.track_run, "TrackingSession", spy)
+    monkeypatch.setattr(app.headless.track_run, "TrackingSession", spy)
     monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: True)
     out = tmp_path / "masks.json"
     assert main([*track_args(video, prompts, "coco", out), "--frames", "0:2", *given]) == 0
@@ -363,9 +363,9 @@ def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch,
 
 
 def test_batch_worker_tracks_in_the_requested_precision(monkeypatch, tmp_path):
-    import app.batch.worker as batch_worker
-    from app.batch.manifest import ManifestEntry
-    from app.cli import _build_parser
+    import app.headless.batch.worker as batch_worker
+    from app.headless.batch.manifest import ManifestEntry
+    from app.headless.cli import _build_parser
 
     args = _build_parser("batch").parse_args(
         ["m.jsonl", "--checkpoint", "random:sam2.1-tiny", "--out", "o", "--precision", "exact"]
@@ -381,7 +381,7 @@ def test_batch_worker_tracks_in_the_requested_precision(monkeypatch, tmp_path):
 
 
 def test_fast_without_native_bf16_says_why_in_one_line(monkeypatch):
-    from app.track_run import precision_warning
+    from app.headless.track_run import precision_warning
 
     monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: False)
     assert precision_warning("exact", "cpu") is None

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from video_fixtures import write_video
 
-import app.cli
-from app.cli import main
-from app.state_identity import checkpoint_identity
+import app.headless.cli
+from app.headless.cli import main
+from app.project.state_identity import checkpoint_identity
 
 PROMPTS = {"objects": [{"id": 1, "prompts": [{"frame": 0, "points": [[30, 30, 1]]}]}]}
 
@@ -35,7 +35,7 @@ def test_image_size_reaches_the_model_loader(monkeypatch, capsys, args, extra, e
         seen.append(image_size)
         raise ValueError("stop here")
 
-    monkeypatch.setattr(app.cli, "_load_model", record)
+    monkeypatch.setattr(app.headless.cli, "_load_model", record)
     assert main([*args, *extra]) == 1
     assert seen == [expected]
     assert "stop here" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.eta import RecentRate
+from app.headless.eta import RecentRate
 
 TOTAL = 200
 RAMP = 16  # frames while the memory bank fills; the cost per frame grows 1 s -> 17 s
@@ -116,7 +116,7 @@ def test_bad_window_is_refused():
 
 
 def test_app_progress_eta_uses_the_recent_rate():
-    from app.gui.jobs import Progress
+    from app.gui.worker.jobs import Progress
 
     progress = Progress(request_id=1, done=20, total=120, fps=10.0, recent_fps=2.0)
     assert progress.eta_s == pytest.approx(50.0)  # 100 frames left at 2/s, not at 10/s
@@ -125,7 +125,7 @@ def test_app_progress_eta_uses_the_recent_rate():
 
 
 def test_app_rate_reads_in_frames_per_second_or_seconds_per_frame():
-    from app.gui.status_bar import format_rate
+    from app.gui.window.status_bar import format_rate
 
     assert format_rate(2.94) == "2.9 frames/s"
     assert format_rate(0.25) == "0.25 frames/s"

@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 
 from app.export import ExportOptions, ObjectMeta, StoreSource, davis_palette, export
 from app.imports import import_annotations
-from app.mask_store import MaskStore
+from app.project.mask_store import MaskStore
 
 H, W, N = 47, 63, 6  # odd on purpose: the MP4 writer must pad to even
 

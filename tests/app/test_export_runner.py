@@ -9,7 +9,7 @@ import pytest
 from export_fixtures import FakeReader, box_source
 
 from app.export import ExportOptions, ObjectMeta, StoreSource, export
-from app.mask_store import MaskStore
+from app.project.mask_store import MaskStore
 
 H, W, N = 16, 20, 5
 

@@ -18,10 +18,10 @@ import torch
 from hostile import assert_refused, digest_tree, run_cli
 from video_fixtures import write_image_folder, write_video
 
-import app.cli
-from app.cli import main
-from app.mask_store import MaskStore
-from app.project import ObjectInfo, Project, mask_folder, save_project
+import app.headless.cli
+from app.headless.cli import main
+from app.project.files import ObjectInfo, Project, mask_folder, save_project
+from app.project.mask_store import MaskStore
 
 H, W, N = 64, 96, 4
 PROMPTS = {"objects": [{"id": 1, "prompts": [{"frame": 0, "points": [[30, 30, 1]]}]}]}
@@ -66,7 +66,7 @@ def model_loads(monkeypatch) -> list[str]:
         calls.append(checkpoint)
         raise ValueError("the model was loaded")
 
-    monkeypatch.setattr(app.cli, "_load_model", refuse)
+    monkeypatch.setattr(app.headless.cli, "_load_model", refuse)
     return calls
 
 

@@ -19,10 +19,10 @@ import pytest
 from export_fixtures import box_source
 from hostile import ROOT, digest_tree
 
-from app import atomic
-from app.atomic import atomic_write_bytes, is_temporary_name, temp_name
 from app.export import ExportOptions, ObjectMeta, StoreSource, export
 from app.export.files import atomic_output
+from app.safety import atomic
+from app.safety.atomic import atomic_write_bytes, is_temporary_name, temp_name
 
 H, W, N = 16, 20, 6
 
@@ -179,7 +179,7 @@ KILLED_EXPORT = """
     import sys, time
     import numpy as np
     from app.export import ExportOptions, ObjectMeta, StoreSource, export
-    from app.mask_store import MaskStore
+    from app.project.mask_store import MaskStore
 
     H, W, N = 48, 64, 60
 

@@ -21,7 +21,7 @@ from pycocotools import mask as mask_utils
 
 from app.imports import AnnotationImportError, import_annotations
 from app.imports.segmentation import decode_segmentation
-from app.limits import MAX_FRAMES
+from app.safety.limits import MAX_FRAMES
 from app.video.errors import VideoError
 from app.video.images import load_image
 

@@ -19,9 +19,7 @@ import numpy as np
 import pytest
 from hostile import PLAIN_CAP, assert_refused, digest_tree, run_cli, run_python
 
-from app.mask_codec import CHUNK_FRAMES, ChunkError, decode_chunk, encode_rle
-from app.mask_store import MaskStore
-from app.project import (
+from app.project.files import (
     FramePrompt,
     ObjectInfo,
     Project,
@@ -30,6 +28,8 @@ from app.project import (
     mask_folder,
     save_project,
 )
+from app.project.mask_codec import CHUNK_FRAMES, ChunkError, decode_chunk, encode_rle
+from app.project.mask_store import MaskStore
 
 SIZE = (12, 16)
 FRAMES = 300
@@ -98,7 +98,7 @@ def test_many_full_frame_prompt_masks_load_in_flat_memory(tmp_path):
     doc["prompts"] = [dict(doc["prompts"][0], frame=f) for f in range(count)]
     path.write_text(json.dumps(doc))
     code = (
-        "from app.project import load_project\n"
+        "from app.project.files import load_project\n"
         f"project, _ = load_project({str(path)!r})\n"
         "print(len(project.prompts), sum(len(p.mask_rle) for p in project.prompts))"
     )
@@ -141,7 +141,7 @@ def _saved(tmp_path: Path) -> Path:
 
 def _load_in_child(path: Path):
     code = (
-        "import sys\nfrom app.project import ProjectError, load_project\n"
+        "import sys\nfrom app.project.files import ProjectError, load_project\n"
         f"try:\n    load_project({str(path)!r})\n"
         "except ProjectError as exc:\n    sys.exit(print(exc, file=sys.stderr) or 1)\n"
     )

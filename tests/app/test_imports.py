@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 from app.export import ExportOptions, ObjectMeta, StoreSource, export
 from app.export.rle import encode_mask
 from app.imports import AnnotationImportError, ImportedObject, detect_format, import_annotations
-from app.mask_store import MaskStore
+from app.project.mask_store import MaskStore
 
 H, W, N = 30, 40, 5
 

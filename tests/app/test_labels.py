@@ -9,7 +9,8 @@ from export_fixtures import FakeReader, box_source
 
 from app.export import ObjectMeta, StoreSource, export
 from app.imports import import_annotations
-from app.labels import (
+from app.project.files import ObjectInfo, Project, load_project, save_project
+from app.project.labels import (
     DEFAULT_CATEGORY,
     Label,
     category_list,
@@ -18,8 +19,7 @@ from app.labels import (
     labels_to_json,
     with_names,
 )
-from app.mask_store import MaskStore
-from app.project import ObjectInfo, Project, load_project, save_project
+from app.project.mask_store import MaskStore
 
 SIZE = (12, 16)
 FRAMES = 4

@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from app.mask_codec import (
+from app.project.mask_codec import (
     CHUNK_FRAMES,
     ChunkError,
     decode_chunk,
@@ -11,7 +11,7 @@ from app.mask_codec import (
     encode_chunk,
     encode_rle,
 )
-from app.mask_store import MaskStore
+from app.project.mask_store import MaskStore
 
 
 def _disc(shape, cy, cx, r):
@@ -217,7 +217,7 @@ def test_spill_folder_of_a_killed_app_is_swept_by_the_next(monkeypatch, tmp_path
     import sys
     import tempfile
 
-    from app import atomic
+    from app.safety import atomic
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()

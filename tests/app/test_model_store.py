@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fake_checkpoint import fake_checkpoint_bytes
 
-from app import model_store
-from app.model_store import (
+from app.models import model_store
+from app.models.model_store import (
     CHECKPOINTS,
     DEFAULT_VARIANT,
     DownloadCancelled,

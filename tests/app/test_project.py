@@ -3,9 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from app.mask_codec import CHUNK_FRAMES, encode_rle
-from app.mask_store import MaskStore
-from app.project import (
+from app.project.files import (
     FramePrompt,
     ObjectInfo,
     Project,
@@ -14,6 +12,8 @@ from app.project import (
     mask_folder,
     save_project,
 )
+from app.project.mask_codec import CHUNK_FRAMES, encode_rle
+from app.project.mask_store import MaskStore
 
 SIZE = (24, 32)
 FRAMES = 600
@@ -309,7 +309,7 @@ def test_spilling_store_saves_and_reloads(tmp_path):
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     import os
 
-    from app import atomic
+    from app.safety import atomic
 
     target = tmp_path / "f.txt"
     atomic.atomic_write_text(target, "old")

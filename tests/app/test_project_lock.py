@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app import project_lock
-from app.project_lock import Holder, LockHeld, ProjectLock, holder_alive, read_holder
+from app.project import lock as project_lock
+from app.project.lock import Holder, LockHeld, ProjectLock, holder_alive, read_holder
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_racing_starters_get_one_lock(tmp_path):
 def test_a_killed_holder_does_not_block_the_next_start(tmp_path):
     path = tmp_path / "a.masklet.lock"
     code = (
-        "import sys, time; from app.project_lock import ProjectLock; "
+        "import sys, time; from app.project.lock import ProjectLock; "
         f"ProjectLock.acquire({str(path)!r}); print('held', flush=True); time.sleep(120)"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

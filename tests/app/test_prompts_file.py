@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from app.prompts_file import PromptsError, PromptsFile, load_prompts
+from app.headless.prompts_file import PromptsError, PromptsFile, load_prompts
 
 VALID = {
     "version": 1,
@@ -157,7 +157,7 @@ def test_coordinates_that_overflow_float32_are_refused(value, recwarn):
 
 
 def test_counts_over_the_limits_are_refused(monkeypatch):
-    import app.prompts_file as module
+    import app.headless.prompts_file as module
 
     many_points = [[1, 1, 1]] * (module.MAX_POINTS_PER_PROMPT + 1)
     with pytest.raises(PromptsError, match=r"points: 1025 points, over the limit of 1024"):

@@ -8,11 +8,10 @@ import zlib
 import numpy as np
 import pytest
 
-from app.mask_codec import encode_rle
-from app.mask_store import MaskStore
-from app.project import ObjectInfo, Project, load_project, mask_folder, save_project
-from app.project_quality import QUALITY_FILE, decode_quality, encode_quality
-from app.quality import (
+from app.project.files import ObjectInfo, Project, load_project, mask_folder, save_project
+from app.project.mask_codec import encode_rle
+from app.project.mask_store import MaskStore
+from app.project.quality import (
     AREA,
     BLOCK,
     IOU,
@@ -22,6 +21,7 @@ from app.quality import (
     next_doubtful,
     rle_stats,
 )
+from app.project.quality_file import QUALITY_FILE, decode_quality, encode_quality
 
 SIZE = (24, 40)
 FRAMES = 300
@@ -301,7 +301,7 @@ def test_file_goes_when_the_figures_go_and_a_strangers_file_stays(tmp_path):
 
 
 def test_autosave_recovery_keeps_the_figures(tmp_path):
-    from app.autosave import Autosaver
+    from app.project.autosave import Autosaver
 
     project, store = _project(tmp_path), _store()
     saver = Autosaver(root=tmp_path / "recovery")

@@ -1,4 +1,5 @@
-"""app.safe_io: only regular files within their limit are read; only strict JSON is parsed."""
+"""app.safety.safe_io: only regular files within their limit are read; only strict JSON is
+parsed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 
 import pytest
 
-from app.safe_io import JsonError, check_regular_file, parse_json, read_regular_file
+from app.safety.safe_io import JsonError, check_regular_file, parse_json, read_regular_file
 
 
 def test_reads_a_regular_file_within_its_limit(tmp_path):

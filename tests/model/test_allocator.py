@@ -1,4 +1,4 @@
-"""model.allocator: glibc's malloc keeps freed memory for the next frame, unless the user
+"""model.kernels.allocator: glibc's malloc keeps freed memory for the next frame, unless the user
 set glibc's own variables; nothing happens without glibc."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from model import allocator
-from model.allocator import TRIM_THRESHOLD, retain_freed_memory
+from model.kernels import allocator
+from model.kernels.allocator import TRIM_THRESHOLD, retain_freed_memory
 
 
 class FakeLibc:
@@ -57,7 +57,7 @@ def test_without_glibc_nothing_happens(monkeypatch):
 def test_real_glibc_takes_the_settings_and_large_tensors_still_work():
     # In a child process: the settings last for the whole process.
     code = (
-        "from model.allocator import retain_freed_memory\n"
+        "from model.kernels.allocator import retain_freed_memory\n"
         "print(','.join(retain_freed_memory(env={})))\n"
         "import threading, torch\n"
         "def work():\n"

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-import model.bf16_attention as bf16_attention
-from model.attention import attention, narrow_values_pay
-from model.bf16_attention import chunked_bf16_attention, uses_bf16_route
+import model.kernels.bf16_attention as bf16_attention
+from model.kernels.attention import attention, narrow_values_pay
+from model.kernels.bf16_attention import chunked_bf16_attention, uses_bf16_route
 
 
 def _qkv(b: int, heads: int, nq: int, nk: int, d: int, dtype=torch.float32):

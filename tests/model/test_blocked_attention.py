@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-import model.bf16_attention as bf16_attention
-from model.attention import attention
-from model.blocked_attention import blocked_attention, uses_blocked_route
-from model.memory_attention import AxialRotaryEncoding, RoPEAttention
+import model.kernels.bf16_attention as bf16_attention
+from model.kernels.attention import attention
+from model.kernels.blocked_attention import blocked_attention, uses_blocked_route
+from model.sam2.memory_attention import AxialRotaryEncoding, RoPEAttention
 
 
 def _qkv(b: int, heads: int, nq: int, nk: int, d: int, dv: int, scale: float = 1.0):
@@ -97,7 +97,7 @@ def test_values_projected_after_the_weights_equal_the_usual_order(
 @pytest.fixture
 def running_max_calls(monkeypatch) -> list[int]:
     """Counts the query blocks sent to the running-maximum route."""
-    import model.blocked_attention as blocked
+    import model.kernels.blocked_attention as blocked
 
     calls: list[int] = []
     original = blocked._running_max_block
@@ -135,7 +135,7 @@ def test_rows_beyond_their_reference_are_computed_again_exactly(
     """A late key block whose scores exceed the first block's by more than float32 sums
     allow, in some rows: those query blocks take the running maximum; with much lower late
     scores nothing overflows and the single reference stays."""
-    from model.blocked_attention import _QUERY_BLOCK
+    from model.kernels.blocked_attention import _QUERY_BLOCK
 
     q, k, v = _qkv(1, 1, 2 * _QUERY_BLOCK, 1024, 16, 8)
     q = q / q.norm(dim=-1, keepdim=True)
@@ -151,7 +151,7 @@ def test_rows_beyond_their_reference_are_computed_again_exactly(
     assert_parity(actual, expected)
 
 
-# bf16 blocks: fast mode's attention over long rows (`model.attention`).
+# bf16 blocks: fast mode's attention over long rows (`model.kernels.attention`).
 
 
 @pytest.mark.parametrize("block_elements", [1 << 22, 4096])
@@ -171,7 +171,7 @@ def test_bf16_blocks_match_float32_attention(
 
 
 def test_bf16_fallback_computes_float32_even_under_autocast(monkeypatch) -> None:
-    import model.blocked_attention as blocked
+    import model.kernels.blocked_attention as blocked
 
     seen: list[tuple[torch.dtype, bool]] = []
     original = blocked._running_max_block
@@ -192,7 +192,7 @@ def test_bf16_fallback_computes_float32_even_under_autocast(monkeypatch) -> None
 def test_bf16_long_rows_take_the_blocks(monkeypatch) -> None:
     """Where the bf16 route is taken (no AMX), rows longer than BLOCKED_ROWS go to the
     blocks, shorter ones to the chunks."""
-    import model.blocked_attention as blocked
+    import model.kernels.blocked_attention as blocked
 
     monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: False)
     calls: list[int] = []

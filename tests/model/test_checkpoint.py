@@ -8,8 +8,8 @@ import pytest
 import torch
 from oracle import REFERENCE_CONFIGS, build_reference
 
-from model.build import build_model
-from model.checkpoint import (
+from model.sam2.build import build_model
+from model.sam2.checkpoint import (
     CheckpointError,
     check_weights,
     compare_keys,
@@ -18,7 +18,7 @@ from model.checkpoint import (
     read_state_dict,
     save_checkpoint,
 )
-from model.config import VARIANTS, get_config
+from model.sam2.config import VARIANTS, get_config
 
 # Official value counts (parameters + buffers) of the released SAM 2.1 files.
 OFFICIAL_COUNTS = {

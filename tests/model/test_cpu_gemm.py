@@ -1,4 +1,4 @@
-"""Products through oneDNN (`model.cpu_gemm`): float32 ones within float32 tolerance of
+"""Products through oneDNN (`model.kernels.cpu_gemm`): float32 ones within float32 tolerance of
 F.linear, taken only where nothing else (autocast, autograd, another dtype) is asked; bf16
 ones with their bias or activation fused, within bf16 rounding of F.linear's."""
 
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 from torch import nn
 
-import model.cpu_gemm as cpu_gemm
-from model.cpu_gemm import Linear, linear, linear_act, mlp, takes_onednn
+import model.kernels.cpu_gemm as cpu_gemm
+from model.kernels.cpu_gemm import Linear, linear, linear_act, mlp, takes_onednn
 
 
 def _operands(*shape: int, out: int = 48, seed: int = 0):

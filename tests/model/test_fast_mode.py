@@ -3,7 +3,7 @@
 The reference computes in bf16 on GPUs under `torch.autocast(dtype=torch.bfloat16)`;
 running it under `torch.autocast("cpu", dtype=torch.bfloat16)` gives the same maths on
 CPU, and that is what our fast mode is compared with. Our attention takes its own bf16
-route on CPU (`model.bf16_attention`), so the two sides round at different places:
+route on CPU (`model.kernels.bf16_attention`), so the two sides round at different places:
 the reference's fused attention keeps its logits in float32, ours rounds them to bf16
 once; each side rounds every layer's output to bf16 (eps 2**-7). The tolerance is
 therefore the bf16 one of `tests/tolerance.py`: BF16_ULPS (12) bf16 roundings of the
@@ -25,11 +25,11 @@ import torch
 from oracle import build_reference
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-import model.bf16_attention as bf16_attention
-from model.build import build_model
-from model.config import get_config
-from model.memory_attention import MemoryAttention
-from model.sam2 import Memory, PointInputs
+import model.kernels.bf16_attention as bf16_attention
+from model.sam2.build import build_model
+from model.sam2.config import get_config
+from model.sam2.memory_attention import MemoryAttention
+from model.sam2.model import Memory, PointInputs
 
 NAME, SIZE = "sam2.1-tiny", 256
 
@@ -118,8 +118,8 @@ def test_memory_attention_with_long_rows_in_bf16_blocks_matches_reference(
     route_calls, monkeypatch, frames, ptrs, batch
 ):
     """Cross-attention over long rows (28,736 keys at 1024) takes the bf16 blocks of
-    `model.blocked_attention`; rows of more than 300 keys count as long here."""
-    import model.blocked_attention as blocked
+    `model.kernels.blocked_attention`; rows of more than 300 keys count as long here."""
+    import model.kernels.blocked_attention as blocked
 
     blocked_calls: list[int] = []
     original = blocked.blocked_attention

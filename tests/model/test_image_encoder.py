@@ -10,10 +10,10 @@ from oracle import build_reference
 from sam2.modeling.backbones.hieradet import Hiera as RefHiera
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.config import VARIANTS, HieraConfig, NeckConfig, get_config
-from model.hiera import Hiera
-from model.image_encoder import BackboneOutput, ImageEncoder, build_image_encoder
-from model.neck import FpnNeck
+from model.sam2.config import VARIANTS, HieraConfig, NeckConfig, get_config
+from model.sam2.hiera import Hiera
+from model.sam2.image_encoder import BackboneOutput, ImageEncoder, build_image_encoder
+from model.sam2.neck import FpnNeck
 
 # Smallest side that keeps every official variant's windows meaningful while
 # still padding stages 2 and 3 (16 -> 28 and 8 -> 14 tokens) as reduced sizes do.

@@ -12,8 +12,8 @@ from sam2.modeling.sam.mask_decoder import MaskDecoder as RefMaskDecoder
 from sam2.modeling.sam.transformer import TwoWayTransformer as RefTwoWayTransformer
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.config import MaskDecoderConfig, get_config
-from model.mask_decoder import MaskDecoder
+from model.sam2.config import MaskDecoderConfig, get_config
+from model.sam2.mask_decoder import MaskDecoder
 
 DIM = 256
 OUTPUT_NAMES = ("masks", "iou_pred", "sam_tokens_out", "object_score_logits")

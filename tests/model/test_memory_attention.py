@@ -6,8 +6,8 @@ from oracle import build_reference
 from sam2.modeling.position_encoding import apply_rotary_enc, compute_axial_cis
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.config import MemoryAttentionConfig, get_config
-from model.memory_attention import AxialRotaryEncoding, MemoryAttention
+from model.sam2.config import MemoryAttentionConfig, get_config
+from model.sam2.memory_attention import AxialRotaryEncoding, MemoryAttention
 
 VARIANTS = ("sam2.1-tiny", "sam2-large")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from tolerance import assert_parity
 
-from model.config import get_config
-from model.memory_attention import MemoryAttention
+from model.sam2.config import get_config
+from model.sam2.memory_attention import MemoryAttention
 
 
 def test_expanded_frame_tokens_share_the_first_self_attention() -> None:

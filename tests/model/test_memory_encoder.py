@@ -3,8 +3,8 @@ import torch
 from oracle import build_reference
 from tolerance import assert_parity
 
-from model.config import MemoryEncoderConfig, get_config
-from model.memory_encoder import MemoryEncoder
+from model.sam2.config import MemoryEncoderConfig, get_config
+from model.sam2.memory_encoder import MemoryEncoder
 
 VARIANTS = ("sam2.1-tiny", "sam2-large")
 
@@ -105,7 +105,7 @@ def test_rejects_inconsistent_downsampler_config():
 
 @pytest.mark.parametrize("channels", [4, 256])
 def test_layer_norm_2d_channels_last_equals_nchw(channels):
-    from model.common import LayerNorm2d
+    from model.sam2.common import LayerNorm2d
 
     torch.manual_seed(channels)
     norm = LayerNorm2d(channels)
@@ -126,7 +126,7 @@ def test_layer_norm_2d_channels_last_equals_nchw(channels):
 
 def test_mask_downsampler_goes_channels_last_from_64_channels(pair):
     """Norms over 4 and 16 channels run on NCHW planes, wider ones as one layer_norm."""
-    from model.common import LayerNorm2d
+    from model.sam2.common import LayerNorm2d
 
     _, ours = pair
     layouts: list[tuple[int, bool]] = []

@@ -2,7 +2,7 @@ import torch
 from sam2.modeling.position_encoding import PositionEmbeddingRandom, PositionEmbeddingSine
 from tolerance import assert_parity
 
-from model.position_encoding import RandomFourierEncoding, SinePositionEncoding
+from model.sam2.position_encoding import RandomFourierEncoding, SinePositionEncoding
 
 
 def test_sine_matches_reference():

@@ -9,8 +9,8 @@ import torch
 from oracle import build_reference
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.config import get_config
-from model.prompt_encoder import PromptEncoder
+from model.sam2.config import get_config
+from model.sam2.prompt_encoder import PromptEncoder
 
 
 @functools.cache

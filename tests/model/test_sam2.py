@@ -13,9 +13,9 @@ from oracle import REFERENCE_CONFIGS, build_reference
 from tolerance import assert_parity
 from torch.overrides import TorchFunctionMode
 
-from model.build import build_model
-from model.config import VARIANTS, get_config
-from model.sam2 import ImageFeatures, Memory, PointInputs, Sam2Model
+from model.sam2.build import build_model
+from model.sam2.config import VARIANTS, get_config
+from model.sam2.model import ImageFeatures, Memory, PointInputs, Sam2Model
 
 SIZE = 256
 

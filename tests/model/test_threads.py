@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import threads
+from model.kernels import threads
 
 
 def _tree(tmp_path: Path, proc: str, files: dict[str, str]) -> tuple[Path, Path]:

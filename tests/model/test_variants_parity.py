@@ -11,8 +11,8 @@ import torch
 from oracle import build_reference
 from tolerance import assert_parity
 
-from model.build import build_model
-from model.config import VARIANTS, get_config
+from model.sam2.build import build_model
+from model.sam2.config import VARIANTS, get_config
 
 SIZE = 256
 GRID = SIZE // 16

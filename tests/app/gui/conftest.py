@@ -13,11 +13,11 @@ from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app.autosave import Autosaver
-from app.devices import DEVICES
-from app.gui.main_window import MainWindow
 from app.gui.settings import AppSettings
-from app.gui.worker_client import running_worker_threads, wait_for_abandoned_threads
+from app.gui.window.main_window import MainWindow
+from app.gui.worker.client import running_worker_threads, wait_for_abandoned_threads
+from app.models.devices import DEVICES
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 NUM_FRAMES = 20
@@ -73,7 +73,7 @@ def settings(tmp_path: Path) -> AppSettings:
 def all_devices(monkeypatch):
     """Every device usable, so device switching can be tested on any machine; list it
     before `window`/`opened` in a test's arguments so the menu is built with it."""
-    monkeypatch.setattr("app.devices.device_problems", lambda: dict.fromkeys(DEVICES))
+    monkeypatch.setattr("app.models.devices.device_problems", lambda: dict.fromkeys(DEVICES))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.gui.engine import Engine
+from app.gui.worker.engine import Engine
 
 RADIUS = 10
 SPEED = 2
@@ -206,10 +206,10 @@ def run_until_killed(video: str, recovery_root: str, settings_file: str) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app.autosave import Autosaver
-    from app.gui.commands import add_point
-    from app.gui.main_window import MainWindow
+    from app.gui.document.commands import add_point
     from app.gui.settings import AppSettings
+    from app.gui.window.main_window import MainWindow
+    from app.project.autosave import Autosaver
     from app.video import open_video
 
     app = QApplication([])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 
-from app.gui.document import FramePrompts
+from app.gui.document.annotations import FramePrompts
 
 
 def _prompt(x: float) -> FramePrompts:

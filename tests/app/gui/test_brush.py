@@ -14,12 +14,12 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.autosave import Autosaver
-from app.gui.brush import Tool
-from app.gui.document import MaskState
-from app.gui.main_window import MainWindow
-from app.gui.overlay import compose_overlay
-from app.mask_codec import decode_rle
+from app.gui.canvas.brush import Tool
+from app.gui.canvas.overlay import compose_overlay
+from app.gui.document.annotations import MaskState
+from app.gui.window.main_window import MainWindow
+from app.project.autosave import Autosaver
+from app.project.mask_codec import decode_rle
 from app.video import open_video
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton

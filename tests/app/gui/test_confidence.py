@@ -10,7 +10,7 @@ from fake_engine import FakeSession, disc
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QInputDialog
 
-from app.gui.confidence import DRIFT_COLOR, GOOD_COLOR, LOW_COLOR, STRIP_HEIGHT
+from app.gui.timeline.confidence import DRIFT_COLOR, GOOD_COLOR, LOW_COLOR, STRIP_HEIGHT
 
 LOW_IOU = {6: 0.3, 14: 0.55}
 DRIFT_FRAME = 10

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import NUM_FRAMES, click_frame
 
-from app.gui.export_dialog import ExportDialog
+from app.gui.dialogs.export_dialog import ExportDialog
 
 
 def _with_masks(qtbot, opened):

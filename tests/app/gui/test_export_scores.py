@@ -17,8 +17,8 @@ import pytest
 from conftest import click_frame, make_window
 from PySide6.QtCore import Qt
 
-from app.cli import main as cli_main
-from app.gui.project_io import state_folder
+from app.gui.files.project_io import state_folder
+from app.headless.cli import main as cli_main
 
 N_OBJECTS = 2
 

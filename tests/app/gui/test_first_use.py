@@ -13,12 +13,12 @@ from PySide6.QtWidgets import (
     QMessageBox,
 )
 
-from app.devices import device_problems
-from app.gui.engine import Engine
-from app.gui.main_window import MainWindow
-from app.gui.model_dialog import ModelDialog
+from app.gui.dialogs.model_dialog import ModelDialog
 from app.gui.settings import AppSettings
-from app.gui.timeline import timecode
+from app.gui.timeline.widgets import timecode
+from app.gui.window.main_window import MainWindow
+from app.gui.worker.engine import Engine
+from app.models.devices import device_problems
 
 
 def test_timecode_is_milliseconds_not_frames():
@@ -131,7 +131,7 @@ def test_rejected_device_keeps_settings(qtbot, all_devices, settings):
 
 def test_missing_devices_are_disabled_with_reason(qtbot, settings, recovery_root, monkeypatch):
     reasons = {"cpu": None, "cuda": "No NVIDIA GPU that PyTorch can use was found.", "mps": None}
-    monkeypatch.setattr("app.devices.device_problems", lambda: reasons)
+    monkeypatch.setattr("app.models.devices.device_problems", lambda: reasons)
     window = make_window(qtbot, settings, recovery_root)
     cuda = next(a for a in window.device_menu.actions() if a.text() == "cuda")
     assert not cuda.isEnabled() and cuda.toolTip() == reasons["cuda"]

@@ -23,13 +23,13 @@ from PySide6.QtWidgets import (
     QGraphicsRectItem,
 )
 
-from app.autosave import Autosaver
-from app.gui.error_text import describe_job_failure
-from app.gui.export_dialog import ExportDialog
-from app.gui.main_window import MainWindow
-from app.gui.model_dialog import ModelDialog
-from app.gui.platform_hint import XCB_LIBRARIES, platform_hint
-from app.gui.worker_client import running_worker_threads
+from app.gui.dialogs.export_dialog import ExportDialog
+from app.gui.dialogs.model_dialog import ModelDialog
+from app.gui.files.error_text import describe_job_failure
+from app.gui.window.main_window import MainWindow
+from app.gui.window.platform_hint import XCB_LIBRARIES, platform_hint
+from app.gui.worker.client import running_worker_threads
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 

@@ -14,10 +14,10 @@ from conftest import NUM_FRAMES, click_frame, make_window, write_video
 from fake_engine import FakePrompt, FakeSession
 from PySide6.QtCore import Qt
 
-from app.autosave import Autosaver
-from app.gui.document import MaskState
-from app.gui.engine import Engine, random_model_loader, real_engine
-from app.gui.main_window import MainWindow
+from app.gui.document.annotations import MaskState
+from app.gui.window.main_window import MainWindow
+from app.gui.worker.engine import Engine, random_model_loader, real_engine
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 

@@ -13,10 +13,10 @@ from fake_engine import MaskPrompt, MaskSession, fake_engine
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from app.autosave import Autosaver
-from app.gui.document import MaskState
-from app.gui.main_window import MainWindow
-from app.mask_codec import decode_rle
+from app.gui.document.annotations import MaskState
+from app.gui.window.main_window import MainWindow
+from app.project.autosave import Autosaver
+from app.project.mask_codec import decode_rle
 from app.video import open_video
 
 
@@ -246,7 +246,7 @@ def test_importer_bug_is_one_line_logged_and_the_app_keeps_working(
 ):
     """The last line of defence: an exception no importer should raise still ends in the
     one-line dialog, with its traceback in the log, and the window stays usable."""
-    import app.gui.import_io as import_io
+    import app.gui.files.import_io as import_io
 
     def broken(*_args, **_kwargs):
         raise TypeError("unhashable type: 'list'")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import write_video
 
-from app.gui.engine import random_model_loader, real_engine
-from app.gui.worker_client import WorkerClient
+from app.gui.worker.client import WorkerClient
+from app.gui.worker.engine import random_model_loader, real_engine
 from app.video import open_video
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import make_window
 
-from app.gui.document import MaskState
+from app.gui.document.annotations import MaskState
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,8 +11,8 @@ from pycocotools import mask as mask_utils
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
-from app.gui.label_commands import EditLabelsCommand
-from app.labels import Label
+from app.gui.document.label_commands import EditLabelsCommand
+from app.project.labels import Label
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import NUM_FRAMES, click_frame, drag_box
 from PySide6.QtCore import Qt
 
-from app.gui.document import MaskState
+from app.gui.document.annotations import MaskState
 
 
 def _only_object(doc) -> int:
@@ -169,7 +169,7 @@ def test_progress_bar_and_cancel_button_keep_computed_masks(
         window.propagate("forward")
         assert window.progress.isVisible()
         qtbot.waitUntil(lambda: window.progress.bar.value() >= 3, timeout=5000)
-        # A rate once frames that cost what the rest will are measured (app.eta).
+        # A rate once frames that cost what the rest will are measured (app.headless.eta).
         qtbot.waitUntil(lambda: "frames/s ·" in window.progress.rate.text(), timeout=5000)
         assert "ETA" in window.progress.rate.text()
         with qtbot.waitSignal(window.client.propagation_finished, timeout=5000) as blocker:

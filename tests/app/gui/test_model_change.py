@@ -8,7 +8,7 @@ import numpy as np
 from conftest import NUM_FRAMES, click_frame
 from PySide6.QtCore import Qt
 
-from app.gui.stale_masks import MARKS_KEY, MODEL_KEY
+from app.gui.document.stale_masks import MARKS_KEY, MODEL_KEY
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 

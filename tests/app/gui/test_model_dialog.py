@@ -6,9 +6,9 @@ from fake_checkpoint import fake_checkpoint_bytes
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
 
-from app.gui import model_dialog
-from app.gui.model_dialog import ModelDialog
-from app.model_store import DEFAULT_VARIANT, get_entry
+from app.gui.dialogs import model_dialog
+from app.gui.dialogs.model_dialog import ModelDialog
+from app.models.model_store import DEFAULT_VARIANT, get_entry
 
 TINY = get_entry(DEFAULT_VARIANT).filename
 PAYLOAD = fake_checkpoint_bytes(pad_bytes=5 << 19)  # ~2.5 MiB: a few 1 MiB blocks

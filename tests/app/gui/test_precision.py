@@ -8,8 +8,8 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import QMenu
 
 import model.engine.precision as precision
-from app.gui.precision_menu import CHOICES
 from app.gui.settings import AppSettings
+from app.gui.window.precision_menu import CHOICES
 
 
 def click_menu_action(qtbot, menu: QMenu, text: str) -> None:

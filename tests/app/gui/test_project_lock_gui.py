@@ -15,7 +15,7 @@ from conftest import click_frame, make_window, when_modal
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from app.project_lock import Holder, process_start, read_holder
+from app.project.lock import Holder, process_start, read_holder
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 

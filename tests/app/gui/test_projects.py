@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import NUM_FRAMES, click_frame, make_window
 
-from app.gui.document import MaskState
+from app.gui.document.annotations import MaskState
 
 
 def _annotate(qtbot, window):

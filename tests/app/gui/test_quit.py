@@ -19,7 +19,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from fake_engine import fake_engine
-from app.autosave import Autosaver
+from app.project.autosave import Autosaver
 from app.gui.main import create_window, end_process
 from app.gui.settings import AppSettings
 

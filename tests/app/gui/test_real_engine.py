@@ -6,10 +6,10 @@ import pytest
 from conftest import click_frame, drag_box, write_video
 from PySide6.QtCore import Qt
 
-from app.autosave import Autosaver
-from app.gui.document import MaskState
-from app.gui.engine import random_model_loader, real_engine
-from app.gui.main_window import MainWindow
+from app.gui.document.annotations import MaskState
+from app.gui.window.main_window import MainWindow
+from app.gui.worker.engine import random_model_loader, real_engine
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 # Few frames: on a shared 2-core CPU one frame of two objects takes about a second.

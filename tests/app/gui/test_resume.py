@@ -13,9 +13,9 @@ import torch
 from conftest import click_frame, write_video
 from PySide6.QtCore import Qt
 
-from app.autosave import Autosaver
-from app.gui.engine import random_model_loader, real_engine
-from app.gui.main_window import MainWindow
+from app.gui.window.main_window import MainWindow
+from app.gui.worker.engine import random_model_loader, real_engine
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 FRAMES = 5

@@ -9,10 +9,10 @@ from fake_engine import fake_engine
 from PySide6.QtCore import Qt
 from test_precision import click_menu_action
 
-from app.autosave import Autosaver
-from app.gui.engine import describe_precision
-from app.gui.main_window import MainWindow
-from app.gui.pass_progress import PassProgress
+from app.gui.window.main_window import MainWindow
+from app.gui.worker.engine import describe_precision
+from app.gui.worker.pass_progress import PassProgress
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 DELAY = 0.15  # per propagated frame: slow enough to act while a pass runs

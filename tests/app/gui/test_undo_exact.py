@@ -14,10 +14,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from test_brush import CTRL, stroke
 
-from app.autosave import Autosaver
-from app.gui.document import MaskState
-from app.gui.main_window import MainWindow
-from app.gui.timeline import NAME_GUTTER
+from app.gui.document.annotations import MaskState
+from app.gui.timeline.widgets import NAME_GUTTER
+from app.gui.window.main_window import MainWindow
+from app.project.autosave import Autosaver
 from app.video import open_video
 
 FRAME = 5  # a propagated frame: the fake's disc is centred at x = 40 + 2 * 5 there

@@ -12,11 +12,11 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoStack
 from PySide6.QtWidgets import QApplication
 
 from app.gui.actions import BRUSH_ROWS, LABEL_ROWS, SPECS, shortcut_table
-from app.gui.commands import DeleteObjectCommand, NewObjectCommand, add_point, clear_frame
-from app.gui.document import AnnotationDocument, MaskState
-from app.gui.help_dialog import HelpDialog
-from app.gui.overlay import compose_overlay, frame_to_qimage, rgba_to_qimage
-from app.gui.timeline import TimelineTracks, spans, timecode
+from app.gui.canvas.overlay import compose_overlay, frame_to_qimage, rgba_to_qimage
+from app.gui.dialogs.help_dialog import HelpDialog
+from app.gui.document.annotations import AnnotationDocument, MaskState
+from app.gui.document.commands import DeleteObjectCommand, NewObjectCommand, add_point, clear_frame
+from app.gui.timeline.widgets import TimelineTracks, spans, timecode
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_busy_indicator_on_unencoded_frame(qtbot, opened):
 
 
 def test_first_run_asks_for_model(qtbot, window, monkeypatch, video_path):
-    from app.gui import file_menu
+    from app.gui.files import file_menu
     from app.gui.main import start
 
     window.settings.checkpoint = ""
@@ -218,7 +218,7 @@ def test_canvas_wheel_zoom_and_middle_pan(qtbot, opened):
 
 
 def test_colour_edit_is_undoable_and_recolours_overlay(qtbot, opened):
-    from app.gui.commands import EditObjectCommand
+    from app.gui.document.commands import EditObjectCommand
 
     with qtbot.waitSignal(opened.client.mask_ready, timeout=5000):
         click_frame(opened, 40, 50)

@@ -9,8 +9,8 @@ import pytest
 from fake_engine import fake_engine
 from PySide6.QtCore import QThread
 
-from app.gui.worker import PREFETCH_AHEAD
-from app.gui.worker_client import WorkerClient
+from app.gui.worker.client import WorkerClient
+from app.gui.worker.inference_worker import PREFETCH_AHEAD
 
 
 class FrameList:
@@ -185,7 +185,7 @@ def test_shutdown_stops_thread(qtbot, sessions):
 @pytest.mark.slow
 def test_propagation_keeps_the_encoded_window_around_focus(qtbot):
     """With the real engine's defaults, a pass neither fills the cache nor evicts the window."""
-    from app.gui.engine import random_model_loader, real_engine
+    from app.gui.worker.engine import random_model_loader, real_engine
 
     client = WorkerClient(real_engine(random_model_loader("sam2.1-tiny", image_size=64)))
     try:
@@ -214,7 +214,7 @@ def test_many_signal_emits_do_not_abort_the_app():
     from hostile import run_python
 
     code = """
-import app.gui.worker
+import app.gui.worker.inference_worker
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 class Ticker(QObject):

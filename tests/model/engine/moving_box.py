@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.build import build_model
-from model.config import get_config
-from model.sam2 import Sam2Model
+from model.sam2.build import build_model
+from model.sam2.config import get_config
+from model.sam2.model import Sam2Model
 
 H, W = 48, 64
 

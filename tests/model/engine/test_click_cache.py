@@ -15,7 +15,7 @@ from tolerance import assert_parity
 
 from model.engine.conditioned_cache import ConditionedCache
 from model.engine.session import Prompt, TrackingSession
-from model.sam2_types import Memory
+from model.sam2.types import Memory
 
 
 def Video() -> MovingBoxVideo:  # noqa: N802 - stands for the class the tests used

@@ -8,7 +8,7 @@ import torch
 from model.engine.feature_cache import FeatureCache, features_nbytes
 from model.engine.mask_store import PackedMask
 from model.engine.memory_bank import FrameOutput, MemoryBank, ObjectTrack, Tensors
-from model.sam2 import ImageFeatures
+from model.sam2.model import ImageFeatures
 
 
 def test_packed_mask_round_trip_is_small() -> None:

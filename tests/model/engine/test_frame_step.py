@@ -10,7 +10,7 @@ from moving_box import MovingBoxVideo, tiny_model
 
 from model.engine.frame_step import Cancelled, cancellable, condition_group
 from model.engine.session import Prompt, TrackingSession
-from model.sam2_types import Memory
+from model.sam2.types import Memory
 
 
 def Video() -> MovingBoxVideo:  # noqa: N802 - stands for the class the tests used

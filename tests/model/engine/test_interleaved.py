@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.build import build_model
-from model.config import get_config
 from model.engine.live_pass import LivePass
 from model.engine.session import Prompt, TrackingSession
+from model.sam2.build import build_model
+from model.sam2.config import get_config
 
 H, W, N = 48, 64, 10
 

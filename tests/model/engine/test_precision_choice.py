@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import model.cpu_gemm as cpu_gemm
 import model.engine.precision as precision
+import model.kernels.cpu_gemm as cpu_gemm
 from model.engine.precision import PrecisionError, native_bf16, resolve_precision
 from model.engine.precision import cpu_bf16_speedup as REAL_PROBE  # before the fixture patches it
 
@@ -90,7 +90,7 @@ def test_no_bf16_flags_skip_the_timing(cpu_bf16, monkeypatch):
 def test_the_speed_probe_times_both_precisions_once(monkeypatch):
     monkeypatch.setattr(precision, "_PROBE_N", 64)
     calls = []
-    real_linear = precision.linear  # float32 by exact mode's route (model.cpu_gemm)
+    real_linear = precision.linear  # float32 by exact mode's route (model.kernels.cpu_gemm)
 
     def counting(a, b):
         out = real_linear(a, b)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.build import build_model
-from model.config import get_config
 from model.engine import prompt_history
 from model.engine.session import Prompt, TrackingSession
+from model.sam2.build import build_model
+from model.sam2.config import get_config
 
 H, W = 48, 64
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from tolerance import CHAIN_ULPS, assert_parity
 
-from model.build import build_model
-from model.config import get_config
 from model.engine.session import FrameResult, FrameSource, ObjectResult, Prompt, TrackingSession
+from model.sam2.build import build_model
+from model.sam2.config import get_config
 
 H, W = 48, 64
 

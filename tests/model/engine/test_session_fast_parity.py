@@ -25,11 +25,11 @@ from oracle import build_reference
 from test_session_parity import NAME, OVERRIDES, SIZE, H, N, ShapesVideo, W, ref_propagate
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity, tolerance
 
-import model.bf16_attention as bf16_attention
-from model.build import build_model
-from model.config import get_config
+import model.kernels.bf16_attention as bf16_attention
 from model.engine.frames import preprocess_frame
 from model.engine.session import Prompt, TrackingSession
+from model.sam2.build import build_model
+from model.sam2.config import get_config
 
 BF16_CHAIN_ULPS = 4 * BF16_ULPS
 

@@ -22,10 +22,10 @@ from oracle import build_reference
 from PIL import Image
 from tolerance import CHAIN_ULPS, assert_parity, tolerance
 
-from model.build import build_model
-from model.config import get_config
 from model.engine.frames import preprocess_frame
 from model.engine.session import Prompt, TrackingSession
+from model.sam2.build import build_model
+from model.sam2.config import get_config
 
 NAME, SIZE, H, W, N = "sam2.1-tiny", 256, 96, 128, 6
 OVERRIDES = ("++model.add_all_frames_to_correct_as_cond=true", "++model.fill_hole_area=0")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.build import build_model
-from model.config import get_config
 from model.engine.session import Prompt, TrackingSession
 from model.engine.state_store import StateIdentity, StateStoreError, state_folder
 from model.engine.state_store_budget import Candidate, choose_evictions, describe_dropped
+from model.sam2.build import build_model
+from model.sam2.config import get_config
 
 H, W = 48, 64
 N = 20  # more frames than the session keeps in RAM, so some outputs are spilled

@@ -1,0 +1,1 @@
+"""The frame canvas, its views and its tools (points, brush, eraser)."""

@@ -1,0 +1,1 @@
+"""The dialogs: export, model choice, keyboard shortcuts."""

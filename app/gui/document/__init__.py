@@ -1,0 +1,1 @@
+"""The annotation document and its undo commands."""

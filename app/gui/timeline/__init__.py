@@ -1,0 +1,1 @@
+"""The timeline, playback, confidence strips and frame navigation."""

@@ -1,0 +1,1 @@
+"""The main window, composed of its menus, panels and status bar."""

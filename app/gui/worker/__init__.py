@@ -1,0 +1,1 @@
+"""The worker side: the inference worker, its client and its messages."""

@@ -1,0 +1,1 @@
+"""The headless path: the `masklet` CLI, prompts files, one video's run, batch."""

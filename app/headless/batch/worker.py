@@ -1,0 +1,109 @@
+"""What a batch worker does: load the model once, then track video after video.
+
+`TrackWorker` is plain Python; `app.headless.batch.scheduler` turns it into a Ray actor, one per
+worker, so each process holds one model. Each video goes through `app.headless.track_run.run_track`,
+the code path of `masklet track`, so a batch gives the masks `masklet track` gives.
+
+A video's outputs live in `OUT/<id>/` and are written the way every export writes
+(`app.export`): a PNG folder is built as a temporary sibling and renamed, a file is written
+under a temporary name and renamed, so a worker killed at any moment leaves the output
+complete or absent, plus at most a temporary of our naming that the next run sweeps.
+A bad video is that video's error: `run` returns it as a one-line message, never raises.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.export.output_guard import Output, check_outputs
+from app.headless.batch.ledger import sha256_file
+from app.headless.batch.manifest import ManifestEntry
+from app.headless.track_run import TrackJob, load_model, run_track
+from app.safety.errors import describe_error
+from model.kernels.allocator import retain_freed_memory
+
+__all__ = ["FILE_NAMES", "TrackWorker", "VideoTask", "output_path"]
+
+# The output of a video under OUT/<id>/ per format; png is the folder itself.
+FILE_NAMES = {"coco": "masks.json", "ytvis": "masks.json", "mp4": "overlay.mp4"}
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    entry: ManifestEntry
+    fmt: str
+    out_root: Path
+
+
+def output_path(task: VideoTask) -> Path:
+    folder = task.out_root / task.entry.id
+    name = FILE_NAMES.get(task.fmt)
+    return folder if name is None else folder / name
+
+
+class TrackWorker:
+    """One model, loaded once; `run(task)` tracks and exports one video."""
+
+    def __init__(
+        self, checkpoint: str, image_size: int | None, device: str, precision: str = "auto"
+    ) -> None:
+        self._device = device
+        self._precision = precision
+        self._model = None
+        self._load_error: str | None = None
+        retain_freed_memory()  # a Ray worker process does not start through app.headless.cli.main
+        _silence_native_logs()
+        try:
+            self._model = load_model(checkpoint, image_size, device)
+        except Exception as exc:  # noqa: BLE001 - reported by run(), the batch stops on it
+            self._load_error = f"cannot load the model: {describe_error(exc)}"
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, task: VideoTask) -> dict[str, Any]:
+        """{"ok": record for batch.jsonl} or {"error": line}; {"fatal": line} if no model."""
+        if self._model is None:
+            return {"fatal": self._load_error or "the model did not load"}
+        entry = task.entry
+        started = time.monotonic()
+        try:
+            record = self._track(task)
+        except Exception as exc:  # noqa: BLE001 - one video's failure must not end the worker
+            return {"error": describe_error(exc)}
+        record["seconds"] = round(time.monotonic() - started, 3)
+        return {"ok": {"id": entry.id, "line": entry.line, "video": str(entry.video), **record}}
+
+    def _track(self, task: VideoTask) -> dict[str, Any]:
+        entry = task.entry
+        folder = task.out_root / entry.id
+        job = TrackJob(
+            video=entry.video,
+            fmt=task.fmt,
+            out=output_path(task),
+            prompts=entry.prompts,
+            annotations=entry.annotations,
+            direction=entry.direction,
+            device=self._device,
+            precision=self._precision,
+        )
+        # The driver checked --out against every input with its view of the paths; a
+        # worker's own view (other mounts, other symlinks) is checked here too.
+        check_outputs([Output(folder, is_folder=True)], job.inputs)
+        result = run_track(job, lambda: self._model)
+        outputs = [
+            {"path": p.relative_to(task.out_root).as_posix(), "sha256": sha256_file(p)}
+            for p in sorted(result.paths)
+        ]
+        return {"frames": result.frames_total, "outputs": outputs}
+
+
+def _silence_native_logs() -> None:
+    """OpenCV's C++ warnings about a damaged frame would bypass the one-line error."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)

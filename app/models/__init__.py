@@ -1,0 +1,1 @@
+"""Model files and devices: the official checkpoints, their download, devices."""

@@ -1,0 +1,1 @@
+"""Safe file handling: bounded strict reads, atomic writes, limits, errors."""

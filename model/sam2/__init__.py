@@ -1,0 +1,1 @@
+"""SAM 2 / 2.1's network, one module per paper component."""
