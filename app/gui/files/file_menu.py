@@ -329,20 +329,6 @@ class FileCommands:
                 return True
         return False
 
-    def ask_recovery_dialog(self, info: RecoveryInfo) -> str:
-        box = QMessageBox(self._parent)
-        box.setWindowTitle("Recover unsaved work?")
-        box.setText(
-            f"Masklet did not shut down cleanly. Recover the work on {Path(info.video_path).name}"
-            f" ({info.num_objects} objects, {info.num_prompts} prompts, {info.num_masks} masks)?"
-        )
-        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
-        box.exec()
-        clicked = box.clickedButton()
-        return "recover" if clicked is recover else "discard" if clicked is discard else "later"
-
     def confirm_discard_dialog(self) -> bool:
         """Save / Discard / Cancel, Save the default (Enter keeps the work); True to go on."""
         name = Path(self.host.project.path or self.host.document.video_path or "untitled").name

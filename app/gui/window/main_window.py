@@ -24,6 +24,7 @@ from app.gui.canvas.brush import Tool
 from app.gui.canvas.busy_badge import BusyBadge
 from app.gui.canvas.controller import CanvasController
 from app.gui.canvas.frame_canvas import FrameCanvas, ToolActions
+from app.gui.dialogs.recovery_dialog import ask_recovery
 from app.gui.document.annotations import AnnotationDocument
 from app.gui.document.commands import DeleteObjectCommand, NewObjectCommand, clear_frame
 from app.gui.files.error_text import describe_job_failure
@@ -36,16 +37,15 @@ from app.gui.timeline.confidence import DoubtfulNavigator
 from app.gui.timeline.follow import FollowController
 from app.gui.timeline.navigation import FrameNavigator
 from app.gui.timeline.widgets import Playback, ScrubBar, TimelineTracks
-from app.gui.window.input_size_menu import InputSizeMenu
 from app.gui.window.labels_ui import LabelControls
 from app.gui.window.layout import WindowParts, build_layout
 from app.gui.window.masklet_list import MaskletPanel
+from app.gui.window.model_menu import extend_model_menu
 from app.gui.window.precision_menu import PrecisionMenu
 from app.gui.window.status_bar import EngineStatus, PropagationProgress
 from app.gui.worker.client import WorkerClient
 from app.gui.worker.engine import Engine
 from app.gui.worker.jobs import JobError, ModelInfo, PropagationSummary
-from app.gui.worker.model_change import StaleMaskMarks
 from app.gui.worker.session_controller import SessionController
 from app.project.autosave import Autosaver, RecoveryInfo
 
@@ -118,16 +118,13 @@ class MainWindow(QMainWindow):
         )
         layout = build_layout(self, self.actions, parts, opacity=self.canvas_ctl.opacity)
         self.recent_menu, self.device_menu = layout.recent_menu, layout.device_menu
-        self.precision_submenu, self.input_size_submenu = (
-            layout.precision_submenu,
-            layout.input_size_submenu,
-        )
-        self.model_menu, self.opacity_slider = layout.model_menu, layout.opacity_slider
+        self.precision_submenu = layout.precision_submenu
+        self.opacity_slider = layout.opacity_slider
         self.files = FileCommands(
             self, parent=self, recent_menu=self.recent_menu, device_menu=self.device_menu
         )
         # Dialog hooks; tests replace them to answer programmatically.
-        self.ask_recovery: Callable[[RecoveryInfo], str] = self.files.ask_recovery_dialog
+        self.ask_recovery: Callable[[RecoveryInfo], str] = lambda info: ask_recovery(self, info)
         # confirm_discard: True when the work may be replaced (saved, or discarded on purpose).
         self.confirm_discard: Callable[[], bool] = self.files.confirm_discard_dialog
         self.ask_import_path: Callable[[], str | None] = lambda: ask_import_path(self)
@@ -140,25 +137,11 @@ class MainWindow(QMainWindow):
         )
         self._connect()
         # After `_connect`: a model change's note on marked masks follows "Model ... ready".
-        self._build_model_menu()
+        self.stale_marks, self.input_size = extend_model_menu(
+            self, layout.model_menu, layout.input_size_submenu
+        )
         self._update_title()
         self._restore_window()
-
-    def _build_model_menu(self) -> None:
-        self.stale_marks = StaleMaskMarks(
-            self.document, self.undo_stack, self.statusBar().showMessage, self
-        )
-        self.model_menu.addAction(self.stale_marks.accept_action)
-        self.input_size = InputSizeMenu(
-            self.input_size_submenu,
-            get_settings=lambda: self.project.settings,
-            app_settings=self.settings,
-            load_model=self.load_model,
-            changed=self.mark_unsaved,
-            same_model=self.stale_marks.reconcile,
-        )
-        self.client.model_loaded.connect(self.stale_marks.on_model_loaded)
-        self.project.settings_applied.connect(self.input_size.project_opened)
 
     # ---- wiring ----------------------------------------------------------------------------
     def _connect(self) -> None:
