@@ -21,6 +21,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# As under pytest: test helpers (`sam3_oracle`, `tolerance`) import by their bare names.
+sys.path.insert(0, str(ROOT / "tests"))
 HERE = ROOT / "tests" / "model" / "sam3"
 MAX_BYTES = 512 << 10
 
