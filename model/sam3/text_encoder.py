@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.cpu_gemm import Linear, linear, mlp
-from model.sam3.tokenizer import PAD_ID, Tokenizer
+from model.sam3.tokenizer import PAD_ID, PhraseError, Tokenizer
 
 
 @dataclass(frozen=True)
@@ -101,15 +101,6 @@ class TextFeatures:
             padding=torch.cat([p.padding for p in parts]),
             embeds=torch.cat([p.embeds for p in parts]),
             truncated=tuple(t for p in parts for t in p.truncated),
-        )
-
-    def row(self, i: int) -> TextFeatures:
-        """Phrase `i` as a batch of one."""
-        return TextFeatures(
-            features=self.features[i : i + 1],
-            padding=self.padding[i : i + 1],
-            embeds=self.embeds[i : i + 1],
-            truncated=self.truncated[i : i + 1],
         )
 
 
@@ -268,15 +259,26 @@ class TextEncoder(nn.Module):
         """
         if isinstance(phrases, str):
             phrases = [phrases]
+        if not phrases:
+            raise PhraseError("no phrase given: give a few words to find")
+        for phrase in phrases:
+            if not isinstance(phrase, str):
+                raise PhraseError(f"a phrase must be text, got {type(phrase).__name__}")
         mode = self._mode()
         missing = list(dict.fromkeys(p for p in phrases if (p, *mode) not in self._cache))
         if missing:
             tokens = self.tokenizer(missing)
             with torch.inference_mode():
                 out = self(tokens.ids.to(self.encoder.positional_embedding.device))
-            out = TextFeatures(out.features, out.padding, out.embeds, tokens.truncated)
-            for i, phrase in enumerate(missing):
-                self._cache[(phrase, *mode)] = out.row(i)
+                for i, phrase in enumerate(missing):
+                    # Each phrase's rows copied, so that one cached phrase does not keep
+                    # a whole batch's tensors alive.
+                    self._cache[(phrase, *mode)] = TextFeatures(
+                        features=out.features[i : i + 1].clone(),
+                        padding=out.padding[i : i + 1].clone(),
+                        embeds=out.embeds[i : i + 1].clone(),
+                        truncated=tokens.truncated[i : i + 1],
+                    )
         self.cache_hits += len(phrases) - len(missing)
         rows = []
         for phrase in phrases:

@@ -5,7 +5,7 @@
 layers, 4 heads (head dim 16) and the released width 1024, 1 layer, 16 heads (head dim
 64). Weights come from `text_weights` (by checkpoint name; the oracle's uninitialised
 `positional_embedding` and `text_projection` filled like the rest), and it encodes
-`PHRASES` as `SAM3VLBackbone.forward_text` does. Stored per size: the token ids and the
+`PHRASES` through `SAM3VLBackbone.forward_text`. Stored per size: the token ids and the
 backbone outputs `language_features` (L, B, 256), `language_mask` (B, L) and, at the
 small size, `language_embeds` (L, B, width).
 """
@@ -68,17 +68,15 @@ def build_oracle(size: str) -> torch.nn.Module:
 
 def run_oracle(encoder: torch.nn.Module, phrases: list[str]) -> dict[str, torch.Tensor]:
     """What `SAM3VLBackbone.forward_text` puts in the backbone output for `phrases`."""
+    from sam3.model.vl_combiner import SAM3VLBackbone
     from sam3_oracle import on_cpu
 
+    # The text half of the detector's backbone; its image half is not called.
+    backbone = SAM3VLBackbone(visual=torch.nn.Identity(), text=encoder, scalp=1)
     with on_cpu(), torch.inference_mode():
-        mask, features, embeds = encoder(phrases, None, device="cpu")
-        ids = encoder.tokenizer(phrases, context_length=encoder.context_length)
-    return {
-        "ids": ids,
-        "language_features": features,
-        "language_mask": mask,
-        "language_embeds": embeds,
-    }
+        out = backbone.forward_text(phrases, device="cpu")
+        out["ids"] = encoder.tokenizer(phrases, context_length=encoder.context_length)
+    return out
 
 
 def make() -> dict[str, torch.Tensor]:

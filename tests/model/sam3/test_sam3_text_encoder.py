@@ -257,6 +257,9 @@ def test_bad_phrases_are_refused_and_leave_the_cache():
         with pytest.raises(PhraseError, match="empty phrase"):
             encoder.encode(["dog", phrase])
     assert [key[0] for key in encoder._cache] == ["cat"]
+    for phrases, message in (([], "no phrase"), (["dog", None], "must be text"), ([["x"]], "text")):
+        with pytest.raises(PhraseError, match=message):
+            encoder.encode(phrases)
 
 
 def test_truncation_is_reported():
