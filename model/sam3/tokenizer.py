@@ -100,8 +100,8 @@ def _char_kind(char: str) -> str:
 
 
 def _literal_at(text: str, pos: int, literal: str) -> bool:
-    """Whether `literal` (lower case) is at `text[pos:]`, matched as the word pattern
-    matches it: case-insensitively, where the long s "ſ" is an "s"."""
+    """Whether `literal` is at `text[pos:]` as the word pattern matches it: ignoring
+    case, which in lower-cased text only makes the long s "ſ" an "s"."""
     if pos + len(literal) > len(text):
         return False
     for i, expected in enumerate(literal):
@@ -125,9 +125,9 @@ def split_words(text: str) -> Iterator[str]:
                 pos += len(literal)
                 continue
         kind = _char_kind(char)
-        if kind == "N" or kind in ("S", ""):
-            if kind == "N":
-                yield char
+        if kind == "N":
+            yield char  # digits are words of their own
+        if kind in ("N", "S", ""):
             pos += 1
             continue
         end = pos + 1
