@@ -1,9 +1,9 @@
 """Shared by the SAM 3 detector heads' parity tests and golden fixtures.
 
 A golden fixture records, besides inputs and outputs, the oracle's parameter names and
-shapes for the part (entries `param/<name>`, the shape as an int64 tensor): CI, where the
-oracle is not installed, still checks that a state dict with exactly those names and shapes
-loads strictly into ours, and fills both sides with the same name-seeded weights.
+shapes for the part (entries `param/<checkpoint name>`, the shape as an int64 tensor): CI,
+where the oracle is not installed, still checks that a state dict with exactly those names
+and shapes loads strictly into ours, and fills both sides with the same name-seeded weights.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from torch import nn
 PARAM = "param/"
 
 
-def oracle_params(module: nn.Module) -> dict[str, torch.Tensor]:
-    """`param/<name>` -> shape of each floating state-dict entry of the oracle's `module`."""
+def oracle_params(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """`param/<prefix><name>` -> shape of each floating state-dict entry of the oracle's
+    `module`, whose checkpoint names start with `prefix`."""
     return {
-        PARAM + name: torch.tensor(tuple(t.shape), dtype=torch.int64)
+        PARAM + prefix + name: torch.tensor(tuple(t.shape), dtype=torch.int64)
         for name, t in module.state_dict().items()
         if t.is_floating_point()
     }
@@ -36,15 +37,14 @@ def seed_oracle(module: nn.Module, prefix: str) -> nn.Module:
 
 def load_seeded(ours: nn.Module, fixture: dict[str, torch.Tensor], prefix: str) -> nn.Module:
     """Load into `ours`, strictly, a state dict with the oracle's names and shapes as
-    recorded in `fixture`, valued by `seeded_value(prefix + name)`; eval mode."""
+    recorded in `fixture` under `prefix`, valued by `seeded_value(prefix + name)`; eval."""
+    start = PARAM + prefix
     state = {
-        key.removeprefix(PARAM): seeded_value(
-            prefix + key.removeprefix(PARAM), tuple(shape.tolist())
-        )
+        key.removeprefix(start): seeded_value(key.removeprefix(PARAM), tuple(shape.tolist()))
         for key, shape in fixture.items()
-        if key.startswith(PARAM)
+        if key.startswith(start)
     }
-    assert state, "the fixture records no parameters"
+    assert state, f"the fixture records no parameters under {prefix}"
     ours.load_state_dict(state, strict=True)
     return ours.eval()
 

@@ -45,4 +45,8 @@ def make() -> dict[str, torch.Tensor]:
             prompt_key_padding_mask=t["prompt_mask"],
             feat_sizes=[(H, W)],
         )
-    return {**t, "memory": out["memory"].transpose(0, 1).contiguous(), **oracle_params(encoder)}
+    return {
+        **t,
+        "memory": out["memory"].transpose(0, 1).contiguous(),
+        **oracle_params(encoder, PREFIX),
+    }
