@@ -29,11 +29,15 @@ def inputs() -> dict[str, torch.Tensor]:
     return t
 
 
-def build_oracle():
+def build_oracle(*, full_size: bool = False):
+    """The oracle's image model without a backbone, reduced (or at Meta's default size)."""
     mb = import_sam3()
     decoder = {"num_layers": LAYERS, "num_queries": QUERIES, "resolution": None}
     encoder = {"num_layers": LAYERS}
-    with on_cpu(), shrunk(mb, TransformerDecoder=decoder, TransformerEncoderFusion=encoder):
+    reduced = (
+        {} if full_size else {"TransformerDecoder": decoder, "TransformerEncoderFusion": encoder}
+    )
+    with on_cpu(), shrunk(mb, **reduced):
         model = mb._create_sam3_model(
             nn.Identity(),  # the backbone: its outputs are given
             mb._create_sam3_transformer(),
@@ -70,7 +74,9 @@ def make() -> dict[str, torch.Tensor]:
         input_points_mask=None,
     )
     prompts = {
-        "text": Prompt(box_embeddings=torch.zeros(0, 1, 4), box_mask=torch.zeros(1, 0, dtype=torch.bool)),
+        "text": Prompt(
+            box_embeddings=torch.zeros(0, 1, 4), box_mask=torch.zeros(1, 0, dtype=torch.bool)
+        ),
         "exemplar": Prompt(
             box_embeddings=t["boxes"].transpose(0, 1),
             box_mask=torch.zeros(1, 2, dtype=torch.bool),

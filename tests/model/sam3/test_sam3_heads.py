@@ -7,9 +7,9 @@ from pathlib import Path
 
 import golden_heads as golden
 import torch
-from sam3_heads_support import assert_informative, load_seeded
+from sam3_heads_support import PARAM, assert_informative, load_seeded
 from sam3_oracle import require_sam3
-from tolerance import assert_parity
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
 from model.sam3.decoder import DecoderConfig
 from model.sam3.fusion_encoder import FusionEncoderConfig
@@ -22,15 +22,19 @@ CFG = HeadsConfig(
 )
 
 
-def _check(t: dict[str, torch.Tensor]) -> None:
-    heads = load_seeded(DetectorHeads(cfg=CFG), t, "")
-    levels = [t[f"level{i}"] for i in range(len(golden.SIZES))]
-    prompts = {
+def _prompts(t: dict[str, torch.Tensor]) -> dict[str, Prompt]:
+    return {
         "text": Prompt(text=t["text"], text_mask=t["text_mask"]),
         "exemplar": Prompt(
             text=t["text"], text_mask=t["text_mask"], boxes=t["boxes"], box_labels=t["box_labels"]
         ),
     }
+
+
+def _check(t: dict[str, torch.Tensor]) -> None:
+    heads = load_seeded(DetectorHeads(cfg=CFG), t, "")
+    levels = [t[f"level{i}"] for i in range(len(golden.SIZES))]
+    prompts = _prompts(t)
     for case in golden.CASES:
         with torch.inference_mode():
             out = heads(levels, t["image_pos"], prompts[case])
@@ -61,3 +65,27 @@ def test_heads_load_the_oracle_state_dict_strictly():
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in oracle.state_dict().items()
     }
+
+
+def test_heads_in_bf16_autocast_stay_within_bf16_rounding_of_the_oracle():
+    """Fast mode (bf16 autocast, `model.engine.precision`) runs the same code."""
+    t = torch.load(FIXTURE, weights_only=True)
+    heads = load_seeded(DetectorHeads(cfg=CFG), t, "")
+    levels = [t[f"level{i}"] for i in range(len(golden.SIZES))]
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = heads(levels, t["image_pos"], _prompts(t)["exemplar"])
+    for name in golden.OUTPUTS:
+        expected = t[f"exemplar/{name}"]
+        assert_parity(getattr(out, name), expected, ulps=BF16_ULPS, eps=BF16_EPS, name=name)
+
+
+def test_default_size_heads_have_the_official_checkpoint_names_and_shapes():
+    """At Meta's default configuration, ours holds exactly the parameters the oracle's
+    `Sam3Image` (the official `sam3.pt` under `detector.`) holds for these parts."""
+    t = torch.load(FIXTURE.with_name("heads_default.pt"), weights_only=True)
+    official = {k.removeprefix(PARAM): tuple(v.tolist()) for k, v in t.items()}
+    ours = {k: tuple(v.shape) for k, v in DetectorHeads().state_dict().items()}
+    assert len(official) > 300
+    assert ours == official
+    assert ours["transformer.decoder.query_embed.weight"] == (200, 256)
+    assert sum(1 for k in ours if k.endswith("linear1.weight")) == 6 + 6 + 3
