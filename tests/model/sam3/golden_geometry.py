@@ -69,7 +69,9 @@ def make() -> dict[str, torch.Tensor]:
     empty = Prompt(
         box_embeddings=torch.zeros(0, B, 4), box_mask=torch.zeros(B, 0, dtype=torch.bool)
     )
-    with on_cpu(), torch.no_grad():
+    # torchvision's Python ROI align (what runs without its compiled ops) compiles itself
+    # on first use: tens of seconds; eager gives the same values.
+    with on_cpu(), torch.no_grad(), torch._dynamo.config.patch(disable=True):
         tokens, mask = encoder(geo_prompt=prompt, **image)
         cls_tokens, cls_mask = encoder(geo_prompt=empty, **image)
         rois = torchvision.ops.roi_align(t["roi_features"], list(t["roi_boxes"].unbind(0)), 7)

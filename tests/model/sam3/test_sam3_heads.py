@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import golden_heads as golden
@@ -31,8 +32,15 @@ def _prompts(t: dict[str, torch.Tensor]) -> dict[str, Prompt]:
     }
 
 
-def _check(t: dict[str, torch.Tensor]) -> None:
-    heads = load_seeded(DetectorHeads(cfg=CFG), t, "")
+@functools.cache
+def _golden() -> tuple[dict[str, torch.Tensor], DetectorHeads]:
+    """The fixture and ours loaded from it, built once for the tests that read them."""
+    t = torch.load(FIXTURE, weights_only=True)
+    return t, load_seeded(DetectorHeads(cfg=CFG), t, "")
+
+
+def _check(t: dict[str, torch.Tensor], heads: DetectorHeads | None = None) -> None:
+    heads = heads or load_seeded(DetectorHeads(cfg=CFG), t, "")
     levels = [t[f"level{i}"] for i in range(len(golden.SIZES))]
     prompts = _prompts(t)
     for case in golden.CASES:
@@ -49,7 +57,7 @@ def _check(t: dict[str, torch.Tensor]) -> None:
 
 
 def test_heads_match_golden_fixture():
-    _check(torch.load(FIXTURE, weights_only=True))
+    _check(*_golden())
 
 
 def test_heads_match_live_oracle():
@@ -69,8 +77,7 @@ def test_heads_load_the_oracle_state_dict_strictly():
 
 def test_heads_in_bf16_autocast_stay_within_bf16_rounding_of_the_oracle():
     """Fast mode (bf16 autocast, `model.engine.precision`) runs the same code."""
-    t = torch.load(FIXTURE, weights_only=True)
-    heads = load_seeded(DetectorHeads(cfg=CFG), t, "")
+    t, heads = _golden()
     levels = [t[f"level{i}"] for i in range(len(golden.SIZES))]
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = heads(levels, t["image_pos"], _prompts(t)["exemplar"])
