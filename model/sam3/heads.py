@@ -11,6 +11,9 @@ to every query's logit, box and mask, and the presence logit.
    sigmoid(presence logit).
 4. The segmentation head gives each query a mask at the finest level (288 x 288).
 
+`forward` runs all four for every query; `detect` (1-3) and `segment` (4) split them so
+that masks are drawn only for the queries a caller keeps, and not at all where none passes.
+
 Parameters are named as the official checkpoint names them under `detector.`.
 """
 
@@ -26,7 +29,7 @@ from model.sam3.decoder import Decoder, DecoderConfig
 from model.sam3.fusion_encoder import FusionEncoder, FusionEncoderConfig
 from model.sam3.geometry_encoder import GeometryEncoder, GeometryEncoderConfig
 from model.sam3.scoring import DotProductScoring, ScoringConfig, detection_scores
-from model.sam3.segmentation import SegmentationConfig, SegmentationHead
+from model.sam3.segmentation import SegmentationConfig, SegmentationHead, SegmentationOutput
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,25 @@ class HeadsOutput:
     semantic_logits: torch.Tensor
 
 
+@dataclass(frozen=True)
+class Detection:
+    """`DetectorHeads.detect`'s result: `logits`, `presence_logit`, `scores`, `boxes`,
+    `boxes_xyxy` as in `HeadsOutput`; and for `DetectorHeads.segment`: `queries` (B, Q, C)
+    the decoder's last normed queries, `memory` (B, h*w, C) the fused image tokens on the
+    grid `size` (h, w), `prompt` (B, S, C) the prompt tokens and `prompt_mask` (B, S)."""
+
+    logits: torch.Tensor
+    presence_logit: torch.Tensor
+    scores: torch.Tensor
+    boxes: torch.Tensor
+    boxes_xyxy: torch.Tensor
+    queries: torch.Tensor
+    memory: torch.Tensor
+    size: tuple[int, int]
+    prompt: torch.Tensor
+    prompt_mask: torch.Tensor
+
+
 class Transformer(nn.Module):
     """Holds the fusion encoder and the decoder under the checkpoint's `transformer.`."""
 
@@ -109,12 +131,9 @@ class DetectorHeads(nn.Module):
         tokens = torch.cat((prompt.text.to(geometry.dtype), geometry), dim=1)
         return tokens, torch.cat((prompt.text_mask, geometry_mask), dim=1)
 
-    def forward(
-        self, levels: list[torch.Tensor], image_pos: torch.Tensor, prompt: Prompt
-    ) -> HeadsOutput:
-        """levels: the neck's kept levels, finest first, each (B, C, Hi, Wi); image_pos
-        (B, C, H, W) the position encoding of the last (coarsest) one."""
-        image = levels[-1]
+    def detect(self, image: torch.Tensor, image_pos: torch.Tensor, prompt: Prompt) -> Detection:
+        """Steps 1-3 on the coarsest kept neck level `image` (B, C, H, W) and its position
+        encoding: every query's logit, score and box, and what `segment` needs."""
         size = (image.shape[-2], image.shape[-1])
         tokens, mask = self.encode_prompt(image, image_pos, prompt)
         memory = self.transformer.encoder(image, image_pos, tokens, mask)
@@ -124,13 +143,57 @@ class DetectorHeads(nn.Module):
         logits = self.dot_prod_scoring(queries, tokens, mask)
         presence = decoded.presence_logits[-1]
         boxes = decoded.boxes[-1]
-        masks = self.segmentation_head(levels[:-1], memory, size, tokens, mask, queries)
-        return HeadsOutput(
+        return Detection(
             logits=logits,
             presence_logit=presence,
             scores=detection_scores(logits, presence),
             boxes=boxes,
             boxes_xyxy=box_cxcywh_to_xyxy(boxes),
+            queries=queries,
+            memory=memory,
+            size=size,
+            prompt=tokens,
+            prompt_mask=mask,
+        )
+
+    def segment(
+        self,
+        detection: Detection,
+        fine_levels: list[torch.Tensor],
+        select: torch.Tensor | None = None,
+    ) -> SegmentationOutput:
+        """Step 4: masks at the finest level for every query, or for `select` (B, K) query
+        indices per batch row (say, those whose score passes a threshold: each mask depends
+        only on its own query). fine_levels: the neck's levels finer than `image`, finest
+        first. With nothing selected the pixel decoder, a third of the heads' work at the
+        default size, need not run at all: that is the caller's to skip."""
+        queries = detection.queries
+        if select is not None:
+            index = select[..., None].expand(-1, -1, queries.shape[-1])
+            queries = queries.gather(1, index)
+        return self.segmentation_head(
+            fine_levels,
+            detection.memory,
+            detection.size,
+            detection.prompt,
+            detection.prompt_mask,
+            queries,
+        )
+
+    def forward(
+        self, levels: list[torch.Tensor], image_pos: torch.Tensor, prompt: Prompt
+    ) -> HeadsOutput:
+        """levels: the neck's kept levels, finest first, each (B, C, Hi, Wi); image_pos
+        (B, C, H, W) the position encoding of the last (coarsest) one. Every query's
+        outputs, masks included."""
+        found = self.detect(levels[-1], image_pos, prompt)
+        masks = self.segment(found, levels[:-1])
+        return HeadsOutput(
+            logits=found.logits,
+            presence_logit=found.presence_logit,
+            scores=found.scores,
+            boxes=found.boxes,
+            boxes_xyxy=found.boxes_xyxy,
             mask_logits=masks.mask_logits,
             semantic_logits=masks.semantic_logits,
         )

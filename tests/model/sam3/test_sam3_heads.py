@@ -96,3 +96,18 @@ def test_default_size_heads_have_the_official_checkpoint_names_and_shapes():
     assert ours == official
     assert ours["transformer.decoder.query_embed.weight"] == (200, 256)
     assert sum(1 for k in ours if k.endswith("linear1.weight")) == 6 + 6 + 3
+
+
+def test_masks_of_selected_queries_are_those_rows_of_all_masks():
+    """`segment` for a few queries per row (as `find` asks for those above a threshold)
+    gives the same masks as for all of them."""
+    t, heads = _golden()
+    levels = [t[f"level{i}"] for i in range(len(golden.SIZES))]
+    with torch.inference_mode():
+        found = heads.detect(levels[-1], t["image_pos"], _prompts(t)["exemplar"])
+        select = found.scores.topk(3, dim=1).indices  # (1, 3)
+        some = heads.segment(found, levels[:-1], select)
+    expected = t["exemplar/mask_logits"][0, select[0]][None]
+    assert some.mask_logits.shape == (1, 3, *golden.SIZES[0])
+    assert_parity(some.mask_logits, expected, name="selected masks")
+    assert_parity(some.semantic_logits, t["exemplar/semantic_logits"], name="semantic")
