@@ -28,7 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's)")
     parser.add_argument("--exemplar", action="store_true", help="add a positive exemplar box")
-    parser.add_argument("--repeats", type=int, default=2, help="timed calls of ours (best)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed calls of each (best)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -95,7 +95,7 @@ def main() -> int:
                 find_target=None,
                 geometric_prompt=geometry,
             ),
-            1,
+            args.repeats,
         )
     expected = {
         "logits": out["pred_logits"].squeeze(-1),
