@@ -36,7 +36,7 @@ def main() -> int:
     import golden_heads  # the oracle's builder, as the tests build it
     from sam3_oracle import on_cpu
 
-    from model.position_encoding import SinePositionEncoding
+    from model.sam2.position_encoding import SinePositionEncoding
     from model.sam3.heads import DetectorHeads, Prompt
 
     gen = torch.Generator().manual_seed(0)

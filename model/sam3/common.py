@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.cpu_gemm import Linear, linear, linear_act
+from model.kernels.cpu_gemm import Linear, linear, linear_act
 
 
 class MultiheadAttention(nn.Module):
@@ -22,11 +22,11 @@ class MultiheadAttention(nn.Module):
     `nn.MultiheadAttention` (`in_proj_weight` holding q, k, v rows, `out_proj`), so
     checkpoints of modules built from it load unchanged. No dropout: inference only.
 
-    The attention itself is torch's fused kernel, not `model.attention`'s routes: at the
+    The attention itself is torch's fused kernel, not `model.kernels.attention`'s routes: at the
     detector's head dim of 32 they lose to it. The fusion encoder's self-attention (8 heads,
     5184 x 5184, 2-core AMD EPYC under load, best of 5): float32 1.0 s against 1.3 s for
-    `model.blocked_attention` on one thread, 1.3 s against 7.1 s on two; bf16 1.4 s against
-    3.0 s (`model.attention`'s chunked bf16 route) and 5.8 s (blocked) on two threads.
+    `model.kernels.blocked_attention` on one thread, 1.3 s against 7.1 s on two; bf16 1.4 s against
+    3.0 s (`model.kernels.attention`'s chunked bf16 route) and 5.8 s (blocked) on two threads.
     """
 
     def __init__(self, *, embed_dim: int, num_heads: int) -> None:

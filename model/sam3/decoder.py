@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.cpu_gemm import Linear, mlp
+from model.kernels.cpu_gemm import Linear, mlp
 from model.sam3.common import (
     MLP,
     MultiheadAttention,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.cpu_gemm import Linear
+from model.kernels.cpu_gemm import Linear
 from model.sam3.common import box_cxcywh_to_xyxy, sine_angles
 from model.sam3.fusion_encoder import EncoderLayer
 from model.sam3.roi_align import roi_align

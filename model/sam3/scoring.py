@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.cpu_gemm import Linear
+from model.kernels.cpu_gemm import Linear
 from model.sam3.common import MLP
 
 

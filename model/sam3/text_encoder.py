@@ -18,7 +18,7 @@ and keeps each phrase's result in a bounded LRU cache: a phrase seen before cost
 lookup. The cache is keyed by phrase and by how the network would compute (device,
 weight dtype, bf16 autocast or not), and emptied when the weights change.
 
-Speed on a CPU: the products go through `model.cpu_gemm` (oneDNN where it measured
+Speed on a CPU: the products go through `model.kernels.cpu_gemm` (oneDNN where it measured
 faster; the MLP's GELU applied as the product is written); exact float32, or bf16 under
 autocast (fast mode), the residual stream and the norms in float32 either way. In fast
 mode hold the weights in bf16 (`.to(torch.bfloat16)`: 0.7 GB rather than 1.4 GB at the
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.cpu_gemm import Linear, linear, mlp
+from model.kernels.cpu_gemm import Linear, linear, mlp
 from model.sam3.tokenizer import PAD_ID, PhraseError, Tokenizer
 
 
