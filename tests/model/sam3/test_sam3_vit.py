@@ -18,6 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 import model.bf16_attention as bf16_attention
 import model.blocked_attention as blocked_attention
+from model.sam3 import vit
 from model.sam3.neck import NeckConfig, VisionBackbone, build_vision_backbone
 from model.sam3.vit import ViT, ViTConfig, preprocess, tile_pos_embed
 
@@ -104,21 +105,35 @@ def test_matches_the_oracle(name, gemm_route, global_attention_calls):
         assert global_attention_calls.count((2, cfg.num_heads, side * side, cfg.head_dim)) == 4
 
 
-@pytest.fixture(params=["bf16_route", "fused_amx"])
+@pytest.fixture(params=["bf16_route", "bf16_blocks", "fused_amx"])
 def bf16_attention_route(request, monkeypatch) -> str:
-    """Every bf16 CPU attention on our bf16 route, or on torch's fused kernel as on a CPU
-    with AMX tiles."""
+    """Every bf16 CPU attention on our bf16 route (windows in groups; with "bf16_blocks"
+    the global blocks' rows counted long, so that they take the bf16 blocks), or on
+    torch's fused kernel as on a CPU with AMX tiles."""
     amx = request.param == "fused_amx"
     monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: amx)
     monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
+    if request.param == "bf16_blocks":
+        monkeypatch.setattr(vit, "_WINDOW_KEYS", 64)
     return request.param
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 @torch.inference_mode()
-def test_fast_mode_matches_the_oracle_under_bf16(name, bf16_attention_route):
+def test_fast_mode_matches_the_oracle_under_bf16(
+    name, bf16_attention_route, global_attention_calls, monkeypatch
+):
     ref, ours = _pair(name)
-    x = _images(CONFIGS[name], batch=1)
+    cfg = CONFIGS[name]
+    chunk_calls: list[tuple[int, ...]] = []
+    chunked = bf16_attention.chunked_bf16_attention
+
+    def counting(q, k, v, **kwargs):
+        chunk_calls.append(tuple(q.shape))
+        return chunked(q, k, v, **kwargs)
+
+    monkeypatch.setattr(bf16_attention, "chunked_bf16_attention", counting)
+    x = _images(cfg, batch=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         trunk, feats, pos = _run_oracle(ref, x)
         (our_trunk,) = ours.trunk(x)
@@ -132,6 +147,21 @@ def test_fast_mode_matches_the_oracle_under_bf16(name, bf16_attention_route):
     for a, b in zip(out.vision_pos_enc, pos, strict=True):
         assert a.dtype == b.dtype
         assert_parity(a, b, ulps=BF16_ULPS, eps=BF16_EPS)
+    # Two runs (trunk, then backbone) of 2 global blocks; windows in groups of slices.
+    tokens = cfg.grid_size**2
+    global_shape = (1, cfg.num_heads, tokens, cfg.head_dim)
+    if bf16_attention_route == "fused_amx":
+        assert not chunk_calls and not global_attention_calls
+    elif bf16_attention_route == "bf16_blocks":
+        assert global_attention_calls == [global_shape] * 4
+        assert all(shape[1] == cfg.window_size**2 for shape in chunk_calls)
+    else:
+        assert not global_attention_calls
+        assert sum(shape[0] for shape in chunk_calls if shape[1] == tokens) == 4 * cfg.num_heads
+    windows = (-(-cfg.grid_size // cfg.window_size)) ** 2
+    if bf16_attention_route != "fused_amx":
+        window_slices = sum(s[0] for s in chunk_calls if s[1] == cfg.window_size**2)
+        assert window_slices == 4 * windows * cfg.num_heads
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
