@@ -42,10 +42,11 @@ from model.cpu_gemm import Linear, linear, mlp
 IMAGE_MEAN = 0.5
 IMAGE_STD = 0.5
 # Fast mode's attention on CPUs without AMX (`_attend`): windows of up to this many keys
-# go in groups whose bf16 weights take at most `_GROUP_ELEMENTS` values (2 MB), rows
-# of more keys (the global blocks') to `model.blocked_attention`'s bf16 blocks.
+# go in groups whose bf16 weights take at most `_GROUP_ELEMENTS` values (4 MB; 6 slices
+# of 576 keys: groups of 1 to 16 slices measured within 5% of each other on one thread),
+# rows of more keys (the global blocks') to `model.blocked_attention`'s bf16 blocks.
 _WINDOW_KEYS = 2048
-_GROUP_ELEMENTS = 1 << 20
+_GROUP_ELEMENTS = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -230,19 +231,23 @@ def _rotate_into_windows(
     attention's layout; the rotation is computed in float32 (complex64) and rounded once
     to the projection's dtype (bf16 in fast mode).
     """
+    if not rope.is_complex():
+        # `module.to(dtype)` casts complex buffers to real ones, dropping the imaginary
+        # parts; `.bfloat16()` and the like leave them alone.
+        raise TypeError(f"the RoPE table must stay complex, got {rope.dtype}")
     b, hp, wp, c3 = qkv.shape
     gh, gw = window_grid
     side = hp // gh
     pairs = c3 // 3 // heads // 2
     qk = qkv.view(b, gh, side, gw, side, 3, heads, pairs, 2)[:, :, :, :, :, :2]
-    # Pairs of float32 channels as complex numbers: (B, gh, side, gw, side, 2, heads, pairs)
-    z = torch.view_as_complex(qk.float())
+    # Pairs of channels as complex numbers: (B, gh, side, gw, side, 2, heads, pairs)
+    z = torch.view_as_complex(qk if qk.dtype == torch.float64 else qk.float())
     # -> (2, B, gh, gw, heads, side, side, pairs), the rope broadcast over the last three
     z = z.permute(5, 0, 1, 3, 6, 2, 4, 7)
     out = torch.empty(z.shape, dtype=z.dtype, device=z.device)
-    torch.mul(z, rope.view(side, side, pairs), out=out)
+    torch.mul(z, rope.to(z.dtype).view(side, side, pairs), out=out)
     qk = torch.view_as_real(out).view(2, b * gh * gw, heads, side * side, pairs * 2)
-    if qkv.dtype != torch.float32:
+    if qk.dtype != qkv.dtype:
         qk = qk.to(qkv.dtype)
     return qk[0], qk[1]
 
@@ -314,7 +319,7 @@ class PatchEmbed(nn.Module):
         b, c, h, w = x.shape
         p = self.patch_size
         gh, gw = h // p, w // p
-        patches = x.view(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(b, gh, gw, -1)
+        patches = x.reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(b, gh, gw, -1)
         weight = self.proj.weight
         return linear(patches, weight.reshape(weight.shape[0], -1))
 

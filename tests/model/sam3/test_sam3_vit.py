@@ -289,3 +289,20 @@ def test_preprocess_range_and_shape():
     assert x.shape == (1, 3, 28, 28) and x.dtype == torch.float32
     assert torch.equal(x, torch.ones_like(x))
     assert torch.equal(preprocess(np.zeros((28, 28, 3), dtype=np.uint8), 28), -torch.ones_like(x))
+
+
+@torch.inference_mode()
+def test_rope_tables_stay_complex_and_float64_agrees_with_float32():
+    cfg = CONFIGS["ragged"]
+    trunk = ViT(cfg=cfg).eval()
+    x = _images(cfg, batch=1)
+    trunk.bfloat16()  # parameters to bf16; complex buffers are left alone
+    assert all(b.dtype == torch.complex64 for b in trunk.buffers())
+    (expected,) = trunk.float()(x)
+    _assert_informative(expected)
+    (wide,) = trunk.double()(x.double())
+    assert wide.dtype == torch.float64
+    assert_parity(wide.float(), expected)
+    trunk.blocks[0].attn.freqs_cis = trunk.blocks[0].attn.freqs_cis.real
+    with pytest.raises(TypeError, match="complex"):
+        trunk(x.double())
