@@ -12,8 +12,9 @@ positions and a class token, which is dropped), repeated over the grid, and a La
 The trunk returns the last block's tokens as one feature map.
 
 Tokens travel channels-last, (B, H, W, C), so each linear layer acts on the last axis.
-The linears go through `model.cpu_gemm` (oneDNN where it pays on a CPU) and attention
-through `model.attention` (the blocked float32 and the bf16 routes on CPUs). Windows
+The linears go through `model.cpu_gemm` (oneDNN where it pays on a CPU), the global
+blocks' attention through `model.attention`'s routes (blocked float32, bf16 blocks on
+CPUs) and the windows' through routes measured for them (`_attend`). Windows
 cost no copy of their own: the qkv projection runs on the whole grid, and the pass that
 rotates queries and keys by the RoPE also writes them window by window, heads first,
 in the layout attention takes; the pass that gathers the heads back for the output
@@ -41,11 +42,9 @@ from model.cpu_gemm import Linear, linear, mlp
 # The image normalisation of the released models: pixels in [0, 1] mapped to [-1, 1].
 IMAGE_MEAN = 0.5
 IMAGE_STD = 0.5
-# Fast mode's attention on CPUs without AMX (`_attend`): windows of up to this many keys
-# go in groups whose bf16 weights take at most `_GROUP_ELEMENTS` values (4 MB; 6 slices
-# of 576 keys: groups of 1 to 16 slices measured within 5% of each other on one thread),
-# rows of more keys (the global blocks') to `model.blocked_attention`'s bf16 blocks.
-_WINDOW_KEYS = 2048
+# Fast mode's windows attend on CPUs in groups of (window, head) slices whose bf16 weights
+# take at most this many values (4 MB; 6 slices of 576 keys: groups of 1 to 16 slices
+# measured within 5% of each other on one thread), see `_attend`.
 _GROUP_ELEMENTS = 1 << 21
 
 
@@ -152,11 +151,13 @@ def tile_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tens
 class Attention(nn.Module):
     """Multi-head self-attention over windows (or the whole grid) with axial RoPE."""
 
-    def __init__(self, *, dim: int, num_heads: int, rope: torch.Tensor) -> None:
+    def __init__(self, *, dim: int, num_heads: int, rope: torch.Tensor, windowed: bool) -> None:
         """rope: the (side * side, head_dim // 2) complex table (`axial_rope_table`) of the
-        square window this attention sees (the whole grid for a global block)."""
+        square window this attention sees (the whole grid for a global block, `windowed`
+        False)."""
         super().__init__()
         self.num_heads = num_heads
+        self.windowed = windowed
         self.qkv = Linear(dim, dim * 3)
         self.proj = Linear(dim, dim)
         self.register_buffer("freqs_cis", rope)
@@ -183,30 +184,37 @@ class Attention(nn.Module):
         # (B, gh, side, gw, side, heads, d) -> (N, heads, L, d), N = B * gh * gw windows
         v = qkv.view(b, gh, side, gw, side, 3, heads, head_dim)[:, :, :, :, :, 2]
         v = v.permute(0, 1, 3, 5, 2, 4, 6).reshape(b * gh * gw, heads, side * side, head_dim)
-        out = _attend(q, k, v)  # (N, heads, L, d)
+        out = _attend(q, k, v, windowed=self.windowed)  # (N, heads, L, d)
         # Heads gathered and windows undone in one copy: (B, Hp, Wp, C).
         out = out.view(b, gh, gw, heads, side, side, head_dim).permute(0, 1, 4, 2, 5, 3, 6)
         return self.proj(out.reshape(b, hp, wp, c))
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Softmax attention of (N, heads, L, d) windows -> (N, heads, L, d).
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, windowed: bool) -> torch.Tensor:
+    """Softmax attention of (N, heads, L, d) windows (or the whole grid) -> (N, heads, L, d).
 
-    `model.attention.attention` (exact routes, and bf16 where torch's fused kernel has
-    AMX), except where that sends bf16 on a CPU to `model.bf16_attention`'s chunks: the
-    chunks span every window and head (144 x 16 of them at 1008 px) and their weights go
-    out to memory. Here windows (576 keys) take the same route a few (window, head) slices
-    at a time, so that each group's weights stay in cache, and the global blocks' long
-    rows (5,184 keys) take `model.blocked_attention`'s bf16 blocks. One thread of a 2-core
-    AMD EPYC (Zen 4, AVX512-BF16), CPU time while the machine was shared: a block's
-    windows 102-106 ms against 167 ms in the chunks across all windows (151 in bf16
-    blocks, 174 in torch's bf16 kernel, 159 in float32); a global block's attention
-    0.93 s against 1.67 s (1.42 s in torch's bf16 kernel).
+    The global blocks' long rows (5,184 keys at 1008 px) take `model.attention.attention`'s
+    routes (float32 in `model.blocked_attention` where oneDNN pays, bf16 in its bf16
+    blocks), windows (576 keys) routes of their own on CPUs, measured on one thread of a
+    2-core AMD EPYC (Zen 4, AVX512-BF16), CPU time while the machine was shared:
+    - float32 windows go to torch's fused kernel: 144 x 16 slices of 576 keys took
+      160-178 ms there against 293-326 ms in float32 blocks on oneDNN (207 on BLAS), where
+      each slice is a few small products;
+    - bf16 windows (fast mode, no AMX) take `model.bf16_attention`'s route a few (window,
+      head) slices at a time, so that each group's weights stay in cache, not in chunks
+      spanning every window whose weights go out to memory: 102-106 ms against 167 ms
+      (151 in bf16 blocks, 174 in torch's bf16 kernel);
+    - bf16 global rows take the bf16 blocks: 0.93 s against 1.67 s in chunks (1.42 s in
+      torch's bf16 kernel).
     """
-    if not bf16_attention.uses_bf16_route(q, k, v):
+    if not windowed:
+        if bf16_attention.uses_bf16_route(q, k, v):
+            return blocked_attention.blocked_attention(q, k, v)
         return attention(q, k, v)
-    if k.shape[-2] > _WINDOW_KEYS:
-        return blocked_attention.blocked_attention(q, k, v)
+    if not bf16_attention.uses_bf16_route(q, k, v):
+        if q.device.type == "cpu" and q.dtype == torch.float32:
+            return F.scaled_dot_product_attention(q, k, v)
+        return attention(q, k, v)
     n, heads, length, d = q.shape
     q, k, v = (x.reshape(n * heads, length, -1) for x in (q, k, v))
     group = max(1, _GROUP_ELEMENTS // (length * length))
@@ -264,7 +272,9 @@ class Block(nn.Module):
         scale = cfg.window_size / side
         rope = axial_rope_table(head_dim=cfg.head_dim, side=side, scale=scale, theta=cfg.rope_theta)
         self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
-        self.attn = Attention(dim=cfg.embed_dim, num_heads=cfg.num_heads, rope=rope)
+        self.attn = Attention(
+            dim=cfg.embed_dim, num_heads=cfg.num_heads, rope=rope, windowed=window > 0
+        )
         self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
         self.mlp = Mlp(dim=cfg.embed_dim, hidden_dim=cfg.mlp_hidden_dim)
 

@@ -83,7 +83,10 @@ def global_attention_calls(monkeypatch) -> list[tuple[int, ...]]:
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 @torch.inference_mode()
-def test_matches_the_oracle(name, gemm_route, global_attention_calls):
+def test_matches_the_oracle(name, gemm_route, global_attention_calls, monkeypatch):
+    # Every float32 attention of any size may take the blocked route: only the global
+    # blocks' must (windows go to torch's fused kernel).
+    monkeypatch.setattr(blocked_attention, "MIN_PAIRS", 0)
     ref, ours = _pair(name)
     cfg = CONFIGS[name]
     x = _images(cfg)
@@ -102,19 +105,18 @@ def test_matches_the_oracle(name, gemm_route, global_attention_calls):
     assert out.vision_features.shape == (2, D_MODEL, side, side)
     if gemm_route == "onednn":
         # Two global blocks over 18 x 18 tokens, each computed twice (trunk, then backbone).
-        assert global_attention_calls.count((2, cfg.num_heads, side * side, cfg.head_dim)) == 4
+        assert global_attention_calls == [(2, cfg.num_heads, side * side, cfg.head_dim)] * 4
+    else:
+        assert not global_attention_calls
 
 
-@pytest.fixture(params=["bf16_route", "bf16_blocks", "fused_amx"])
+@pytest.fixture(params=["bf16_route", "fused_amx"])
 def bf16_attention_route(request, monkeypatch) -> str:
-    """Every bf16 CPU attention on our bf16 route (windows in groups; with "bf16_blocks"
-    the global blocks' rows counted long, so that they take the bf16 blocks), or on
-    torch's fused kernel as on a CPU with AMX tiles."""
+    """Every bf16 CPU attention on our bf16 routes (windows in groups of slices, global
+    blocks in bf16 blocks), or on torch's fused kernel as on a CPU with AMX tiles."""
     amx = request.param == "fused_amx"
     monkeypatch.setattr(bf16_attention, "fused_kernel_has_amx", lambda: amx)
     monkeypatch.setattr(bf16_attention, "_MIN_PAIRS", 0)
-    if request.param == "bf16_blocks":
-        monkeypatch.setattr(vit, "_WINDOW_KEYS", 64)
     return request.param
 
 
@@ -133,6 +135,8 @@ def test_fast_mode_matches_the_oracle_under_bf16(
         return chunked(q, k, v, **kwargs)
 
     monkeypatch.setattr(bf16_attention, "chunked_bf16_attention", counting)
+    # Groups of 3 (window, head) slices, so that windows are grouped at these sizes too.
+    monkeypatch.setattr(vit, "_GROUP_ELEMENTS", 3 * cfg.window_size**4)
     x = _images(cfg, batch=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         trunk, feats, pos = _run_oracle(ref, x)
@@ -147,21 +151,16 @@ def test_fast_mode_matches_the_oracle_under_bf16(
     for a, b in zip(out.vision_pos_enc, pos, strict=True):
         assert a.dtype == b.dtype
         assert_parity(a, b, ulps=BF16_ULPS, eps=BF16_EPS)
-    # Two runs (trunk, then backbone) of 2 global blocks; windows in groups of slices.
-    tokens = cfg.grid_size**2
-    global_shape = (1, cfg.num_heads, tokens, cfg.head_dim)
+    # Two runs (trunk, then backbone) of 2 global and 2 windowed blocks.
     if bf16_attention_route == "fused_amx":
         assert not chunk_calls and not global_attention_calls
-    elif bf16_attention_route == "bf16_blocks":
-        assert global_attention_calls == [global_shape] * 4
-        assert all(shape[1] == cfg.window_size**2 for shape in chunk_calls)
-    else:
-        assert not global_attention_calls
-        assert sum(shape[0] for shape in chunk_calls if shape[1] == tokens) == 4 * cfg.num_heads
+        return
+    global_shape = (1, cfg.num_heads, cfg.grid_size**2, cfg.head_dim)
+    assert global_attention_calls == [global_shape] * 4
     windows = (-(-cfg.grid_size // cfg.window_size)) ** 2
-    if bf16_attention_route != "fused_amx":
-        window_slices = sum(s[0] for s in chunk_calls if s[1] == cfg.window_size**2)
-        assert window_slices == 4 * windows * cfg.num_heads
+    assert {shape[1] for shape in chunk_calls} == {cfg.window_size**2}
+    assert sum(shape[0] for shape in chunk_calls) == 4 * windows * cfg.num_heads
+    assert max(shape[0] for shape in chunk_calls) == 3
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
