@@ -12,7 +12,10 @@ mean little. The FLOP floor is the trunk's and neck's multiply-adds at the float
 bf16 throughput of one 4096 x 1024 by 1024 x 4736 product (`model.cpu_gemm.best_seconds`).
 
 Each forward costs about a minute of one core in float32; peak memory about 5 GB with the
-oracle (two copies of the 446 M weights), 2.5 GB without.
+oracle (two copies of the 446 M weights), 2.5 GB without. On a 2-core machine that other
+processes share, `--threads 1` measures the kernels: two threads wait at every barrier for
+whichever one another process has taken the core from (a fast-mode forward took 90 s with
+two threads at a load of 3.5, 35 s with one).
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "model" / "sam3")]
 
-from model.cpu_gemm import best_seconds, linear  # noqa: E402
+from model.allocator import retain_freed_memory  # noqa: E402
+from model.cpu_gemm import best_seconds, linear, onednn_fp32_pays  # noqa: E402
 from model.sam3.neck import build_vision_backbone  # noqa: E402
 from model.sam3.vit import ViTConfig, preprocess  # noqa: E402
+
+ROUTE_NOTE = "MASKLET_CPU_GEMM=onednn or =blas fixes it"
 
 
 def flops(cfg: ViTConfig | None = None, d_model: int = 256) -> float:
@@ -90,6 +96,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-oracle", action="store_true")
     args = parser.parse_args()
+    retain_freed_memory()  # as the app does, before any thread allocates
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, load {os.getloadavg()}", flush=True)
 
@@ -103,6 +110,8 @@ def main() -> int:
     image = preprocess(frame().numpy())
     total = flops()
     f32, bf16 = gemm_gflops(torch.float32), gemm_gflops(torch.bfloat16)
+    route = "oneDNN" if onednn_fp32_pays() else "BLAS"
+    print(f"float32 products on {route} ({ROUTE_NOTE})", flush=True)
     print(
         f"{total / 1e12:.2f} TFLOP a frame; GEMM ceiling {f32:.0f} GFLOP/s float32, "
         f"{bf16:.0f} bf16: floors {total / f32 / 1e9:.1f} s and {total / bf16 / 1e9:.1f} s",
