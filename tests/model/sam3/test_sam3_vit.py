@@ -54,11 +54,22 @@ def _images(cfg: ViTConfig, batch: int = 2) -> torch.Tensor:
     return torch.rand(batch, 3, cfg.img_size, cfg.img_size, generator=gen) * 2 - 1
 
 
+def _with_trunk(backbone: torch.nn.Module, run):
+    """(the trunk's map, run()'s result) from one forward of `backbone` in `run`."""
+    seen = []
+    handle = backbone.trunk.register_forward_hook(lambda _m, _i, out: seen.append(out[0]))
+    try:
+        result = run()
+    finally:
+        handle.remove()
+    (trunk,) = seen
+    return trunk, result
+
+
 def _run_oracle(ref: torch.nn.Module, x: torch.Tensor):
     """(trunk map, kept levels, their position encodings) as SAM3VLBackbone(scalp=1) keeps them."""
     with on_cpu():
-        (trunk,) = ref.trunk(x)
-        feats, pos, _, _ = ref(x)
+        trunk, (feats, pos, _, _) = _with_trunk(ref, lambda: ref(x))
     return trunk, feats[:-1], pos[:-1]
 
 
@@ -92,9 +103,8 @@ def test_matches_the_oracle(name, gemm_route, global_attention_calls, monkeypatc
     x = _images(cfg)
     trunk, feats, pos = _run_oracle(ref, x)
     _assert_informative(trunk)
-    (our_trunk,) = ours.trunk(x)
+    our_trunk, out = _with_trunk(ours, lambda: ours(x))
     assert_parity(our_trunk, trunk, name="trunk")
-    out = ours(x)
     assert len(out.backbone_fpn) == len(out.vision_pos_enc) == 3
     for i, (a, b) in enumerate(zip(out.backbone_fpn, feats, strict=True)):
         _assert_informative(b)
@@ -104,8 +114,8 @@ def test_matches_the_oracle(name, gemm_route, global_attention_calls, monkeypatc
     side = cfg.grid_size
     assert out.vision_features.shape == (2, D_MODEL, side, side)
     if gemm_route == "onednn":
-        # Two global blocks over 18 x 18 tokens, each computed twice (trunk, then backbone).
-        assert global_attention_calls == [(2, cfg.num_heads, side * side, cfg.head_dim)] * 4
+        # Two global blocks over 18 x 18 tokens.
+        assert global_attention_calls == [(2, cfg.num_heads, side * side, cfg.head_dim)] * 2
     else:
         assert not global_attention_calls
 
@@ -140,8 +150,7 @@ def test_fast_mode_matches_the_oracle_under_bf16(
     x = _images(cfg, batch=1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         trunk, feats, pos = _run_oracle(ref, x)
-        (our_trunk,) = ours.trunk(x)
-        out = ours(x)
+        our_trunk, out = _with_trunk(ours, lambda: ours(x))
     assert our_trunk.dtype == trunk.dtype  # float32: the residual stream
     assert_parity(our_trunk, trunk, ulps=BF16_ULPS, eps=BF16_EPS, name="trunk")
     for i, (a, b) in enumerate(zip(out.backbone_fpn, feats, strict=True)):
@@ -151,15 +160,15 @@ def test_fast_mode_matches_the_oracle_under_bf16(
     for a, b in zip(out.vision_pos_enc, pos, strict=True):
         assert a.dtype == b.dtype
         assert_parity(a, b, ulps=BF16_ULPS, eps=BF16_EPS)
-    # Two runs (trunk, then backbone) of 2 global and 2 windowed blocks.
+    # 2 global and 2 windowed blocks.
     if bf16_attention_route == "fused_amx":
         assert not chunk_calls and not global_attention_calls
         return
     global_shape = (1, cfg.num_heads, cfg.grid_size**2, cfg.head_dim)
-    assert global_attention_calls == [global_shape] * 4
+    assert global_attention_calls == [global_shape] * 2
     windows = (-(-cfg.grid_size // cfg.window_size)) ** 2
     assert {shape[1] for shape in chunk_calls} == {cfg.window_size**2}
-    assert sum(shape[0] for shape in chunk_calls) == 4 * windows * cfg.num_heads
+    assert sum(shape[0] for shape in chunk_calls) == 2 * windows * cfg.num_heads
     assert max(shape[0] for shape in chunk_calls) == 3
 
 
