@@ -9,7 +9,7 @@ float32, ours exact (float32) and fast (bf16 autocast). Prints each one's wall a
 time, the largest difference of our levels from the oracle's (relative to each level's
 scale), and the load average before and after, since on a shared machine the wall times
 mean little. The FLOP floor is the trunk's and neck's multiply-adds at the float32 and
-bf16 throughput of one 4096 x 1024 by 1024 x 4736 product (`model.cpu_gemm.best_seconds`).
+bf16 throughput of one 4096 x 1024 by 1024 x 4736 product (`model.kernels.cpu_gemm.best_seconds`).
 
 Each forward costs about a minute of one core in float32; peak memory about 5 GB with the
 oracle (two copies of the 446 M weights), 2.5 GB without. On a 2-core machine that other
@@ -31,8 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "model" / "sam3")]
 
-from model.allocator import retain_freed_memory  # noqa: E402
-from model.cpu_gemm import best_seconds, linear, onednn_fp32_pays  # noqa: E402
+from model.kernels.allocator import retain_freed_memory  # noqa: E402
+from model.kernels.cpu_gemm import best_seconds, linear, onednn_fp32_pays  # noqa: E402
 from model.sam3.neck import build_vision_backbone  # noqa: E402
 from model.sam3.vit import ViTConfig, preprocess  # noqa: E402
 

@@ -9,7 +9,7 @@ own branch, then projected to `d_model` channels by a 1x1 and a 3x3 convolution:
 - x0.5 (36 x 36): a 2x2 max-pool.
 The detector drops the coarsest `scalp` levels (one: the x0.5 level is never used); they
 are not computed here at all. Each kept level comes with its 2-D sine position encoding
-(`model.position_encoding.SinePositionEncoding`, as SAM 2's neck uses).
+(`model.sam2.position_encoding.SinePositionEncoding`, as SAM 2's neck uses).
 
 `VisionBackbone` is the trunk and the neck together, as the checkpoint holds them under
 `detector.backbone.vision_backbone.` (`trunk.*`, `convs.{i}.*`). The checkpoint also
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.position_encoding import SinePositionEncoding
+from model.sam2.position_encoding import SinePositionEncoding
 from model.sam3.vit import ViT, ViTConfig
 
 # Keys under `backbone.vision_backbone.` in the checkpoint that the detector does not use.

@@ -12,8 +12,8 @@ positions and a class token, which is dropped), repeated over the grid, and a La
 The trunk returns the last block's tokens as one feature map.
 
 Tokens travel channels-last, (B, H, W, C), so each linear layer acts on the last axis.
-The linears go through `model.cpu_gemm` (oneDNN where it pays on a CPU), the global
-blocks' attention through `model.attention`'s routes (blocked float32, bf16 blocks on
+The linears go through `model.kernels.cpu_gemm` (oneDNN where it pays on a CPU), the global
+blocks' attention through `model.kernels.attention`'s routes (blocked float32, bf16 blocks on
 CPUs) and the windows' through routes measured for them (`_attend`). Windows
 cost no copy of their own: the qkv projection runs on the whole grid, and the pass that
 rotates queries and keys by the RoPE also writes them window by window, heads first,
@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import bf16_attention, blocked_attention
-from model.attention import attention
-from model.cpu_gemm import Linear, linear, mlp
+from model.kernels import bf16_attention, blocked_attention
+from model.kernels.attention import attention
+from model.kernels.cpu_gemm import Linear, linear, mlp
 
 # The image normalisation of the released models: pixels in [0, 1] mapped to [-1, 1].
 IMAGE_MEAN = 0.5
@@ -193,14 +193,14 @@ class Attention(nn.Module):
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, windowed: bool) -> torch.Tensor:
     """Softmax attention of (N, heads, L, d) windows (or the whole grid) -> (N, heads, L, d).
 
-    The global blocks' long rows (5,184 keys at 1008 px) take `model.attention.attention`'s
-    routes (float32 in `model.blocked_attention` where oneDNN pays, bf16 in its bf16
+    The global blocks' long rows (5,184 keys at 1008 px) take `model.kernels.attention.attention`'s
+    routes (float32 in `model.kernels.blocked_attention` where oneDNN pays, bf16 in its bf16
     blocks), windows (576 keys) routes of their own on CPUs, measured on one thread of a
     2-core AMD EPYC (Zen 4, AVX512-BF16), CPU time while the machine was shared:
     - float32 windows go to torch's fused kernel: 144 x 16 slices of 576 keys took
       160-178 ms there against 293-326 ms in float32 blocks on oneDNN (207 on BLAS), where
       each slice is a few small products;
-    - bf16 windows (fast mode, no AMX) take `model.bf16_attention`'s route a few (window,
+    - bf16 windows (fast mode, no AMX) take `model.kernels.bf16_attention`'s route a few (window,
       head) slices at a time, so that each group's weights stay in cache, not in chunks
       spanning every window whose weights go out to memory: 102-106 ms against 167 ms
       (151 in bf16 blocks, 174 in torch's bf16 kernel);
@@ -323,7 +323,7 @@ class PatchEmbed(nn.Module):
         """(B, 3, H, W) -> (B, H / p, W / p, C).
 
         A stride-p convolution with a p x p kernel is one product of the (B * H/p * W/p,
-        3 * p * p) patches by the (C, 3 * p * p) weight: computed so, by `model.cpu_gemm`,
+        3 * p * p) patches by the (C, 3 * p * p) weight: computed so, by `model.kernels.cpu_gemm`,
         straight into channels-last tokens.
         """
         b, c, h, w = x.shape

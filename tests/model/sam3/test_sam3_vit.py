@@ -16,8 +16,8 @@ from sam3_oracle import on_cpu, require_sam3
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 from torch.overrides import TorchFunctionMode
 
-import model.bf16_attention as bf16_attention
-import model.blocked_attention as blocked_attention
+import model.kernels.bf16_attention as bf16_attention
+import model.kernels.blocked_attention as blocked_attention
 from model.sam3 import vit
 from model.sam3.neck import NeckConfig, VisionBackbone, build_vision_backbone
 from model.sam3.vit import ViT, ViTConfig, preprocess, tile_pos_embed
@@ -79,7 +79,7 @@ def _assert_informative(t: torch.Tensor) -> None:
 
 @pytest.fixture
 def global_attention_calls(monkeypatch) -> list[tuple[int, ...]]:
-    """Query shapes that `model.blocked_attention` computed (float32 on oneDNN: the global
+    """Query shapes that `model.kernels.blocked_attention` computed (float32 on oneDNN: the global
     blocks)."""
     calls: list[tuple[int, ...]] = []
     original = blocked_attention.blocked_attention
