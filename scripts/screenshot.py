@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         annotate(window)
         window.document.set_current_frame(args.frame)
         window.document.set_active_object(window.document.objects()[0].obj_id)
+        # The worker saves its engine state after a pass; the badge says so until it is done.
+        deadline = time.monotonic() + 30
+        while window.canvas.is_busy() and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.02)
         for _ in range(5):
             app.processEvents()
         image = window.grab().toImage()
