@@ -24,6 +24,8 @@ sys.path.insert(0, str(ROOT))
 # As under pytest: test helpers (`sam3_oracle`, `tolerance`) import by their bare names.
 sys.path.insert(0, str(ROOT / "tests"))
 HERE = ROOT / "tests" / "model" / "sam3"
+# As pytest puts a test's folder first: golden modules may import their siblings by name.
+sys.path.insert(0, str(HERE))
 MAX_BYTES = 512 << 10
 
 
