@@ -22,8 +22,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -86,6 +87,13 @@ class Sam3Finder(DetectorHeads):
         self.backbone = Backbone(cfg=cfg)
         self._frames: collections.OrderedDict[tuple, VisionFeatures] = collections.OrderedDict()
 
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """As `nn.Module.load_state_dict`; cached frame features are of the old weights."""
+        self._frames.clear()
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def clear_cache(self) -> None:
         """Forget cached frame features and phrase features."""
         self._frames.clear()
@@ -95,11 +103,14 @@ class Sam3Finder(DetectorHeads):
         self, frame: torch.Tensor, frame_key: object = None, precision: Precision = "exact"
     ) -> VisionFeatures:
         """The pyramid of an (H, W, 3) uint8 frame, from the cache where it was seen last."""
-        key = (_frame_key(frame) if frame_key is None else ("key", frame_key), precision)
+        weight = self.geometry_encoder.cls_embed.weight
+        device = weight.device
+        # Features depend on the weights' device and dtype and the precision as well.
+        mode = (str(device), weight.dtype, precision)
+        key = (_frame_key(frame) if frame_key is None else ("key", frame_key), *mode)
         if key in self._frames:
             self._frames.move_to_end(key)
             return self._frames[key]
-        device = self.geometry_encoder.cls_embed.weight.device
         images = preprocess(frame, self.finder_cfg.vit.img_size).to(device)
         feats = self.backbone.vision_backbone(images)
         self._frames[key] = feats

@@ -140,6 +140,21 @@ def test_second_phrase_or_exemplar_on_the_same_frame_does_not_rerun_the_backbone
     assert calls[0] == 2
 
 
+def test_new_weights_or_precision_recompute_the_frame():
+    t = torch.load(FIXTURE, weights_only=True)
+    finder = seeded_finder(t)
+    calls = _count_backbone_calls(finder)
+    first = find_case(finder, t, "text")
+    find_case(finder, t, "text", precision="fast")
+    assert calls[0] == 2
+    state = {
+        k: v * 0.5 if k.endswith("conv_3x3.weight") else v for k, v in finder.state_dict().items()
+    }
+    finder.load_state_dict(state)
+    changed = find_case(finder, t, "text")
+    assert calls[0] == 3 and not torch.equal(changed.scores, first.scores)
+
+
 def test_exemplar_boxes_alone_are_found_with_the_visual_phrase():
     t, finder = _golden()
     got = finder.find(t["frame"], boxes=np.array(golden.BOXES[:1]), threshold=0.0)
