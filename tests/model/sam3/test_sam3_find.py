@@ -14,6 +14,7 @@ from sam3_heads_support import PARAM, assert_informative
 from sam3_oracle import require_sam3, seeded_value
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
+from model.sam3 import finder as finder_module
 from model.sam3.finder import Instances, Sam3Finder
 from model.sam3.tokenizer import PhraseError
 
@@ -107,6 +108,13 @@ def test_threshold_keeps_only_higher_scores_best_first():
     assert torch.equal(some.boxes, every.boxes[:4])
     none = finder.find(t["frame"], golden.PHRASES["text"], threshold=1.0)
     assert none.masks.shape == (0, *golden.FRAME_HW) and none.boxes.shape == (0, 4)
+
+
+def test_masks_resized_a_few_at_a_time_are_the_same(monkeypatch):
+    t, finder = _golden()
+    whole = find_case(finder, t, "exemplar")
+    monkeypatch.setattr(finder_module, "_MASK_CHUNK", 5)
+    assert torch.equal(find_case(finder, t, "exemplar").masks, whole.masks)
 
 
 def _count_backbone_calls(finder: Sam3Finder) -> list[int]:
