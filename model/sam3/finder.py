@@ -61,12 +61,14 @@ class FinderConfig:
 class Instances:
     """K instances found in an (H, W) frame, best first: `masks` (K, H, W) bool, `boxes`
     (K, 4) float32 x0, y0, x1, y1 in frame pixels, `scores` (K,) in [0, 1]; `truncated`:
-    whether the phrase had words past the text encoder's context (those were ignored)."""
+    whether the phrase had words past the text encoder's context (those were ignored);
+    `queries` (K,) int64 the detector query each came from (the order of Meta's outputs)."""
 
     masks: torch.Tensor
     boxes: torch.Tensor
     scores: torch.Tensor
     truncated: bool = False
+    queries: torch.Tensor | None = None
 
 
 class Backbone(nn.Module):
@@ -161,6 +163,7 @@ class Sam3Finder(DetectorHeads):
                 boxes=found.boxes_xyxy[0, keep].float() * scale,
                 scores=scores[keep],
                 truncated=bool(phrase is not None and text.truncated and text.truncated[0]),
+                queries=keep,
             )
 
     def _masks(

@@ -67,6 +67,7 @@ def check_case(
     masks = expected["masks"]
     assert 0.05 < masks.float().mean() < 0.95, "masks all empty or all full"
     assert got.masks.shape == masks.shape and got.masks.dtype == torch.bool
+    assert got.queries is not None and got.queries.shape == scores.shape
     assert_parity(got.scores, scores, name="scores", **kw)
     assert_parity(got.boxes, expected["boxes"], name="boxes", **kw)
     differ = (got.masks != masks) & ~expected["uncertain"]
@@ -96,6 +97,17 @@ def test_find_in_fast_mode_stays_within_bf16_rounding():
     got = find_case(finder, t, "exemplar", precision="fast")
     expected = _by_score(t, "exemplar")
     assert_parity(got.scores, expected["scores"], ulps=BF16_ULPS, eps=BF16_EPS, name="scores")
+    # Query by query (near-equal scores may swap in bf16): boxes within a pixel or so.
+    boxes = t["exemplar/boxes"][got.queries]
+    assert_parity(got.boxes, boxes, ulps=BF16_ULPS, eps=BF16_EPS, name="boxes")
+
+
+def test_instances_name_their_queries_in_score_order():
+    t, finder = _golden()
+    got = find_case(finder, t, "text")
+    assert sorted(got.queries.tolist()) == list(range(golden.QUERIES))
+    assert torch.equal(got.scores, got.scores.sort(descending=True).values)
+    assert_parity(got.scores, t["text/scores"][got.queries], name="scores by query")
 
 
 def test_threshold_keeps_only_higher_scores_best_first():
