@@ -244,7 +244,10 @@ def check_boxes(
         if labels is not None:
             raise ValueError("box labels given without boxes")
         return None
-    b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
+    try:
+        b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError("boxes must be numbers, (N, 4) x0, y0, x1, y1") from None
     if b.ndim != 2 or b.shape[1] != 4 or b.shape[0] == 0:
         raise ValueError(f"boxes must be (N, 4) x0, y0, x1, y1 with N >= 1, got {tuple(b.shape)}")
     if b.shape[0] > limit:
@@ -262,7 +265,10 @@ def check_boxes(
         raise ValueError(f"box {i} {b[i].tolist()} has no area (need x0 < x1 and y0 < y1)")
     if labels is None:
         return b, torch.ones(b.shape[0], dtype=torch.bool)
-    lab = torch.as_tensor(np.asarray(labels)).reshape(-1)
+    try:
+        lab = torch.as_tensor(np.asarray(labels, dtype=bool)).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError("box labels must be booleans (True: a positive exemplar)") from None
     if lab.shape[0] != b.shape[0]:
         raise ValueError(f"{lab.shape[0]} box labels for {b.shape[0]} boxes")
     return b, lab.bool()
