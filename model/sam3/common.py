@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.kernels.cpu_gemm import Linear, linear, linear_act
+from model.kernels.cpu_gemm import Linear, linear
+from model.sam2.common import MLP as Sam2MLP
 
 
 class MultiheadAttention(nn.Module):
@@ -80,9 +81,9 @@ class MultiheadAttention(nn.Module):
         return self.out_proj(out)
 
 
-class MLP(nn.Module):
-    """`num_layers` linears with ReLU between them, then optionally `x + input` and a
-    LayerNorm (`out_norm`). Parameters in `layers.{i}` and `out_norm`."""
+class MLP(Sam2MLP):
+    """SAM 2's ReLU MLP (parameters in `layers.{i}`), then optionally `x + input` and a
+    LayerNorm (`out_norm`), as SAM 3's scoring and segmentation heads use it."""
 
     def __init__(
         self,
@@ -94,21 +95,17 @@ class MLP(nn.Module):
         residual: bool = False,
         out_norm: bool = False,
     ) -> None:
-        super().__init__()
         if residual and input_dim != output_dim:
             raise ValueError("a residual MLP needs input_dim == output_dim")
-        dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
-        dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(Linear(i, o) for i, o in zip(dims_in, dims_out, strict=True))
+        super().__init__(
+            input_dim=input_dim, hidden_dim=hidden_dim, output_dim=output_dim, num_layers=num_layers
+        )
         self.residual = residual
         self.out_norm = nn.LayerNorm(output_dim) if out_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., input_dim) -> (..., output_dim)."""
-        y = x
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            y = linear_act(y, layer.weight, layer.bias, "relu") if i < last else layer(y)
+        y = super().forward(x)
         if self.residual:
             y = y + x
         return self.out_norm(y) if self.out_norm is not None else y
