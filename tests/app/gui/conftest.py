@@ -81,9 +81,12 @@ def recovery_root(tmp_path: Path) -> Path:
     return tmp_path / "recovery"
 
 
-def make_window(qtbot, settings: AppSettings, recovery_root: Path, **engine_kw) -> MainWindow:
+def make_window(
+    qtbot, settings: AppSettings, recovery_root: Path, *, engine=None, **engine_kw
+) -> MainWindow:
+    """The window on `engine` (default: `fake_engine(**engine_kw)`), shown, model loading."""
     window = MainWindow(
-        engine=fake_engine(**engine_kw),
+        engine=engine if engine is not None else fake_engine(**engine_kw),
         settings=settings,
         autosaver=Autosaver(root=recovery_root, mask_interval_s=0.0),
         video_opener=open_video,

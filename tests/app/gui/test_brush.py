@@ -17,10 +17,7 @@ from PySide6.QtWidgets import QApplication
 from app.gui.canvas.brush import Tool
 from app.gui.canvas.overlay import compose_overlay
 from app.gui.document.annotations import MaskState
-from app.gui.window.main_window import MainWindow
-from app.project.autosave import Autosaver
 from app.project.mask_codec import decode_rle
-from app.video import open_video
 
 LEFT, RIGHT = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton
 NO_MODS = Qt.KeyboardModifier.NoModifier
@@ -39,19 +36,7 @@ def window(qtbot, settings, recovery_root, sessions):
         return sessions[-1]
 
     engine = replace(fake_engine(), open_session=open_session, make_prompt=MaskPrompt)
-    w = MainWindow(
-        engine=engine,
-        settings=settings,
-        autosaver=Autosaver(root=recovery_root, mask_interval_s=0.0),
-        video_opener=open_video,
-    )
-    w.confirm_discard = lambda: True
-    w.ask_recovery = lambda info: "later"
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
-    w.load_model(settings.checkpoint, "cpu")
+    w = make_window(qtbot, settings, recovery_root, engine=engine)
     yield w
     w.close()
 

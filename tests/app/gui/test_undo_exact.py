@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import click_frame
+from conftest import click_frame, make_window
 from fake_engine import MaskPrompt, MaskSession, fake_engine
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
@@ -16,9 +16,6 @@ from test_brush import CTRL, stroke
 
 from app.gui.document.annotations import MaskState
 from app.gui.timeline.widgets import NAME_GUTTER
-from app.gui.window.main_window import MainWindow
-from app.project.autosave import Autosaver
-from app.video import open_video
 
 FRAME = 5  # a propagated frame: the fake's disc is centred at x = 40 + 2 * 5 there
 PROPAGATED_IOU = 0.61  # differs from a click's 0.9, so a lost figure shows
@@ -37,19 +34,7 @@ def tracked(qtbot, settings, recovery_root, video_path):
         open_session=lambda _m, source, device: TrackedSession(source, device),
         make_prompt=MaskPrompt,
     )
-    w = MainWindow(
-        engine=engine,
-        settings=settings,
-        autosaver=Autosaver(root=recovery_root, mask_interval_s=0.0),
-        video_opener=open_video,
-    )
-    w.confirm_discard = lambda: True
-    w.ask_recovery = lambda info: "later"
-    qtbot.addWidget(w)
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
-    w.load_model(settings.checkpoint, "cpu")
+    w = make_window(qtbot, settings, recovery_root, engine=engine)
     with qtbot.waitSignal(w.session.session_ready, timeout=10000):
         assert w.open_video(str(video_path))
     w.canvas.setFocus()
