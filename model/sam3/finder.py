@@ -57,6 +57,32 @@ class FinderConfig:
     cached_frames: int = 2
 
 
+def small_finder_config() -> FinderConfig:
+    """A small finder (25 M parameters, most of them its vocabulary; a 168 px input; a fraction of
+    a second a frame)
+    of the released design: for tests, screenshots and benchmarks of the app at random init.
+    Full-size (`FinderConfig()`) cost is measured in `scripts/bench_sam3_find.py`."""
+    from model.sam3.decoder import DecoderConfig
+    from model.sam3.fusion_encoder import FusionEncoderConfig
+
+    return FinderConfig(
+        vit=ViTConfig(
+            img_size=168,
+            pretrain_img_size=70,
+            embed_dim=64,
+            depth=4,
+            num_heads=4,
+            global_att_blocks=(1, 3),
+            window_size=6,
+        ),
+        text=TextEncoderConfig(width=64, heads=4, layers=2),
+        heads=HeadsConfig(
+            fusion=FusionEncoderConfig(num_layers=2),
+            decoder=DecoderConfig(num_layers=2, num_queries=20),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Instances:
     """K instances found in an (H, W) frame, best first: `masks` (K, H, W) bool, `boxes`

@@ -21,6 +21,7 @@ from app.gui.worker.jobs import (
     Focus,
     FrameMasks,
     JobError,
+    LoadFinder,
     LoadModel,
     MaskResult,
     ModelInfo,
@@ -69,6 +70,7 @@ class WorkerClient(QObject):
 
     _request = Signal(object)
     model_loaded = Signal(object)
+    finder_loaded = Signal(object)  # jobs.FinderInfo
     session_opened = Signal(object)
     mask_ready = Signal(object)
     frame_ready = Signal(object)
@@ -103,6 +105,7 @@ class WorkerClient(QObject):
     def _connect_results(self) -> None:
         w = self._worker
         w.model_loaded.connect(self._on_model_loaded)
+        w.finder_loaded.connect(self.finder_loaded)
         w.session_opened.connect(self._on_session_opened)
         w.mask_ready.connect(self._on_mask_ready)
         w.frame_ready.connect(self._on_frame_ready)
@@ -134,6 +137,10 @@ class WorkerClient(QObject):
 
     def load_model(self, checkpoint: str, device: str, image_size: int | None = None) -> int:
         return self._send(lambda i: LoadModel(i, checkpoint, device, image_size))
+
+    def load_finder(self, checkpoint: str, device: str) -> int:
+        """Load SAM 3's finder beside the tracker (`finder_loaded` or `job_failed` answers)."""
+        return self._send(lambda i: LoadFinder(i, checkpoint, device))
 
     def open_video(self, open_source: Callable[[], FrameSource]) -> int:
         self.cancel()

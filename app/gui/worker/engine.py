@@ -8,7 +8,7 @@ engine with the same session interface.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,6 +28,8 @@ ModelLoader = Callable[..., Any]
 SessionOpener = Callable[[Any, FrameSource, str], Any]
 # (points, labels, box), or a mask prompt as make_prompt(None, None, None, mask=(H, W) bool).
 PromptMaker = Callable[..., Any]
+# (checkpoint, device) -> SAM 3's finder (`model.sam3.finder.Sam3Finder` or alike).
+FinderLoader = Callable[[str, str], Any]
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,19 @@ class Engine:
     load_model: ModelLoader
     open_session: SessionOpener
     make_prompt: PromptMaker
+    load_finder: FinderLoader = field(default=lambda path, device: _load_finder(path, device))
 
 
 def _load_checkpoint(checkpoint: str, device: str, image_size: int | None = None) -> Any:
     from model.sam2.checkpoint import load_model
 
     return load_model(checkpoint, image_size=image_size, device=device)
+
+
+def _load_finder(checkpoint: str, device: str) -> Any:
+    from model.sam3.checkpoint import load_finder
+
+    return load_finder(checkpoint, device=device)
 
 
 def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
@@ -70,12 +79,16 @@ def _make_session_prompt(
     return Prompt(points=points, labels=labels, box=box, mask=mask)
 
 
-def real_engine(load_model: ModelLoader | None = None) -> Engine:
-    """The SAM 2 engine; `load_model` overrides checkpoint loading (e.g. a random-init model)."""
+def real_engine(
+    load_model: ModelLoader | None = None, load_finder: FinderLoader | None = None
+) -> Engine:
+    """The SAM 2 engine and SAM 3 finder; `load_model` and `load_finder` override checkpoint
+    loading (e.g. random-init models)."""
     return Engine(
         load_model=load_model or _load_checkpoint,
         open_session=_open_tracking_session,
         make_prompt=_make_session_prompt,
+        load_finder=load_finder or _load_finder,
     )
 
 
@@ -94,5 +107,20 @@ def random_model_loader(variant: str = "sam2.1-tiny", image_size: int = 256) -> 
         torch.manual_seed(0)
         size = image_size or native
         return build_model(get_config(variant, image_size=size)).to(device).eval()
+
+    return load
+
+
+def random_finder_loader(config: Any = None, seed: int = 0) -> FinderLoader:
+    """A finder loader ignoring the checkpoint path: a random-init SAM 3 finder of `config`
+    (default `model.sam3.finder.small_finder_config()`), the same weights for the same seed."""
+
+    def load(_checkpoint: str, device: str) -> Any:
+        import torch
+
+        from model.sam3.finder import Sam3Finder, small_finder_config
+
+        torch.manual_seed(seed)
+        return Sam3Finder(cfg=config or small_finder_config()).to(device).eval()
 
     return load

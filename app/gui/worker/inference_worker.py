@@ -12,6 +12,7 @@ its frames, in the order sent (`app.gui.worker.live_edits`, `model.engine.live_p
 from __future__ import annotations
 
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +25,11 @@ from app.gui.worker.engine_state import EngineStateKeeper
 from app.gui.worker.jobs import (
     Activity,
     EngineStats,
+    FinderInfo,
     Focus,
     FrameMasks,
     JobError,
+    LoadFinder,
     LoadModel,
     MaskResult,
     ModelInfo,
@@ -56,6 +59,7 @@ PREFETCH_AHEAD = 6
 # What each request is, in words, for error messages and the canvas badge.
 _ACTIONS: dict[type, str] = {
     LoadModel: "loading the model",
+    LoadFinder: "loading the finder",
     OpenVideo: "opening the video",
     SetPrompts: "segmenting",
     Propagate: "propagating",
@@ -73,6 +77,7 @@ class InferenceWorker(QObject):
     """Runs every model call; lives on its own thread and is driven by queued requests."""
 
     model_loaded = Signal(object)
+    finder_loaded = Signal(object)
     session_opened = Signal(object)
     mask_ready = Signal(object)
     frame_ready = Signal(object)
@@ -90,6 +95,7 @@ class InferenceWorker(QObject):
         self._pending = pending
         self._cancel = cancel
         self._model: Any = None
+        self._finder: Any = None  # SAM 3's finder, once one is loaded (app.gui.worker.finding)
         self._variant = ""
         self._device = "cpu"
         self._precision = "auto"
@@ -140,6 +146,7 @@ class InferenceWorker(QObject):
     def _handle(self, request: Any) -> None:
         handlers = {
             LoadModel: self._load_model,
+            LoadFinder: self._load_finder,
             OpenVideo: self._open_video,
             SetPrompts: self._set_prompts,
             Propagate: self._propagate,
@@ -176,6 +183,18 @@ class InferenceWorker(QObject):
         )
         if self._open_source is not None:
             self._start_session(request.request_id)
+
+    def _load_finder(self, request: LoadFinder) -> None:
+        # As for the tracker: a file that fails to load leaves the working finder in place.
+        start = time.perf_counter()
+        finder = self._engine.load_finder(request.checkpoint, request.device)
+        self._finder = finder
+        parameters = sum(int(p.numel()) for p in finder.parameters())
+        seconds = time.perf_counter() - start
+        info = FinderInfo(
+            request.request_id, request.checkpoint, request.device, parameters, seconds
+        )
+        self.finder_loaded.emit(info)
 
     def _open_video(self, request: OpenVideo) -> None:
         self._session = None

@@ -27,6 +27,15 @@ class LoadModel:
 
 
 @dataclass(frozen=True)
+class LoadFinder:
+    """Load SAM 3's finder (`sam3.pt`) beside the tracker; the tracker is untouched."""
+
+    request_id: int
+    checkpoint: str
+    device: str
+
+
+@dataclass(frozen=True)
 class OpenVideo:
     request_id: int
     open_source: Callable[[], FrameSource]
@@ -105,6 +114,17 @@ class ModelInfo:
     # `app.project.state_identity.checkpoint_identity`: weights and size, not device or precision;
     # masks computed under another identity are marked until recomputed (stale_masks).
     identity: str = ""
+
+
+@dataclass(frozen=True)
+class FinderInfo:
+    """The finder loaded: its file, size and how long loading took."""
+
+    request_id: int
+    checkpoint: str
+    device: str
+    parameters: int
+    seconds: float
 
 
 @dataclass(frozen=True)
