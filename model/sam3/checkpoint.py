@@ -18,6 +18,7 @@ import torch
 
 from model.sam2 import checkpoint as sam2_checkpoint
 from model.sam2.checkpoint import compare_keys
+from model.sam3.config_from_weights import infer_config
 from model.sam3.finder import FinderConfig, Sam3Finder
 from model.sam3.neck import UNUSED_CHECKPOINT_PREFIXES
 
@@ -36,7 +37,8 @@ def load_finder(
     path: str | Path, device: str | torch.device = "cpu", config: FinderConfig | None = None
 ) -> Sam3Finder:
     """The finder of the SAM 3 checkpoint at `path`, in eval mode on `device`. `config`
-    gives the sizes (default: the released ones); keys and shapes must match it exactly."""
+    gives the sizes (default: read off the file's shapes, `model.sam3.config_from_weights`);
+    keys and shapes must match it exactly."""
     name = Path(path).name
     try:
         sam2_checkpoint.check_checkpoint_file(path)
@@ -53,7 +55,7 @@ def finder_from_state_dict(
     """The finder holding a SAM 3 checkpoint's tensors themselves (not copies), eval mode."""
     state = detector_state_dict(state, name=name)
     with torch.device("meta"):
-        finder = Sam3Finder(cfg=config or FinderConfig())
+        finder = Sam3Finder(cfg=config or infer_config(state))
     expected = finder.state_dict()
     mismatch = compare_keys(expected, state)
     if mismatch:

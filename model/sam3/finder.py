@@ -58,9 +58,12 @@ class FinderConfig:
 
 
 def small_finder_config() -> FinderConfig:
-    """A small finder (25 M parameters, most of them its vocabulary; a 168 px input; a fraction of
+    """A small finder (29 M parameters, most of them its vocabulary; a 168 px input; a fraction of
     a second a frame)
     of the released design: for tests, screenshots and benchmarks of the app at random init.
+    Its heads are as wide as the released ones (64 channels in the ViT and the text encoder),
+    so that a checkpoint of it loads with its sizes read off the weights
+    (`model.sam3.config_from_weights`).
     Full-size (`FinderConfig()`) cost is measured in `scripts/bench_sam3_find.py`."""
     from model.sam3.decoder import DecoderConfig
     from model.sam3.fusion_encoder import FusionEncoderConfig
@@ -69,13 +72,13 @@ def small_finder_config() -> FinderConfig:
         vit=ViTConfig(
             img_size=168,
             pretrain_img_size=70,
-            embed_dim=64,
+            embed_dim=128,
             depth=4,
-            num_heads=4,
+            num_heads=2,
             global_att_blocks=(1, 3),
             window_size=6,
         ),
-        text=TextEncoderConfig(width=64, heads=4, layers=2),
+        text=TextEncoderConfig(width=128, heads=2, layers=2),
         heads=HeadsConfig(
             fusion=FusionEncoderConfig(num_layers=2),
             decoder=DecoderConfig(num_layers=2, num_queries=20),

@@ -14,7 +14,7 @@ from sam3_oracle import require_sam3, seeded_value
 from test_sam3_find import find_case, seeded_finder
 
 from model.sam3.checkpoint import CheckpointError, finder_from_state_dict, load_finder
-from model.sam3.finder import Sam3Finder
+from model.sam3.finder import FinderConfig, Sam3Finder
 
 FIXTURE = Path(__file__).parent / "fixtures" / "find.pt"
 
@@ -137,6 +137,7 @@ def test_each_bad_state_dict_gets_one_line():
 
 
 def test_a_checkpoint_of_other_sizes_names_the_mismatch():
-    """The reduced checkpoint against the released sizes: mis-shaped and missing keys."""
+    """The reduced checkpoint against the released sizes (given, not read off the weights):
+    mis-shaped and missing keys."""
     with pytest.raises(CheckpointError, match="does not fit the SAM 3 finder: .*missing"):
-        finder_from_state_dict(_checkpoint_state(_seeded_detector()))
+        finder_from_state_dict(_checkpoint_state(_seeded_detector()), FinderConfig())
