@@ -50,7 +50,7 @@ def test_a_small_finder_file_loads_with_its_sizes_and_finds_the_same(tmp_path):
         finder, path = small_file(tmp_path, wrap)
         loaded = load_finder(path)
         assert loaded.finder_cfg == small_finder_config()
-        frame = torch.randint(0, 255, (40, 56, 3), dtype=torch.uint8, generator=torch.Generator())
+        frame = torch.randint(0, 255, (40, 56, 3), dtype=torch.uint8)
         a = finder.eval().find(frame.numpy(), "dog", threshold=0.0)
         b = loaded.find(frame.numpy(), "dog", threshold=0.0)
         torch.testing.assert_close(a.scores, b.scores, rtol=0, atol=0)
@@ -60,7 +60,7 @@ def test_a_small_finder_file_loads_in_a_fresh_process(tmp_path):
     _, path = small_file(tmp_path, wrap=True)
     code = (
         "from model.sam3.checkpoint import load_finder; "
-        f"f = load_finder({str(path)!r}); print(f.finder_cfg.vit.embed_dim, f.finder_cfg.vit.img_size)"
+        f"vit = load_finder({str(path)!r}).finder_cfg.vit; print(vit.embed_dim, vit.img_size)"
     )
     outcome = run_python(code)
     assert outcome.returncode == 0, outcome.stderr[-2000:]
