@@ -55,7 +55,10 @@ class LivePass:
         *,
         inbox: EditInbox,
         cancel: threading.Event,
+        mode: str = "local",
     ) -> None:
+        """`mode`: the first engine pass's ("full" for a fresh headless run); every pass
+        after an edit is local (it recomputes from the edits and from where the last stopped)."""
         if direction not in _PHASES:
             raise ValueError(f"direction must be one of {sorted(_PHASES)}, got {direction!r}")
         self._session = session
@@ -66,6 +69,7 @@ class LivePass:
         self.restarts = 0  # engine passes started after the first, for progress and tests
         self._waiting: list[Edit] = []  # taken from the inbox when a cancel came first
         self._passes = 0
+        self._mode = mode
 
     def frames(self) -> Iterator[FrameResult]:
         """Every frame result of every engine pass, in order (a frame may come again)."""
@@ -101,8 +105,11 @@ class LivePass:
             direction, start = todo[0]
             if self._passes and not self._has_keyframes():
                 return  # edits removed them; the first pass reports "nothing to track" itself
+            mode = self._mode if self._passes == 0 else "local"
             self._passes += 1
-            engine_pass = self._session.propagate(start, direction, should_stop=self._cancel.is_set)
+            engine_pass = self._session.propagate(
+                start, direction, mode=mode, should_stop=self._cancel.is_set
+            )
             edits: list[Edit] = []
             try:
                 for result in engine_pass:
