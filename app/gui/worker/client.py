@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from app.gui.worker.engine import Engine, FrameSource
 from app.gui.worker.inference_worker import InferenceWorker, supersede_key
 from app.gui.worker.jobs import (
+    Find,
     Focus,
     FrameMasks,
     JobError,
@@ -71,6 +72,7 @@ class WorkerClient(QObject):
     _request = Signal(object)
     model_loaded = Signal(object)
     finder_loaded = Signal(object)  # jobs.FinderInfo
+    find_ready = Signal(object)  # jobs.FindResult
     session_opened = Signal(object)
     mask_ready = Signal(object)
     frame_ready = Signal(object)
@@ -92,6 +94,7 @@ class WorkerClient(QObject):
         self._session_floor = 0
         self._propagation_id: int | None = None
         self._outstanding: set[int] = set()
+        self._find_cancels: dict[int, threading.Event] = {}  # Finds sent and not answered
         self._thread = QThread()
         self._thread.setObjectName("masklet-inference")
         _live_threads.add(self._thread)
@@ -106,6 +109,7 @@ class WorkerClient(QObject):
         w = self._worker
         w.model_loaded.connect(self._on_model_loaded)
         w.finder_loaded.connect(self.finder_loaded)
+        w.find_ready.connect(self.find_ready)
         w.session_opened.connect(self._on_session_opened)
         w.mask_ready.connect(self._on_mask_ready)
         w.frame_ready.connect(self._on_frame_ready)
@@ -141,6 +145,24 @@ class WorkerClient(QObject):
     def load_finder(self, checkpoint: str, device: str) -> int:
         """Load SAM 3's finder beside the tracker (`finder_loaded` or `job_failed` answers)."""
         return self._send(lambda i: LoadFinder(i, checkpoint, device))
+
+    def find(
+        self,
+        frame: int,
+        phrase: str | None,
+        boxes: np.ndarray | None = None,
+        box_labels: np.ndarray | None = None,
+    ) -> int:
+        """Find on `frame` (`find_ready` answers, or `job_failed`); Esc: `cancel_find`."""
+        cancel = threading.Event()
+        request_id = self._send(lambda i: Find(i, frame, phrase, boxes, box_labels, cancel))
+        self._find_cancels[request_id] = cancel
+        return request_id
+
+    def cancel_find(self) -> None:
+        """Stop every Find sent: a queued one never runs, a running one within a second."""
+        for cancel in self._find_cancels.values():
+            cancel.set()
 
     def open_video(self, open_source: Callable[[], FrameSource]) -> int:
         self.cancel()
@@ -216,6 +238,7 @@ class WorkerClient(QObject):
         A model call in flight (encoding a frame: seconds on a CPU) cannot be interrupted,
         so a closing app waits briefly and then leaves the thread to it."""
         self._cancel.set()
+        self.cancel_find()
         self._thread.quit()
         if wait_ms is None:
             return bool(self._thread.wait())
@@ -227,6 +250,7 @@ class WorkerClient(QObject):
     # ---- results ---------------------------------------------------------------------------
     @Slot(int)
     def _finish(self, request_id: int) -> None:
+        self._find_cancels.pop(request_id, None)
         self.request_finished.emit(request_id)
         if request_id in self._outstanding:
             self._outstanding.discard(request_id)

@@ -22,9 +22,11 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.gui.worker.engine import Engine, FrameSource, describe_precision
 from app.gui.worker.engine_state import EngineStateKeeper
+from app.gui.worker.finding import find_action, run_find
 from app.gui.worker.jobs import (
     Activity,
     EngineStats,
+    Find,
     FinderInfo,
     Focus,
     FrameMasks,
@@ -60,6 +62,7 @@ PREFETCH_AHEAD = 6
 _ACTIONS: dict[type, str] = {
     LoadModel: "loading the model",
     LoadFinder: "loading the finder",
+    Find: "finding",
     OpenVideo: "opening the video",
     SetPrompts: "segmenting",
     Propagate: "propagating",
@@ -78,6 +81,7 @@ class InferenceWorker(QObject):
 
     model_loaded = Signal(object)
     finder_loaded = Signal(object)
+    find_ready = Signal(object)  # jobs.FindResult
     session_opened = Signal(object)
     mask_ready = Signal(object)
     frame_ready = Signal(object)
@@ -101,6 +105,7 @@ class InferenceWorker(QObject):
         self._precision = "auto"
         self._session: Any = None
         self._open_source: Callable[[], FrameSource] | None = None
+        self._source: FrameSource | None = None  # the open video's frames, for Find
         self._focus = 0
         self._prefetch_queue: list[int] = []
         self._state = EngineStateKeeper()
@@ -147,6 +152,7 @@ class InferenceWorker(QObject):
         handlers = {
             LoadModel: self._load_model,
             LoadFinder: self._load_finder,
+            Find: self._find,
             OpenVideo: self._open_video,
             SetPrompts: self._set_prompts,
             Propagate: self._propagate,
@@ -196,8 +202,14 @@ class InferenceWorker(QObject):
         )
         self.finder_loaded.emit(info)
 
+    def _find(self, request: Find) -> None:
+        self._set_activity(Activity(request.request_id, find_action(request), request.frame))
+        if self._source is None and self._open_source is not None:
+            self._source = self._open_source()  # no tracker yet: the finder needs frames only
+        self.find_ready.emit(run_find(self._finder, self._source, request, self._precision))
+
     def _open_video(self, request: OpenVideo) -> None:
-        self._session = None
+        self._session = self._source = None
         self._state.waiting = None
         self._open_source = request.open_source
         if self._model is not None:
@@ -205,7 +217,7 @@ class InferenceWorker(QObject):
 
     def _start_session(self, request_id: int) -> None:
         assert self._open_source is not None
-        source = self._open_source()
+        self._source = source = self._open_source()
         self._session = self._engine.open_session(self._model, source, self._device)
         self._apply_precision()
         h, w = self._session.video_size
@@ -359,4 +371,6 @@ def supersede_key(request: Any) -> Any:
         return "focus"
     if isinstance(request, SaveState):
         return ("state", request.folder)
+    if isinstance(request, Find):
+        return "find"
     return None

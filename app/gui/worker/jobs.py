@@ -78,6 +78,19 @@ class SetPrecision:
 
 
 @dataclass(frozen=True)
+class Find:
+    """Find a phrase's instances and/or ones like exemplar boxes on one frame (SAM 3's
+    finder; app.gui.worker.finding); `cancel`, set by the GUI, stops it within a second."""
+
+    request_id: int
+    frame: int
+    phrase: str | None
+    boxes: np.ndarray | None  # (N, 4) float32 x0, y0, x1, y1 video px
+    box_labels: np.ndarray | None  # (N,) bool, True: like this one, False: not like this
+    cancel: threading.Event = field(default_factory=threading.Event, compare=False)
+
+
+@dataclass(frozen=True)
 class Focus:
     request_id: int
     frame: int
@@ -125,6 +138,43 @@ class FinderInfo:
     device: str
     parameters: int
     seconds: float
+
+
+@dataclass(frozen=True)
+class FoundMask:
+    """A found mask cropped to its bounding box: `crop` (h, w) bool whose top-left pixel is
+    (x0, y0) of the frame, so fifty proposals of a 4K frame cost kilobytes, not 400 MB."""
+
+    x0: int
+    y0: int
+    crop: np.ndarray
+
+    def full(self, size: tuple[int, int]) -> np.ndarray:
+        """The (H, W) bool mask at the frame's size."""
+        out = np.zeros(size, dtype=bool)
+        h, w = self.crop.shape
+        out[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.crop
+        return out
+
+
+@dataclass(frozen=True)
+class FindResult:
+    """What a `Find` found, best first, every score over the worker's floor (the GUI's
+    threshold shows more or fewer of them without running the model again). `error` is
+    one line for the user when nothing could be found (no finder, bad boxes); `cancelled`
+    when the GUI stopped it."""
+
+    request_id: int
+    frame: int
+    phrase: str | None
+    boxes: np.ndarray | None
+    box_labels: np.ndarray | None
+    scores: np.ndarray  # (K,) float32 in [0, 1], descending
+    proposal_boxes: np.ndarray  # (K, 4) float32 x0, y0, x1, y1 video px
+    masks: tuple[FoundMask, ...]
+    cancelled: bool = False
+    error: str = ""
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
