@@ -42,11 +42,13 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(
         "clear_frame", "&Clear Prompts on Frame", "mdi6.backspace-outline", ("Backspace",), "Edit"
     ),
+    ActionSpec("find_objects", "&Find Objects…", "mdi6.magnify-scan", ("Ctrl+F",), "Edit"),
     ActionSpec(
         "point_tool", "&Point Tool", "mdi6.cursor-default-click-outline", ("V",), "Tools", True
     ),
     ActionSpec("brush_tool", "&Brush", "mdi6.brush", ("B",), "Tools", checkable=True),
     ActionSpec("eraser_tool", "&Eraser", "mdi6.eraser-variant", ("E",), "Tools", checkable=True),
+    ActionSpec("find_similar_tool", "Find &Similar", "mdi6.vector-square", ("S",), "Tools", True),
     ActionSpec("play", "&Play / Pause", "mdi6.play", ("K",), "Playback"),
     ActionSpec("step_back", "Step &Back", "mdi6.step-backward", ("Left",), "Playback"),
     ActionSpec("step_forward", "Step &Forward", "mdi6.step-forward", ("Right",), "Playback"),
@@ -118,6 +120,14 @@ BRUSH_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# Gestures of the Find bar's proposals and the find-similar tool (app/gui/find/).
+FIND_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("Canvas", "Accept a proposal / reject it", "Left click on it / Right click, Shift+click"),
+    ("Canvas", "Accept all proposals shown / reject all", "Enter / Esc"),
+    ("Canvas", "Find similar: like this / not like this", "Left drag / Right drag, Shift+drag"),
+)
+
+
 # Keys 1-9 (app/gui/window/labels_ui.py), one row for nine actions.
 LABEL_ROWS: tuple[tuple[str, str, str], ...] = (
     ("Edit", "Give the selected object label 1-9 (Edit > Labels…)", "1 … 9"),
@@ -173,5 +183,6 @@ def shortcut_table() -> list[tuple[str, str, str]]:
         ("Canvas", "Zoom around cursor", "Mouse wheel"),
         ("Canvas", "Pan", "Middle drag, Space+drag"),
         *BRUSH_ROWS,
+        *FIND_ROWS,
     ]
     return rows

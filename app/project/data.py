@@ -22,6 +22,8 @@ class ObjectInfo:
     category: str
     color: tuple[int, int, int]
     visible: bool = True
+    # The finder's score for an object found by phrase (app/project/found.py); None otherwise.
+    finder_score: float | None = None
 
 
 @dataclass

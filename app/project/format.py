@@ -37,6 +37,7 @@ import os
 from pathlib import Path
 
 from app.project.data import MAX_ID, FramePrompt, ObjectInfo, Project
+from app.project.found import check_finder_score
 from app.project.labels import labels_from_json, labels_to_json, with_names
 from app.project.mask_codec import CHUNK_FRAMES, rle_pixel_count
 from app.project.quality_file import QUALITY_FILE
@@ -104,6 +105,7 @@ def project_to_json(path: Path, project: Project, chunks: list[int], *, quality:
                 "category": o.category,
                 "color": [int(c) for c in o.color],
                 "visible": bool(o.visible),
+                **({} if o.finder_score is None else {"finder_score": float(o.finder_score)}),
             }
             for o in project.objects
         ],  # fmt: skip
@@ -235,7 +237,15 @@ def _object_from_json(obj: object, i: int) -> ObjectInfo:
         category=get_field(obj, "category", str, where),
         color=(color[0], color[1], color[2]),
         visible=get_field(obj, "visible", bool, where),
+        finder_score=_finder_score(obj, where),
     )
+
+
+def _finder_score(obj: dict, where: str) -> float | None:
+    try:
+        return check_finder_score(obj.get("finder_score"), where)
+    except ValueError as exc:
+        raise InvalidProject(str(exc)) from None
 
 
 def _is_int(v: object) -> bool:

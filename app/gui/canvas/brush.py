@@ -1,4 +1,4 @@
-"""The canvas tools (points, brush, eraser) and one brush stroke painted into a mask.
+"""The canvas tools (points, brush, eraser, find similar) and one brush stroke painted into a mask.
 
 A stroke paints into a uint8 copy of the object's mask at video resolution. Each mouse
 event draws an OpenCV line, `2 * radius` thick with round ends, from the previous event's
@@ -25,10 +25,11 @@ class Tool(Enum):
     POINT = "point"
     BRUSH = "brush"
     ERASER = "eraser"
+    FIND_SIMILAR = "find similar"  # a box around one instance finds others like it
 
     @property
     def paints(self) -> bool:
-        return self is not Tool.POINT
+        return self in (Tool.BRUSH, Tool.ERASER)
 
 
 def clamp_radius(radius: float) -> int:

@@ -88,7 +88,8 @@ class BrushCursor:
 
 
 class ToolNote(QLabel):
-    """A note in the canvas's bottom-left corner naming the painting tool and its size."""
+    """A note in the canvas's bottom-left corner naming the painting tool and its size, or
+    how the find-similar tool works."""
 
     _NAMES = {Tool.BRUSH: "Brush", Tool.ERASER: "Eraser"}
 
@@ -101,9 +102,12 @@ class ToolNote(QLabel):
 
     def show_for(self, tool: Tool, radius: int) -> None:
         name = self._NAMES.get(tool)
-        self.setVisible(name is not None)
-        if name is not None:
-            self.setText(f"{name} {radius} px · Ctrl+wheel: size · V: points")
+        text = f"{name} {radius} px · Ctrl+wheel: size · V: points" if name else None
+        if tool is Tool.FIND_SIMILAR:
+            text = "Find similar: drag a box around one · right or Shift drag: not like it"
+        self.setVisible(text is not None)
+        if text is not None:
+            self.setText(text)
             self.adjustSize()
             self.place()
 

@@ -7,6 +7,9 @@ cursor; the middle button, or Space held, pans. Scene coordinates are video pixe
 With the brush or eraser tool a left drag paints (a right drag does the opposite), shown
 by a circle cursor of the brush's size; Ctrl+wheel changes the size and Esc goes back to
 points. The canvas only reports the stroke; the canvas controller edits the mask.
+With the find-similar tool a drag reports an exemplar box (left: like it; right or
+Shift: not like it) for the Find controller (app/gui/find/), and `click_filter` lets it
+take clicks on the proposals it shows before they become points.
 What the canvas shows (frame, overlays, marks, notes) is drawn by its base class,
 `FrameView` in app/gui/canvas/frame_view.py, with the brush's views from
 app/gui/canvas/brush_view.py:
@@ -15,6 +18,8 @@ E actions to the canvas's tool.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, Signal
@@ -39,6 +44,7 @@ class FrameCanvas(FrameView):
     stroke_started = Signal(float, float, bool)  # x, y, erase
     stroke_moved = Signal(float, float)
     stroke_finished = Signal()
+    exemplar_drawn = Signal(float, float, float, float, bool)  # x0, y0, x1, y1, positive
     tool_changed = Signal(object)
     brush_radius_changed = Signal(int)
 
@@ -51,6 +57,8 @@ class FrameCanvas(FrameView):
         self._tool = Tool.POINT
         self._radius = DEFAULT_RADIUS
         self._stroking = False
+        # (x, y, secondary) -> True when a click was taken (a proposal accepted or rejected).
+        self.click_filter: Callable[[float, float, bool], bool] | None = None
 
     # ---- wheel -----------------------------------------------------------------------------
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -81,6 +89,8 @@ class FrameCanvas(FrameView):
         else:
             self._cursor.hide()
             self.viewport().unsetCursor()
+            if tool is Tool.FIND_SIMILAR:
+                self.viewport().setCursor(Qt.CursorShape.CrossCursor)
         self._tool_note.show_for(self._tool, self._radius)
         self.tool_changed.emit(tool)
 
@@ -155,7 +165,8 @@ class FrameCanvas(FrameView):
             if self._stroking:
                 self.stroke_moved.emit(p.x(), p.y())
             return
-        dragging = self._press is not None and self._press_button == Qt.MouseButton.LeftButton
+        boxes = self._press_button == Qt.MouseButton.LeftButton or self._tool is Tool.FIND_SIMILAR
+        dragging = self._press is not None and boxes
         if dragging and (pos - self._press).manhattanLength() >= DRAG_THRESHOLD:
             self._show_rubber(self._press, pos)
 
@@ -173,9 +184,11 @@ class FrameCanvas(FrameView):
         start, button = self._press, self._press_button
         self._press = None
         self._hide_rubber()
-        if button == Qt.MouseButton.LeftButton and (pos - start).manhattanLength() >= (
-            DRAG_THRESHOLD
-        ):
+        dragged = (pos - start).manhattanLength() >= DRAG_THRESHOLD
+        if dragged and self._tool is Tool.FIND_SIMILAR:
+            secondary = button == Qt.MouseButton.RightButton
+            self._emit_box(start, pos, exemplar=not (secondary or _shifted(event.modifiers())))
+        elif dragged and button == Qt.MouseButton.LeftButton:
             self._emit_box(start, pos)
         else:
             self._emit_click(pos, button, event.modifiers())
@@ -195,11 +208,17 @@ class FrameCanvas(FrameView):
         erase = (self._tool is Tool.ERASER) != (button == Qt.MouseButton.RightButton)
         self.stroke_started.emit(p.x(), p.y(), erase)
 
-    def _emit_box(self, a: QPoint, b: QPoint) -> None:
+    def _emit_box(self, a: QPoint, b: QPoint, *, exemplar: bool | None = None) -> None:
+        """A prompt box, or with `exemplar` (True: positive) an exemplar box."""
         bounds = self.scene().sceneRect()
         rect = QRectF(self.mapToScene(a), self.mapToScene(b)).normalized().intersected(bounds)
-        if rect.width() >= 1 and rect.height() >= 1:
-            self.box_drawn.emit(rect.left(), rect.top(), rect.right(), rect.bottom())
+        if rect.width() < 1 or rect.height() < 1:
+            return
+        corners = (rect.left(), rect.top(), rect.right(), rect.bottom())
+        if exemplar is None:
+            self.box_drawn.emit(*corners)
+        else:
+            self.exemplar_drawn.emit(*corners, exemplar)
 
     def _emit_click(self, pos: QPoint, button: Qt.MouseButton, mods: Qt.KeyboardModifier) -> None:
         p = self.mapToScene(pos)
@@ -208,8 +227,15 @@ class FrameCanvas(FrameView):
         if mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
             self.point_removal_requested.emit(p.x(), p.y())
             return
-        negative = button == Qt.MouseButton.RightButton or mods & Qt.KeyboardModifier.ShiftModifier
-        self.point_added.emit(p.x(), p.y(), 0 if negative else 1)
+        negative = button == Qt.MouseButton.RightButton or _shifted(mods)
+        if self.click_filter is not None and self.click_filter(p.x(), p.y(), negative):
+            return
+        if self._tool is not Tool.FIND_SIMILAR:
+            self.point_added.emit(p.x(), p.y(), 0 if negative else 1)
+
+
+def _shifted(mods: Qt.KeyboardModifier) -> bool:
+    return bool(mods & Qt.KeyboardModifier.ShiftModifier)
 
 
 class ToolActions:

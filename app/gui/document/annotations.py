@@ -49,6 +49,7 @@ class MaskletObject:
     category: str = ""
     color: tuple[int, int, int] = PALETTE[0]
     visible: bool = True
+    finder_score: float | None = None  # for an object found by phrase (app/project/found.py)
 
 
 @dataclass(frozen=True)

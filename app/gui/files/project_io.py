@@ -84,7 +84,7 @@ class ProjectController(QObject):
     def to_project(self) -> Project:
         doc = self._doc
         objects = [
-            ObjectInfo(o.obj_id, o.name, o.category, tuple(o.color), o.visible)
+            ObjectInfo(o.obj_id, o.name, o.category, tuple(o.color), o.visible, o.finder_score)
             for o in doc.objects()
         ]
         prompts = [
@@ -119,7 +119,14 @@ class ProjectController(QObject):
             for info in project.objects:
                 color = tuple(int(c) for c in info.color)
                 doc.insert_object(
-                    MaskletObject(info.obj_id, info.name, info.category, color, info.visible)
+                    MaskletObject(
+                        info.obj_id,
+                        info.name,
+                        info.category,
+                        color,
+                        info.visible,
+                        info.finder_score,
+                    )
                 )
             for p in project.prompts:
                 if doc.has_object(p.obj_id) and p.frame < doc.num_frames:

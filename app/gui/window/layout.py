@@ -33,7 +33,7 @@ _TOOLBAR = (
     ("open_video", "open_project", "save"),
     ("undo", "redo"),
     ("new_object", "delete_object", "clear_frame"),
-    ("point_tool", "brush_tool", "eraser_tool"),
+    ("point_tool", "brush_tool", "eraser_tool", "find_similar_tool"),
     ("propagate_backward", "propagate_both", "propagate_forward", "cancel"),
     ("toggle_overlays", "zoom_fit", "choose_model"),
 )
@@ -73,9 +73,12 @@ _MENUS = (
             "delete_object",
             "clear_frame",
             None,
+            "find_objects",
+            None,
             "point_tool",
             "brush_tool",
             "eraser_tool",
+            "find_similar_tool",
         ),
     ),
     (

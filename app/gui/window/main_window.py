@@ -32,6 +32,7 @@ from app.gui.files.file_menu import FileCommands
 from app.gui.files.import_io import ask_import_path
 from app.gui.files.project_io import ProjectController
 from app.gui.files.project_locks import ProjectLocks
+from app.gui.find.controller import install_find
 from app.gui.settings import AppSettings
 from app.gui.timeline.confidence import DoubtfulNavigator
 from app.gui.timeline.follow import FollowController
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
             status_bar=self.statusBar(),
         )
         self._connect()
+        self.find_controller = install_find(self)  # Ctrl+F, proposals, the find-similar tool
         # After `_connect`: a model change's note on marked masks follows "Model ... ready".
         self.stale_marks, self.input_size = extend_model_menu(
             self, layout.model_menu, layout.input_size_submenu

@@ -1,0 +1,1 @@
+"""Finding objects by phrase or exemplar: the Find bar, proposals for review, the tool."""
