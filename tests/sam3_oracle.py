@@ -90,9 +90,7 @@ class CpuOnly(TorchFunctionMode):
         if name == "to":
             args = tuple("cpu" if isinstance(a, str) and "cuda" in a else a for a in args)
             args = tuple(
-                torch.device("cpu")
-                if isinstance(a, torch.device) and a.type == "cuda"
-                else a
+                torch.device("cpu") if isinstance(a, torch.device) and a.type == "cuda" else a
                 for a in args
             )
         return func(*args, **kwargs)
@@ -141,8 +139,10 @@ def seeded_value(name: str, shape: tuple[int, ...], *, scale: float | None = Non
         fan_in = functools.reduce(lambda a, b: a * b, shape[1:], 1) if len(shape) > 1 else 1
         scale = fan_in**-0.5 if len(shape) > 1 else 0.1
     value = (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * scale
-    if len(shape) == 1 and ("norm" in name or name.endswith("ln.weight")) and name.endswith(
-        "weight"
+    if (
+        len(shape) == 1
+        and ("norm" in name or name.endswith("ln.weight"))
+        and name.endswith("weight")
     ):
         value = value + 1.0
     return value.float()

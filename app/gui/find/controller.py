@@ -72,6 +72,7 @@ class FindController(QObject):
         self.exemplars: list[Exemplar] = []
         self._exemplar_frame = -1
         self._request_id: int | None = None
+        self._sent_text = ""
         self._finder_ready = False
         self._overlaps: dict[int, str] = {}
         self._phrases = accepted_phrases(document)
@@ -81,7 +82,7 @@ class FindController(QObject):
     def _connect(self, actions: AppActions) -> None:
         actions.find_objects.triggered.connect(self.open_bar)
         actions.cancel.triggered.connect(self.escape)
-        self.bar.entered.connect(self._on_enter)
+        self.bar.entered.connect(self.find)
         self.bar.accept_all_requested.connect(self.accept_all)
         self.bar.reject_all_requested.connect(self.reject_all)
         self.bar.threshold_changed.connect(lambda _t: self._show())
@@ -126,14 +127,6 @@ class FindController(QObject):
         if not self._finder_ready and not self.bar.message.text():
             self.bar.say(NO_FINDER)
 
-    def _on_enter(self) -> None:
-        phrase = clean_phrase(self.bar.phrase.text()) or None
-        same = self.review is not None and self.review.phrase == phrase
-        if same and self._shown() and not self.is_finding:
-            self.accept_all()
-        else:
-            self.find()
-
     def find(self) -> int | None:
         """Send a Find for the bar's phrase and the exemplars on the current frame."""
         phrase = clean_phrase(self.bar.phrase.text()) or None
@@ -150,6 +143,7 @@ class FindController(QObject):
             boxes = np.array([box for box, _ in self.exemplars], np.float32)
             labels = np.array([positive for _, positive in self.exemplars], bool)
         self._request_id = self._client.find(self._doc.current_frame, phrase, boxes, labels)
+        self._sent_text = self.bar.phrase.text()
         self.bar.set_running(True)
         self.bar.say(f"Finding '{phrase}'…" if phrase else "Finding similar objects…")
         return self._request_id
@@ -178,6 +172,9 @@ class FindController(QObject):
         self.bar.show()
         self._show()
         self._finder_ready = True
+        field = self.bar.phrase
+        if field.hasFocus() and field.text() == self._sent_text and self._shown():
+            self.list.focus_first()  # Enter there accepts all, Delete rejects one
         self.status_message.emit(
             f"Found {len(self.review.pending)} proposals in {result.seconds:.1f} s"
         )
@@ -274,8 +271,10 @@ class FindController(QObject):
         self.review.take([proposal])
 
     def _after_change(self) -> None:
-        """Show what is left; the review ends when nothing is."""
-        if self.review is not None and not self.review.pending:
+        """Show what is left; the review ends when nothing is shown (those under the
+        threshold go with it)."""
+        self._overlaps = {}
+        if self.review is not None and not self._shown():
             self.end_review()
         else:
             self._overlaps = {}

@@ -53,7 +53,7 @@ class FindBar(QToolBar):
         self.progress.setRange(0, 0)  # the finder reports no steps: a busy bar
         self.progress.setMaximumWidth(90)
         self.progress.setTextVisible(False)
-        self.progress.setVisible(False)
+        # A toolbar shows and hides its widgets through their actions.
         self._progress_action = self.addWidget(self.progress)
         self._progress_action.setVisible(False)
         self._add_threshold()
@@ -108,8 +108,12 @@ class FindBar(QToolBar):
         self.phrase.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.phrase.selectAll()
 
+    @property
+    def running(self) -> bool:
+        """Whether the progress shows (a find is running)."""
+        return self._progress_action.isVisible()
+
     def set_running(self, running: bool) -> None:
-        self.progress.setVisible(running)
         self._progress_action.setVisible(running)
         self.find_button.setEnabled(not running)
 

@@ -100,6 +100,11 @@ class ProposalList(QWidget):
         self.rows.blockSignals(False)
         self.heading.setText(heading)
 
+    def focus_first(self) -> None:
+        self.rows.setFocus()
+        if self.rows.count() and self.rows.currentRow() < 0:
+            self.rows.setCurrentRow(0)
+
     def row_widget(self, index: int) -> ProposalRow:
         widget = self.rows.itemWidget(self.rows.item(index))
         assert isinstance(widget, ProposalRow)

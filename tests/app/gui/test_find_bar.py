@@ -72,13 +72,13 @@ def test_escape_cancels_a_running_find(qtbot, settings, recovery_root, video_pat
         bar = w.find_controller.bar
         qtbot.keyClicks(bar.phrase, "dog")
         qtbot.keyClick(bar.phrase, Qt.Key.Key_Return)
-        assert w.find_controller.is_finding and bar.progress.isVisible()
+        assert w.find_controller.is_finding and bar.running
         qtbot.waitUntil(lambda: bool(made[0].calls), timeout=5000)
         start = time.monotonic()
         with qtbot.waitSignal(w.client.find_ready, timeout=1000) as blocker:
             qtbot.keyClick(bar.phrase, Qt.Key.Key_Escape)
         assert blocker.args[0].cancelled and time.monotonic() - start < 1.0
-        assert not w.find_controller.is_finding and not bar.progress.isVisible()
+        assert not w.find_controller.is_finding and not bar.running
         assert bar.message.text() == "Find cancelled" and rows(w) == []
     finally:
         qtbot.waitUntil(lambda: not w.client.is_busy, timeout=10000)
