@@ -167,6 +167,7 @@ class FindController(QObject):
             self.bar.say("Find cancelled" if result.cancelled else result.error)
             return
         self.review = Review(result, self.rejected)
+        self.bar.say(f"Found {len(self.review.pending)} in {result.seconds:.1f} s")
         self._overlaps = {}
         self.dock.show()
         self.bar.show()

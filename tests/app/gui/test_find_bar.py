@@ -99,6 +99,11 @@ def test_no_finder_says_how_to_choose_one_in_one_line(qtbot, settings, recovery_
             qtbot.keyClick(bar.phrase, Qt.Key.Key_Return)
         assert bar.message.text() == NO_FINDER and "\n" not in NO_FINDER
         assert w.error_box is None and w.find_controller.review is None
+        said: list[str] = []
+        w.client.activity_changed.connect(lambda _a: said.append(bar.message.text()))
+        with qtbot.waitSignal(w.client.finder_loaded, timeout=20000):
+            w.client.load_finder("sam3.pt", "cpu")
+        assert "Loading the finder…" in said and bar.message.text() == "Finder ready"
     finally:
         w.close()
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QUndoStack
 from PySide6.QtWidgets import QApplication
 
-from app.gui.actions import BRUSH_ROWS, LABEL_ROWS, SPECS, shortcut_table
+from app.gui.actions import BRUSH_ROWS, FIND_ROWS, LABEL_ROWS, SPECS, shortcut_table
 from app.gui.canvas.overlay import compose_overlay, frame_to_qimage, rgba_to_qimage
 from app.gui.dialogs.help_dialog import HelpDialog
 from app.gui.document.annotations import AnnotationDocument, MaskState
@@ -169,7 +169,7 @@ def test_help_lists_every_shortcut(qtbot):
     qtbot.addWidget(dialog)
     keys = [dialog.table.item(r, 2).text() for r in range(dialog.table.rowCount())]
     assert len(keys) == len(shortcut_table())
-    extra = 6 + len(BRUSH_ROWS) + len(LABEL_ROWS)
+    extra = 6 + len(BRUSH_ROWS) + len(LABEL_ROWS) + len(FIND_ROWS)
     assert sum(bool(s.shortcuts) for s in SPECS) + extra == len(keys)
     assert "Left click" in keys
 
