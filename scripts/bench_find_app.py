@@ -183,13 +183,11 @@ def direct_find(config, frames: list[np.ndarray], precision: str) -> list[list[f
     """Per frame, seconds of `finder.find` for each phrase, on a fresh finder."""
     finder = random_finder_loader(config)("random-init", "cpu")
     times = []
-    for k, frame in enumerate(frames):
+    for frame in frames:
         row = []
         for phrase in PHRASES:
             start = time.perf_counter()
-            finder.find(
-                frame, phrase, threshold=FIND_FLOOR, frame_key=("frame", k), precision=precision
-            )
+            finder.find(frame, phrase, threshold=FIND_FLOOR, precision=precision)
             row.append(time.perf_counter() - start)
         times.append(row)
     return times

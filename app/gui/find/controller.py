@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QUndoStack
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QUndoStack
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QStatusBar
 
 from app.gui.actions import AppActions
@@ -90,10 +90,9 @@ class FindController(QObject):
         self.list.reject_requested.connect(lambda rank: self._reject_ranks([rank]))
         self.list.accept_all_requested.connect(self.accept_all)
         self.list.selection_changed.connect(lambda _rank: self._show_on_canvas())
-        for key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            shortcut = QShortcut(QKeySequence(key), self._canvas)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(self.accept_all)
+        # Enter on the canvas accepts all; a filter, not a shortcut, so that it never takes
+        # an Enter meant for a dialog.
+        self._canvas.installEventFilter(self)
         self._canvas.click_filter = self._on_canvas_click
         self._canvas.exemplar_drawn.connect(self._on_exemplar_drawn)
         self._client.find_ready.connect(self._on_find_ready)
@@ -145,7 +144,9 @@ class FindController(QObject):
         self._request_id = self._client.find(self._doc.current_frame, phrase, boxes, labels)
         self._sent_text = self.bar.phrase.text()
         self.bar.set_running(True)
-        self.bar.say(f"Finding '{phrase}'…" if phrase else "Finding similar objects…")
+        what = f"Finding '{phrase}'" if phrase else "Finding similar objects"
+        after = " after the propagation in progress" if self._client.is_propagating else ""
+        self.bar.say(f"{what}{after}…")
         return self._request_id
 
     def escape(self) -> None:
@@ -291,6 +292,16 @@ class FindController(QObject):
         self._show()
 
     # ---- canvas ----------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        enter = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if event.type() == QEvent.Type.KeyPress and self._shown():
+            assert isinstance(event, QKeyEvent)
+            plain = not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if event.key() in enter and plain:
+                self.accept_all()
+                return True
+        return super().eventFilter(watched, event)
+
     def _on_canvas_click(self, x: float, y: float, secondary: bool) -> bool:
         """A click on a proposal accepts it (right or Shift: rejects it)."""
         hit = self.proposal_at(x, y)

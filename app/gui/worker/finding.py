@@ -5,6 +5,9 @@ The finder runs once per request with a low floor (`FIND_FLOOR`), and the best
 without running the model again. Masks go back cropped to their bounding boxes, so what
 crosses to the GUI stays small whatever the frame's size.
 
+The finder caches a frame's features by a hash of its pixels (~10 ms for 1080p): a key
+such as the frame's index would find another video's features after a new one is opened.
+
 Precision follows Model > Precision as the tracker's does (`describe_precision`): where
 "auto" resolves to bf16, the finder runs "fast". A cancel (the GUI's Esc) reaches the
 finder as its `cancel=` argument where `find` takes one (polled within a second, raising
@@ -75,7 +78,6 @@ def run_find(
             request.boxes,
             request.box_labels,
             threshold=FIND_FLOOR,
-            frame_key=("frame", request.frame),
             precision=precision,
             **extra,
         )

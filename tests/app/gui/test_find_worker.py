@@ -88,6 +88,13 @@ def test_find_runs_on_the_worker_thread_with_capped_cropped_proposals(qtbot):
         with qtbot.waitSignal(client.find_ready, timeout=20000):
             client.find(2, "person", np.array([[10, 10, 50, 60]], np.float32), np.array([True]))
         assert made[0].calls[-1][1] == "fast"
+
+        # Another video's frame 2 is found on afresh, not from the first one's cached features.
+        client.open_video(lambda: [255 - f for f in FRAMES])
+        client.set_precision("exact")
+        with qtbot.waitSignal(client.find_ready, timeout=20000) as other:
+            client.find(2, "bicycle")
+        assert not np.array_equal(other.args[0].scores, result.scores)
     finally:
         client.shutdown()
 
