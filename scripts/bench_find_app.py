@@ -31,6 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from model.kernels.threads import configure_threads, prepare_environment  # noqa: E402
+
+# As the app: passive OpenMP waiting (set before torch loads), threads = usable cores.
+prepare_environment()
+
 import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -251,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = small_finder_config() if args.small else FinderConfig()
     frames = max(1, min(args.frames, FRAMES))
+    configure_threads()
     app = QApplication.instance() or QApplication([])
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
