@@ -75,14 +75,14 @@ class _Tag(QGraphicsItem):
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
         width = 8 * len(self._text) + 12
-        return QRectF(0, -18, width, 18)
+        return QRectF(0, 0, width, 18)
 
     def paint(
         self, painter: QPainter, _option: QStyleOptionGraphicsItem, _widget: QWidget | None = None
     ) -> None:
         painter.setFont(self._font)
         rect = painter.fontMetrics().boundingRect(self._text).adjusted(-4, -2, 4, 2)
-        rect.moveBottomLeft(QPointF(0, 0).toPoint())
+        rect.moveTopLeft(QPointF(0, 0).toPoint())  # inside the frame, even at its top edge
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(20, 20, 20, 200))
         painter.drawRoundedRect(rect, 3, 3)
@@ -126,9 +126,9 @@ class ProposalLayer:
         item.setPen(pen)
         item.setBrush(QBrush(QColor(255, 255, 255, 28)))
         self._keep(item)
-        x0, y0 = shown.proposal.box[:2]
+        mask = shown.proposal.mask  # tagged where its outline is (the box may stray from it)
         tag = _Tag(shown.tag, color)
-        tag.setPos(x0, y0)
+        tag.setPos(mask.x0, mask.y0)
         self._keep(tag)
 
     def _add_exemplar(self, box: tuple[float, ...], positive: bool) -> None:
