@@ -150,13 +150,14 @@ class FindController(QObject):
         return self._request_id
 
     def escape(self) -> None:
-        """Esc: cancel a running find; else reject every proposal shown."""
+        """Esc: cancel a running find; else reject every proposal shown (unless it stops a
+        propagation: one Esc does one thing)."""
         if self.is_finding:
             self._client.cancel_find()
             self._request_id = None
             self.bar.set_running(False)
             self.bar.say("Find cancelled")
-        elif self.review is not None or self.exemplars:
+        elif (self.review is not None or self.exemplars) and not self._client.is_propagating:
             self.reject_all()
 
     def _on_find_ready(self, result: FindResult) -> None:
@@ -324,7 +325,9 @@ class FindController(QObject):
                 hits.append((int(m.crop.sum()), p.rank, p))
         return min(hits, key=lambda t: t[:2])[2] if hits else None
 
-    def _on_exemplar_drawn(self, x0: float, y0: float, x1: float, y1: float, positive: bool):
+    def _on_exemplar_drawn(
+        self, x0: float, y0: float, x1: float, y1: float, positive: bool
+    ) -> None:
         if self._doc.current_frame != self._exemplar_frame:
             self.exemplars = []
             self._exemplar_frame = self._doc.current_frame

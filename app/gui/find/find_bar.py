@@ -7,6 +7,8 @@ decides what that means and tells the bar what to show.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import qtawesome
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -70,7 +72,7 @@ class FindBar(QToolBar):
         self.addWidget(self.message)
         self.set_reviewing(False)
 
-    def _button(self, text: str, icon: str, slot) -> QPushButton:
+    def _button(self, text: str, icon: str, slot: Callable[[], object]) -> QPushButton:
         button = QPushButton(qtawesome.icon(icon), text)
         button.setAutoDefault(False)
         button.clicked.connect(slot)
