@@ -24,7 +24,7 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +56,12 @@ _LABELS = {"tiny": "Tiny", "small": "Small", "base-plus": "Base+", "large": "Lar
 
 
 class DownloadError(ValueError):
-    """A download failed; the message is one line for the user."""
+    """A download failed; the message is one line for the user. `status` is the server's
+    HTTP status where it refused the request (401, 403, 404, ...), else None."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class DownloadCancelled(DownloadError):
@@ -132,11 +137,17 @@ def download_checkpoint(
     should_stop: Callable[[], bool],
     base_url: str | None = None,
     timeout: float = _TIMEOUT_S,
+    headers: Mapping[str, str] | None = None,
+    check: Callable[[Path, CheckpointEntry], None] | None = None,
 ) -> Path:
     """Download `entry` into `dest_dir`, resuming a previous `.part`; returns the final path.
 
     `progress(done, total)` is called after every block (total 0 when unknown) and
-    `should_stop()` is polled between blocks. Raises DownloadError (DownloadCancelled on stop).
+    `should_stop()` is polled between blocks. `headers` go with the request to `entry.url`
+    only, never to a host it redirects to (a Hugging Face token must not reach the CDN);
+    they are neither stored nor put in any message. `check(part, entry)` replaces the SAM 2
+    contents check of a file without a known digest (it raises DownloadError and removes
+    the part when the file is wrong). Raises DownloadError (DownloadCancelled on stop).
     """
     dest = Path(dest_dir)
     final = dest / entry.filename
@@ -149,8 +160,8 @@ def download_checkpoint(
         raise DownloadError(f"cannot create {dest}: {exc.strerror or exc}") from None
     url = f"{base_url.rstrip('/')}/{entry.filename}" if base_url else entry.url
     part = final.with_name(final.name + ".part")
-    total = _fetch(url, part, entry, progress, should_stop, timeout)
-    _verify(part, entry, total)
+    total = _fetch(url, part, entry, progress, should_stop, timeout, dict(headers or {}))
+    _verify(part, entry, total, check or _check_contents)
     try:
         os.replace(part, final)
     except OSError as exc:
@@ -159,7 +170,9 @@ def download_checkpoint(
     return final
 
 
-def _fetch(url, part: Path, entry: CheckpointEntry, progress, should_stop, timeout) -> int:
+def _fetch(
+    url, part: Path, entry: CheckpointEntry, progress, should_stop, timeout, headers
+) -> int:
     """Bring `part` to its full length; returns the total size the server announced."""
     offset = part.stat().st_size if part.exists() else 0
     if entry.size is not None and offset >= entry.size:
@@ -167,7 +180,7 @@ def _fetch(url, part: Path, entry: CheckpointEntry, progress, should_stop, timeo
             return offset
         part.unlink()
         offset = 0
-    response, offset, total = _open(url, part, offset, timeout)
+    response, offset, total = _open(url, part, offset, timeout, headers)
     with response:
         if entry.size is not None and total and total != entry.size:
             raise DownloadError(
@@ -180,9 +193,12 @@ def _fetch(url, part: Path, entry: CheckpointEntry, progress, should_stop, timeo
     return total
 
 
-def _open(url: str, part: Path, offset: int, timeout: float):
+def _open(url: str, part: Path, offset: int, timeout: float, headers: dict[str, str]):
     """Open the URL, asking for bytes from `offset`; returns (response, offset, total)."""
     request = urllib.request.Request(url, headers={"User-Agent": "masklet"})
+    for name, value in headers.items():
+        # Unredirected: urllib copies ordinary headers into the request to a redirect's host.
+        request.add_unredirected_header(name, value)
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
@@ -192,8 +208,9 @@ def _open(url: str, part: Path, offset: int, timeout: float):
         if exc.code == 416 and offset:
             # The partial file no longer matches the server's; start over.
             part.unlink(missing_ok=True)
-            return _open(url, part, 0, timeout)
-        raise DownloadError(f"{url}: HTTP {exc.code} {_http_reason(exc)}") from None
+            return _open(url, part, 0, timeout, headers)
+        message = f"{url}: HTTP {exc.code} {_http_reason(exc)}"
+        raise DownloadError(message, status=exc.code) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(f"network error fetching {url}: {reason}") from None
@@ -253,7 +270,7 @@ def _stream(response, part: Path, offset: int, total: int, progress, should_stop
         raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from None
 
 
-def _verify(part: Path, entry: CheckpointEntry, total: int) -> None:
+def _verify(part: Path, entry: CheckpointEntry, total: int, check) -> None:
     size = part.stat().st_size
     expected = entry.size if entry.size is not None else total
     if expected and size < expected:
@@ -265,7 +282,7 @@ def _verify(part: Path, entry: CheckpointEntry, total: int) -> None:
         part.unlink()
         raise DownloadError(f"{entry.filename}: got {size} bytes, expected {expected}")
     if entry.sha256 is None:
-        _check_contents(part, entry)
+        check(part, entry)
         return
     digest = hashlib.sha256()
     with open(part, "rb") as f:
