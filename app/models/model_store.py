@@ -170,9 +170,7 @@ def download_checkpoint(
     return final
 
 
-def _fetch(
-    url, part: Path, entry: CheckpointEntry, progress, should_stop, timeout, headers
-) -> int:
+def _fetch(url, part: Path, entry: CheckpointEntry, progress, should_stop, timeout, headers) -> int:
     """Bring `part` to its full length; returns the total size the server announced."""
     offset = part.stat().st_size if part.exists() else 0
     if entry.size is not None and offset >= entry.size:
