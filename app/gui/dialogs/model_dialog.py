@@ -1,16 +1,15 @@
 """First-run model dialog: download an official checkpoint or pick a local `.pt` file.
 
-The download runs in a `_DownloadWorker` moved to its own QThread; the GUI only sees its
+The download runs in a `DownloadWorker` moved to its own QThread; the GUI only sees its
 signals, so it never freezes. Cancelling keeps the `.part` file, and the next Download
 resumes it (see app/models/model_store.py).
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QThread, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -25,13 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.dialogs.download_worker import DownloadWorker, start_download, stop_download
 from app.models.devices import device_problems
 from app.models.model_store import (
     CHECKPOINTS,
     DEFAULT_VARIANT,
     CheckpointEntry,
-    DownloadCancelled,
-    DownloadError,
     checkpoint_dir,
     download_checkpoint,
     find_downloaded,
@@ -44,39 +42,6 @@ _MIB = 2**20
 
 def _available_devices() -> list[str]:
     return [d for d, problem in device_problems().items() if problem is None]
-
-
-class _DownloadWorker(QObject):
-    """Runs one download off the GUI thread; a threading.Event asks it to stop."""
-
-    progressed = Signal(object, object)  # (done bytes, total bytes or 0); may exceed 2**31
-    finished = Signal(object)  # Path of the completed checkpoint
-    failed = Signal(str)
-    cancelled = Signal(str)
-
-    def __init__(self, entry: CheckpointEntry, dest: Path, base_url: str | None) -> None:
-        super().__init__()
-        self._entry, self._dest, self._base_url = entry, dest, base_url
-        self.stop_event = threading.Event()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            path = download_checkpoint(
-                self._entry,
-                self._dest,
-                progress=self.progressed.emit,
-                should_stop=self.stop_event.is_set,
-                base_url=self._base_url,
-            )
-        except DownloadCancelled as exc:
-            self.cancelled.emit(str(exc))
-        except DownloadError as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:  # a bug must reach the user, not kill the thread silently
-            self.failed.emit(f"Download failed: {exc or type(exc).__name__}")
-        else:
-            self.finished.emit(path)
 
 
 class ModelDialog(QDialog):
@@ -102,7 +67,7 @@ class ModelDialog(QDialog):
         self._dest = Path(dest_dir) if dest_dir is not None else checkpoint_dir()
         self._path: Path | None = None
         self._thread: QThread | None = None
-        self._worker: _DownloadWorker | None = None
+        self._worker: DownloadWorker | None = None
         self._build(device, current)
         self._refresh_items()
 
@@ -225,17 +190,18 @@ class ModelDialog(QDialog):
         self._start_worker(entry)
 
     def _start_worker(self, entry: CheckpointEntry) -> None:
-        thread = QThread(self)
-        worker = _DownloadWorker(entry, self._dest, self._base_url)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.progressed.connect(self._on_progress)
-        worker.finished.connect(self._on_finished)
-        worker.failed.connect(self._on_failed)
-        worker.cancelled.connect(self._on_cancelled)
-        self._thread, self._worker = thread, worker
+        dest, base_url = self._dest, self._base_url
+        self._thread, self._worker = start_download(
+            self,
+            lambda progress, should_stop: download_checkpoint(
+                entry, dest, progress=progress, should_stop=should_stop, base_url=base_url
+            ),
+            progressed=self._on_progress,
+            finished=self._on_finished,
+            failed=self._on_failed,
+            cancelled=self._on_cancelled,
+        )
         self._update_buttons()
-        thread.start()
 
     def _on_stop_clicked(self) -> None:
         if self._worker is not None:
@@ -292,13 +258,7 @@ class ModelDialog(QDialog):
     def _stop_thread(self) -> None:
         thread, worker = self._thread, self._worker
         self._thread = self._worker = None
-        if worker is not None:
-            worker.stop_event.set()
-        if thread is not None:
-            thread.quit()
-            thread.wait()
-        if worker is not None:
-            worker.deleteLater()
+        stop_download(thread, worker)
         self.progress.setRange(0, 100)
         self._refresh_items()
 
