@@ -12,6 +12,7 @@ from app.headless.cli_args import PRECISIONS
 from app.project.quality import DEFAULT_THRESHOLD
 
 DEFAULT_STATE_BUDGET_BYTES = 2 * 2**30  # per project; see model.engine.state_store_budget
+DEFAULT_FIND_EVERY = 16  # frames between two finds while propagating (issue 27)
 ORGANIZATION = "Masklet"
 APPLICATION = "Masklet"
 MAX_RECENT = 10
@@ -38,6 +39,30 @@ class AppSettings:
     @checkpoint.setter
     def checkpoint(self, path: str) -> None:
         self._s.setValue("model/sam2/checkpoint", path)
+
+    @property
+    def finder_checkpoint(self) -> str:
+        """SAM 3's finder (`sam3.pt`), set only once a chosen file has loaded."""
+        return str(self._s.value("model/sam3/checkpoint", "") or "")
+
+    @finder_checkpoint.setter
+    def finder_checkpoint(self, path: str) -> None:
+        self._s.setValue("model/sam3/checkpoint", path)
+
+    @property
+    def find_every(self) -> int:
+        """Track > Find New Instances While Propagating: the finder runs every N frames."""
+        try:
+            value = int(self._s.value("find/every", DEFAULT_FIND_EVERY))
+        except (TypeError, ValueError):
+            return DEFAULT_FIND_EVERY
+        return value if value >= 1 else DEFAULT_FIND_EVERY
+
+    @find_every.setter
+    def find_every(self, value: int) -> None:
+        if int(value) < 1:
+            raise ValueError(f"find every must be at least 1 frame, not {value}")
+        self._s.setValue("find/every", int(value))
 
     @property
     def device(self) -> str:

@@ -1,4 +1,5 @@
-"""First-run model dialog: download an official checkpoint or pick a local `.pt` file.
+"""The model dialog: download an official checkpoint or pick a local `.pt` file, for the
+tracker (SAM 2) and, in its second slot (`app.gui.dialogs.finder_slot`), the finder (SAM 3).
 
 The download runs in a `DownloadWorker` moved to its own QThread; the GUI only sees its
 signals, so it never freezes. Cancelling keeps the `.part` file, and the next Download
@@ -8,6 +9,7 @@ resumes it (see app/models/model_store.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import QThread, Signal
 from PySide6.QtWidgets import (
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.dialogs.download_worker import DownloadWorker, start_download, stop_download
+from app.gui.dialogs.finder_slot import FinderSlot
 from app.models.devices import device_problems
 from app.models.model_store import (
     CHECKPOINTS,
@@ -35,9 +38,17 @@ from app.models.model_store import (
     find_downloaded,
 )
 
-__all__ = ["ModelDialog"]
+__all__ = ["ModelChoice", "ModelDialog"]
 
 _MIB = 2**20
+
+
+class ModelChoice(NamedTuple):
+    """What the dialog was closed with: a checkpoint for the tracker or the finder."""
+
+    checkpoint: str
+    device: str
+    slot: str = "tracker"  # or "finder"
 
 
 def _available_devices() -> list[str]:
@@ -60,12 +71,20 @@ class ModelDialog(QDialog):
         dest_dir: str | Path | None = None,
         device: str = "cpu",
         current: str | None = None,
+        finder_current: str | None = None,
+        finder_base_url: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a segmentation model")
         self._base_url = base_url
         self._dest = Path(dest_dir) if dest_dir is not None else checkpoint_dir()
         self._path: Path | None = None
+        self._finder_path: Path | None = None
+        # The second slot: SAM 3's finder; choosing it closes the dialog as the tracker does.
+        self.finder = FinderSlot(
+            self, base_url=finder_base_url, dest_dir=self._dest, current=finder_current
+        )
+        self.finder.chosen.connect(self._choose_finder)
         self._thread: QThread | None = None
         self._worker: DownloadWorker | None = None
         self._build(device, current)
@@ -75,6 +94,17 @@ class ModelDialog(QDialog):
 
     def checkpoint_path(self) -> Path | None:
         return self._path
+
+    def finder_path(self) -> Path | None:
+        """The finder checkpoint chosen (downloaded or local); None when the tracker was."""
+        return self._finder_path
+
+    def choice(self) -> ModelChoice | None:
+        if self._finder_path is not None:
+            return ModelChoice(str(self._finder_path), self.device(), "finder")
+        if self._path is not None:
+            return ModelChoice(str(self._path), self.device())
+        return None
 
     def device(self) -> str:
         return self.device_box.currentText()
@@ -126,13 +156,17 @@ class ModelDialog(QDialog):
         for button in (self.download_button, self.stop_button, self.local_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
-        buttons.addWidget(self.close_button)
+        closing = QHBoxLayout()
+        closing.addStretch(1)
+        closing.addWidget(self.close_button)
         layout = QVBoxLayout(self)
         for widget in (intro, self.list, self.progress, self.progress_label, self.error_label):
             layout.addWidget(widget)
-        layout.addLayout(device_row)
         layout.addLayout(buttons)
-        self.resize(480, 420)
+        layout.addLayout(device_row)
+        layout.addWidget(self.finder)
+        layout.addLayout(closing)
+        self.resize(560, 680)
 
     def _refresh_items(self) -> None:
         row = self.list.currentRow()
@@ -255,6 +289,10 @@ class ModelDialog(QDialog):
         self._path = path
         self.accept()
 
+    def _choose_finder(self, path: Path) -> None:
+        self._finder_path = path
+        self.accept()
+
     def _stop_thread(self) -> None:
         thread, worker = self._thread, self._worker
         self._thread = self._worker = None
@@ -265,4 +303,5 @@ class ModelDialog(QDialog):
     def done(self, result: int) -> None:
         """Closing by any route stops a running download first, keeping its `.part`."""
         self._stop_thread()
+        self.finder.stop()
         super().done(result)

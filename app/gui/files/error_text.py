@@ -67,6 +67,11 @@ def describe_job_failure(action: str, message: str) -> tuple[str, str]:
             f"{_sentence(text)} Choose another checkpoint with Model > Choose Model… "
             "(Ctrl+M); the model that was working stays loaded."
         )
+    if action == "loading the finder":
+        return "Cannot load the finder", (
+            f"{_sentence(text)} Choose SAM 3's sam3.pt with Model > Choose Model… (Ctrl+M); "
+            "the finder that was working stays loaded."
+        )
     return f"Error while {action}", (
         f"{_sentence(text)} Try again; if it keeps failing, save your project and restart Masklet."
     )

@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from app.gui.actions import AppActions
-from app.gui.dialogs.model_dialog import ModelDialog
+from app.gui.dialogs.model_dialog import ModelChoice, ModelDialog
 from app.gui.files import import_io
 from app.gui.files.error_text import video_failure
 from app.models import devices
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from app.gui.files.project_locks import ProjectLocks
     from app.gui.settings import AppSettings
     from app.gui.timeline.widgets import Playback
+    from app.gui.window.finder_loading import FinderLoading
     from app.gui.worker.client import WorkerClient
 
 PROJECT_SUFFIX = ".masklet"
@@ -63,6 +64,9 @@ class FileHost(import_io.ImportHost, Protocol):
 
     @property
     def locks(self) -> ProjectLocks: ...
+
+    @property
+    def finder(self) -> FinderLoading: ...
 
     @property
     def actions(self) -> AppActions: ...
@@ -351,12 +355,18 @@ class FileCommands:
 
     # ---- model -----------------------------------------------------------------------------
     def choose_model(self) -> None:
-        """Pick a checkpoint (and device); the settings keep it once it has loaded."""
-        choice = _run_model_dialog(self._parent, self.host.settings, self.host.model_description())
+        """Pick a tracker or finder checkpoint (and device); settings keep it once loaded."""
+        finder = self.host.finder
+        choice = _run_model_dialog(
+            self._parent, self.host.settings, self.host.model_description(), finder.description()
+        )
         if choice is None:
             return
-        checkpoint, device = choice
-        self.host.load_model(checkpoint, device, remember=True)
+        checkpoint, device, slot = ModelChoice(*choice)
+        if slot == "finder":
+            finder.load(checkpoint, device, remember=True)
+        else:
+            self.host.load_model(checkpoint, device, remember=True)
 
     def switch_device(self, device: str) -> None:
         """Reload the model on `device`; until that works the menu and settings keep the old."""
@@ -388,9 +398,9 @@ class FileCommands:
         self.export_dialog.open()
 
 
-def _run_model_dialog(parent: Any, settings: Any, current: str | None) -> tuple[str, str] | None:
-    """Ask for a checkpoint and device; None when the user cancels."""
-    dialog = ModelDialog(parent, device=settings.device, current=current)
-    if not dialog.exec() or dialog.checkpoint_path() is None:
-        return None
-    return str(dialog.checkpoint_path()), dialog.device()
+def _run_model_dialog(
+    parent: Any, settings: Any, current: str | None, finder: str | None = None
+) -> ModelChoice | None:
+    """Ask for a tracker or finder checkpoint and a device; None when the user cancels."""
+    dialog = ModelDialog(parent, device=settings.device, current=current, finder_current=finder)
+    return dialog.choice() if dialog.exec() else None
