@@ -96,6 +96,15 @@ SPECS: tuple[ActionSpec, ...] = (
     ),
     ActionSpec("cancel", "&Cancel", "mdi6.stop-circle-outline", ("Esc",), "Track"),
     ActionSpec(
+        "find_while_propagating",
+        "Find New &Instances While Propagating",
+        "mdi6.text-search",
+        (),
+        "Track",
+        checkable=True,
+    ),
+    ActionSpec("find_every", "Find &Every N Frames…", None, (), "Track"),
+    ActionSpec(
         "follow", "Fo&llow Propagation", "mdi6.crosshairs-gps", ("L",), "Track", checkable=True
     ),
     ActionSpec(

@@ -25,11 +25,11 @@ from app.project.files import ProjectError
 if TYPE_CHECKING:
     from app.gui.canvas.controller import CanvasController
     from app.gui.canvas.frame_canvas import FrameCanvas
+    from app.gui.files.finder_loading import FinderLoading
     from app.gui.files.project_io import ProjectController
     from app.gui.files.project_locks import ProjectLocks
     from app.gui.settings import AppSettings
     from app.gui.timeline.widgets import Playback
-    from app.gui.window.finder_loading import FinderLoading
     from app.gui.worker.client import WorkerClient
 
 PROJECT_SUFFIX = ".masklet"

@@ -102,7 +102,17 @@ _MENUS = (
     ),
     (
         "&Track",
-        ("propagate_forward", "propagate_backward", "propagate_both", None, "follow", "cancel"),
+        (
+            "propagate_forward",
+            "propagate_backward",
+            "propagate_both",
+            None,
+            "follow",
+            "cancel",
+            None,
+            "find_while_propagating",
+            "find_every",
+        ),
     ),
     ("&Model", ("choose_model",)),
     ("&Help", ("help", "about")),

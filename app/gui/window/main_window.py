@@ -38,7 +38,7 @@ from app.gui.timeline.confidence import DoubtfulNavigator
 from app.gui.timeline.follow import FollowController
 from app.gui.timeline.navigation import FrameNavigator
 from app.gui.timeline.widgets import Playback, ScrubBar, TimelineTracks
-from app.gui.window.finder_loading import FinderLoading
+from app.gui.window.find_while_propagating import attach_finding
 from app.gui.window.labels_ui import LabelControls
 from app.gui.window.layout import WindowParts, build_layout
 from app.gui.window.masklet_list import MaskletPanel
@@ -139,12 +139,12 @@ class MainWindow(QMainWindow):
         )
         self._connect()
         self.find_controller = install_find(self)  # Ctrl+F, proposals, the find-similar tool
-        # After `_connect`: its status line (which finder stays) follows the error report.
-        self.finder = FinderLoading(self.client, settings, self.statusBar(), self)
         # After `_connect`: a model change's note on marked masks follows "Model ... ready".
         self.stale_marks, self.input_size = extend_model_menu(
             self, layout.model_menu, layout.input_size_submenu
         )
+        # Also after it: the finder's notes follow the window's own reports.
+        self.finder, self.pass_finds = attach_finding(self)
         self._update_title()
         self._restore_window()
 
@@ -283,7 +283,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Add a prompt before propagating", 4000)
             return
         self.playback.stop()
-        self.session.propagate(direction)
+        self.session.propagate(direction, self.pass_finds.spec())
         self.progress.start(direction)
 
     def _on_model_loaded(self, info: ModelInfo) -> None:

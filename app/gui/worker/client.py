@@ -38,6 +38,7 @@ from app.gui.worker.jobs import (
     SetPrecision,
     SetPrompts,
 )
+from app.gui.worker.pass_finding import FoundInPass, PassFind
 
 _live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
 # Threads left to finish a model call at quit. Qt aborts the process if a running QThread
@@ -78,6 +79,7 @@ class WorkerClient(QObject):
     frame_ready = Signal(object)
     propagation_progress = Signal(object)
     propagation_finished = Signal(object)
+    found_in_pass = Signal(object)  # pass_finding.FoundInPass, of the current propagation
     job_failed = Signal(object)
     stats_changed = Signal(object)
     busy_changed = Signal(bool)
@@ -115,6 +117,7 @@ class WorkerClient(QObject):
         w.frame_ready.connect(self._on_frame_ready)
         w.propagation_progress.connect(self._on_progress)
         w.propagation_finished.connect(self._on_propagation_finished)
+        w.found_in_pass.connect(self._on_found_in_pass)
         w.job_failed.connect(self._on_job_failed)
         w.stats_changed.connect(self.stats_changed)
         w.state_report.connect(self.state_report)
@@ -189,11 +192,12 @@ class WorkerClient(QObject):
         self.prompts_sent.emit(request_id, frame)
         return request_id
 
-    def propagate(self, start: int, direction: str) -> int:
+    def propagate(self, start: int, direction: str, find: PassFind | None = None) -> int:
+        """Propagate from `start`; with `find`, finding new instances on the way."""
         if direction not in ("forward", "backward", "both"):
             raise ValueError(f"direction must be forward, backward or both, got {direction!r}")
         self.cancel()
-        self._propagation_id = self._send(lambda i: Propagate(i, start, direction))
+        self._propagation_id = self._send(lambda i: Propagate(i, start, direction, find))
         return self._propagation_id
 
     def remove_object(self, obj_id: int) -> int:
@@ -292,6 +296,11 @@ class WorkerClient(QObject):
         if summary.request_id == self._propagation_id:
             self._propagation_id = None
             self.propagation_finished.emit(summary)
+
+    @Slot(object)
+    def _on_found_in_pass(self, found: FoundInPass) -> None:
+        if found.request_id == self._propagation_id:
+            self.found_in_pass.emit(found)
 
     @Slot(object)
     def _on_job_failed(self, error: JobError) -> None:

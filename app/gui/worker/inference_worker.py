@@ -47,6 +47,7 @@ from app.gui.worker.jobs import (
     SetPrompts,
 )
 from app.gui.worker.live_edits import RequestInbox
+from app.gui.worker.pass_finding import pass_finder
 from app.gui.worker.pass_progress import PassProgress
 from app.gui.worker.signal_refcount import pin_booleans
 from app.project.mask_codec import decode_rle
@@ -87,6 +88,7 @@ class InferenceWorker(QObject):
     frame_ready = Signal(object)
     propagation_progress = Signal(object)
     propagation_finished = Signal(object)
+    found_in_pass = Signal(object)  # pass_finding.FoundInPass
     job_failed = Signal(object)
     stats_changed = Signal(object)
     state_report = Signal(object)
@@ -265,6 +267,15 @@ class InferenceWorker(QObject):
             self._pending, run=self._run, skip=self._skip, superseded=_is_superseded
         )
         live = LivePass(session, request.start, request.direction, inbox=inbox, cancel=self._cancel)
+        finding = pass_finder(
+            self._finder,
+            request.find,
+            self._source,
+            start=request.start,
+            precision_choice=self._precision,
+            device=self._device,
+            cancel=self._cancel,
+        )
         for frame_result in live.frames():
             masks = {
                 obj_id: (np.array(r.mask, dtype=bool, copy=True) if r.score > 0 else None)
@@ -276,6 +287,9 @@ class InferenceWorker(QObject):
             )
             step = progress.frame_done(frame_result.frame, list(frame_result.objects))
             self.propagation_progress.emit(step)
+            found = finding and finding.look(request.request_id, frame_result, session.object_ids)
+            if found:
+                self.found_in_pass.emit(found)
         cancelled = self._cancel.is_set()
         self._cancel.clear()
         summary = PropagationSummary(request.request_id, progress.done, cancelled)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from app.gui.worker.engine import FrameSource
+from app.gui.worker.pass_finding import PassFind
 
 
 # ---- requests (GUI -> worker) ----------------------------------------------------------------
@@ -61,6 +62,7 @@ class Propagate:
     request_id: int
     start: int
     direction: str
+    find: PassFind | None = None  # find new instances while propagating (pass_finding.py)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from app.gui.document.annotations import AnnotationDocument
 from app.gui.settings import DEFAULT_STATE_BUDGET_BYTES
 from app.gui.worker.client import WorkerClient
 from app.gui.worker.jobs import FrameMasks, JobError, MaskResult, SessionInfo, StateReport
+from app.gui.worker.pass_finding import PassFind
 
 
 class SessionController(QObject):
@@ -65,10 +66,11 @@ class SessionController(QObject):
     def mark_all_unsynced(self) -> None:
         self._unsynced = set(self._doc.all_prompts())
 
-    def propagate(self, direction: str) -> int:
-        """Re-apply unsynced prompts, then propagate from the current frame."""
+    def propagate(self, direction: str, find: PassFind | None = None) -> int:
+        """Re-apply unsynced prompts, then propagate from the current frame (finding `find`
+        on the way, when given)."""
         self.sync_all()
-        request_id = self._client.propagate(self._doc.current_frame, direction)
+        request_id = self._client.propagate(self._doc.current_frame, direction, find)
         self.propagation_started.emit(direction)
         return request_id
 

@@ -1,0 +1,160 @@
+"""Track > Find New Instances While Propagating, with real events: off by default; on, a
+propagation runs the finder every N frames with the accepted phrases, and an instance that
+overlaps no tracked object becomes "PHRASE N", keyed on the frame where it was found; undo
+and redo take it out and put it back; nothing tracked is replaced; off, nothing is added."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import click_frame, make_window, when_modal
+from fake_engine import SPEED, MaskPrompt, MaskSession, disc, fake_engine
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog
+
+ENTERS_AT = 4  # the frame the second object appears on
+ENTER_X, ENTER_Y = 100.0, 90.0
+FIRST_X, FIRST_Y = 30.0, 40.0
+
+
+@dataclass
+class Instances:
+    masks: torch.Tensor
+    scores: torch.Tensor
+
+
+class SceneFinder:
+    """Finds, on frame f: the clicked object where the fake tracker has it (already tracked),
+    from ENTERS_AT on a second one moving as the tracker will move it, and a weak (0.3)
+    detection the threshold leaves out."""
+
+    def __init__(self) -> None:
+        self.searched: list[tuple[int, str, float]] = []
+        self.threads: set[int] = set()
+
+    def parameters(self):
+        return [torch.zeros(10)]
+
+    def find(self, frame, phrase=None, boxes=None, box_labels=None, threshold=0.5, **kw):
+        index = kw["frame_key"][1]
+        self.searched.append((index, phrase, threshold))
+        self.threads.add(threading.get_ident())
+        size = frame.shape[:2]
+        found = [(0.95, disc(size, FIRST_X + SPEED * index, FIRST_Y)), (0.3, disc(size, 10, 10))]
+        if index >= ENTERS_AT:
+            found.append((0.8, disc(size, ENTER_X + SPEED * (index - ENTERS_AT), ENTER_Y)))
+        kept = [(s, m) for s, m in found if s > threshold]
+        return Instances(
+            torch.from_numpy(np.stack([m for _, m in kept])), torch.tensor([s for s, _ in kept])
+        )
+
+
+class AcceptedPhrases:
+    """Stands in for find-gui's `window.find_controller` (its `accepted_phrases()`)."""
+
+    def __init__(self, phrases: list[str]) -> None:
+        self.phrases = phrases
+
+    def accepted_phrases(self) -> list[str]:
+        return list(self.phrases)
+
+
+@pytest.fixture
+def scene(qtbot, settings, recovery_root, video_path):
+    settings.finder_checkpoint = "sam3.pt"
+    finder = SceneFinder()
+    sessions: list[MaskSession] = []
+
+    def open_session(_model, source, device):
+        sessions.append(MaskSession(source, device, frame_delay=0.03))
+        return sessions[-1]
+
+    engine = replace(
+        fake_engine(),
+        open_session=open_session,
+        make_prompt=MaskPrompt,
+        load_finder=lambda path, device: finder,
+    )
+    window = make_window(qtbot, settings, recovery_root, engine=engine)
+    with qtbot.waitSignal(window.session.session_ready, timeout=10000):
+        assert window.open_video(str(video_path))
+    window.find_controller = AcceptedPhrases(["person"])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_N)
+    with qtbot.waitSignal(window.client.mask_ready, timeout=5000):
+        click_frame(window, FIRST_X, FIRST_Y)
+    yield window, finder, sessions
+    window.close()
+
+
+def propagate(qtbot, window) -> None:
+    window.activateWindow()  # a dialog closed before may have had the focus
+    qtbot.waitUntil(window.isActiveWindow)
+    window.canvas.setFocus()
+    with qtbot.waitSignal(window.client.propagation_finished, timeout=20000):
+        qtbot.keyClick(window.canvas, Qt.Key.Key_T)
+
+
+def test_off_by_default_and_nothing_is_added(qtbot, scene):
+    window, finder, _sessions = scene
+    assert not window.actions.find_while_propagating.isChecked()
+    propagate(qtbot, window)
+    assert [o.name for o in window.document.objects()] == ["object 1"]
+    assert finder.searched == [] and window.finder.info is None  # not even loaded
+
+
+def test_a_new_instance_becomes_an_object_keyed_where_found(qtbot, scene):
+    window, finder, sessions = scene
+    doc = window.document
+    first = doc.objects()[0].obj_id
+    first_prompts = doc.prompts(0, first)
+    when_modal(QInputDialog, lambda d: (d.setIntValue(4), d.accept()))
+    window.actions.find_every.trigger()
+    assert window.settings.find_every == 4
+    assert window.actions.find_every.text() == "Find &Every 4 Frames…"
+    with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
+        window.actions.find_while_propagating.trigger()  # loads the remembered finder
+    propagate(qtbot, window)
+
+    assert [f for f, _p, _t in finder.searched] == [4, 8, 12, 16]  # not the start frame
+    assert {p for _f, p, _t in finder.searched} == {"person"}
+    assert {t for _f, _p, t in finder.searched} == {0.5}
+    assert threading.get_ident() not in finder.threads
+    names = [(o.name, o.category) for o in doc.objects()]
+    assert names == [("object 1", ""), ("person 1", "person")]
+    found = doc.objects()[1].obj_id
+    assert doc.keyframes(found) == [ENTERS_AT] and doc.prompts(ENTERS_AT, found).mask is not None
+    assert "person" in [label.name for label in doc.labels()]
+    assert doc.prompts(0, first) == first_prompts and doc.keyframes(first) == [0]
+    assert ("add_mask", ENTERS_AT, found) in [c[:3] for c in sessions[-1].calls]
+    assert doc.mask(19, found) is not None  # tracked from there to the end
+    message = window.statusBar().currentMessage()
+    assert message == "Propagation finished: 20 frames; 1 new object found while propagating"
+
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [o.name for o in doc.objects()] == ["object 1"]
+    assert "person" not in [label.name for label in doc.labels()]
+    qtbot.waitUntil(lambda: ("remove_object", found) in sessions[-1].calls, timeout=5000)
+    redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, redo)
+    assert [o.name for o in doc.objects()] == ["object 1", "person 1"]
+    assert doc.keyframes(found) == [ENTERS_AT]
+
+    finder.searched.clear()
+    window.actions.find_while_propagating.trigger()  # off again
+    propagate(qtbot, window)
+    assert finder.searched == [] and len(doc.objects()) == 2
+
+
+def test_without_accepted_phrases_the_toggle_says_what_to_do(qtbot, scene):
+    window, finder, _sessions = scene
+    window.find_controller = AcceptedPhrases([])
+    with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
+        window.actions.find_while_propagating.trigger()
+    assert window.statusBar().currentMessage().startswith("Find objects by name first (Ctrl+F)")
+    propagate(qtbot, window)
+    assert finder.searched == [] and len(window.document.objects()) == 1
