@@ -26,8 +26,7 @@ from app.gui.document.label_commands import AddLabelsCommand
 from app.gui.files.finder_loading import FinderLoading
 from app.gui.settings import AppSettings
 from app.gui.worker.client import WorkerClient
-from app.gui.worker.jobs import PropagationSummary
-from app.gui.worker.pass_finding import DEFAULT_THRESHOLD, FoundInPass, PassFind
+from app.gui.worker.jobs import DEFAULT_FIND_THRESHOLD, FoundInPass, PassFind, PropagationSummary
 
 __all__ = ["FindWhilePropagating", "accepted_phrases_of", "attach_finding", "numbered_names"]
 
@@ -64,7 +63,7 @@ class FindWhilePropagating(QObject):
         every_action: QAction,
         *,
         phrases: Callable[[], list[str]],
-        threshold: Callable[[], float] = lambda: DEFAULT_THRESHOLD,
+        threshold: Callable[[], float] = lambda: DEFAULT_FIND_THRESHOLD,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)

@@ -20,6 +20,7 @@ from app.gui.worker.inference_worker import InferenceWorker, supersede_key
 from app.gui.worker.jobs import (
     Find,
     Focus,
+    FoundInPass,
     FrameMasks,
     JobError,
     LoadFinder,
@@ -27,6 +28,7 @@ from app.gui.worker.jobs import (
     MaskResult,
     ModelInfo,
     OpenVideo,
+    PassFind,
     PendingBook,
     Progress,
     Propagate,
@@ -38,7 +40,6 @@ from app.gui.worker.jobs import (
     SetPrecision,
     SetPrompts,
 )
-from app.gui.worker.pass_finding import FoundInPass, PassFind
 
 _live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
 # Threads left to finish a model call at quit. Qt aborts the process if a running QThread

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from app.gui.worker.engine import FrameSource
-from app.gui.worker.pass_finding import PassFind
 
 
 # ---- requests (GUI -> worker) ----------------------------------------------------------------
@@ -55,6 +54,32 @@ class SetPrompts:
     # A mask prompt as `encode_rle` bytes, decoded by the worker: many imported keyframes
     # can be queued at once, and full arrays would hold one video-sized mask each.
     mask_rle: bytes | None = None
+
+
+# Meta's Sam3Processor confidence_threshold: the finder's default while propagating.
+DEFAULT_FIND_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class PassFind:
+    """What a propagation should find: these phrases every `every` frames, over `threshold`."""
+
+    phrases: tuple[str, ...]
+    every: int = 16  # model.engine.auto_find.DEFAULT_EVERY
+    threshold: float = DEFAULT_FIND_THRESHOLD
+
+
+@dataclass(frozen=True)
+class FoundInPass:
+    """New instances found on `frame` during propagation `request_id`, best first; `error` is
+    one line when finding failed (the pass goes on without it)."""
+
+    request_id: int
+    frame: int
+    phrases: tuple[str, ...] = ()  # per instance
+    scores: tuple[float, ...] = ()
+    masks: tuple[bytes, ...] = ()  # `encode_rle` of (H, W) bool at the video's size
+    error: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,53 +21,28 @@ deleted.
 from __future__ import annotations
 
 import inspect
+import itertools
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from app.gui.worker.finding import finder_precision
+from app.gui.worker.jobs import FoundInPass, PassFind
 from app.project.mask_codec import encode_rle
-from model.engine.find_association import new_detections
 
-__all__ = [
-    "DEFAULT_EVERY",
-    "DEFAULT_THRESHOLD",
-    "FoundInPass",
-    "PassFind",
-    "PassFinder",
-    "pass_finder",
-]
+if TYPE_CHECKING:  # torch loads with the model, not when the GUI starts
+    from model.engine.auto_find import Found
 
-DEFAULT_EVERY = 16
-DEFAULT_THRESHOLD = 0.5  # Meta's Sam3Processor confidence_threshold
-
-
-@dataclass(frozen=True)
-class PassFind:
-    """What a propagation should find: these phrases every `every` frames, over `threshold`."""
-
-    phrases: tuple[str, ...]
-    every: int = DEFAULT_EVERY
-    threshold: float = DEFAULT_THRESHOLD
-
-
-@dataclass(frozen=True)
-class FoundInPass:
-    """New instances found on `frame` during propagation `request_id`, best first; `error` is
-    one line when finding failed (the pass goes on without it)."""
-
-    request_id: int
-    frame: int
-    phrases: tuple[str, ...] = ()  # per instance
-    scores: tuple[float, ...] = ()
-    masks: tuple[bytes, ...] = ()  # `encode_rle` of (H, W) bool at the video's size
-    error: str = ""
+__all__ = ["PassFinder", "pass_finder"]
 
 
 class PassFinder:
-    """Decides which frames of one pass to search, searches them and keeps what is new."""
+    """Decides which frames of one pass to search, searches them and keeps what is new.
+
+    `model.engine.auto_find.AutoFind` (shared with `masklet track --find`) picks the due
+    frames and keeps the new detections; the mask prompts it would add are dropped here,
+    since the GUI adds these objects itself under ids it allocates."""
 
     def __init__(
         self,
@@ -83,32 +58,45 @@ class PassFinder:
             raise ValueError(f"find every must be at least 1 frame, got {spec.every}")
         self._finder, self._spec, self._source = finder, spec, source
         self._start, self._precision, self._cancel = start, precision, cancel
-        self._searched: set[int] = {start}
+
+        from model.engine.auto_find import AutoFind
+
+        ids = itertools.count(1)  # AutoFind's own ids; the GUI gives the real ones
+        self._auto = AutoFind(
+            None, source, self._find, new_id=lambda _found: next(ids), every=spec.every, start=start
+        )
         self._awaited: tuple[int, int] | None = None  # (frame found on, objects expected)
         self._failed = False
-        self.added = 0
-
-    def due(self, frame: int) -> bool:
-        return (frame - self._start) % self._spec.every == 0 and frame not in self._searched
 
     def look(self, request_id: int, result: Any, object_ids: list[int]) -> FoundInPass | None:
         """Search `result`'s frame if it is due; what is new there, or None."""
         frame = result.frame
-        if self._failed or not self.due(frame) or self._waiting(frame, object_ids):
+        if self._failed or frame == self._start or not self._auto.due(frame):
             return None
-        self._searched.add(frame)
+        if self._waiting(frame, object_ids):
+            return None
         tracked = {
             o: np.asarray(r.mask, dtype=bool) for o, r in result.objects.items() if r.score > 0
         }
         try:
-            found = self._find(frame)
+            objects = self._auto.search(frame, tracked)
         except Exception as exc:  # noqa: BLE001 - the propagation must go on without it
             if self._cancel.is_set():
                 return None
             self._failed = True
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return FoundInPass(request_id, frame, error=f"finding stopped: {reason}")
-        return self._keep_new(request_id, frame, found, tracked, len(object_ids))
+        self._auto.take_edits()  # not applied: the GUI adds these objects (see above)
+        if not objects:
+            return None
+        self._awaited = (frame, len(object_ids) + len(objects))
+        return FoundInPass(
+            request_id,
+            frame,
+            tuple(o.found.phrase for o in objects),
+            tuple(o.found.score for o in objects),
+            tuple(encode_rle(o.found.mask) for o in objects),
+        )
 
     def _waiting(self, frame: int, object_ids: list[int]) -> bool:
         """True while the objects of the last find have not all reached the session (the
@@ -121,10 +109,13 @@ class PassFinder:
             return False
         return True
 
-    def _find(self, frame: int) -> list[tuple[str, float, np.ndarray]]:
-        image = np.asarray(self._source[frame])
+    def _find(self, frame: int, image: np.ndarray) -> list[Found]:
+        """Every phrase's instances over the threshold on `frame` (AutoFind's `find`)."""
+        from model.engine.auto_find import Found
+
+        image = np.asarray(image)
         extra = {"cancel": self._cancel} if _takes_cancel(self._finder) else {}
-        found = []
+        found: list[Found] = []
         for phrase in self._spec.phrases:
             instances = self._finder.find(
                 image,
@@ -136,30 +127,8 @@ class PassFinder:
             )
             masks = instances.masks.cpu().numpy().astype(bool, copy=False)
             scores = instances.scores.float().cpu().numpy()
-            found += [(phrase, float(s), m) for s, m in zip(scores, masks, strict=True)]
-        found.sort(key=lambda item: -item[1])
+            found += [Found(m, float(s), phrase) for s, m in zip(scores, masks, strict=True)]
         return found
-
-    def _keep_new(
-        self,
-        request_id: int,
-        frame: int,
-        found: list[tuple[str, float, np.ndarray]],
-        tracked: Mapping[int, np.ndarray],
-        objects_now: int,
-    ) -> FoundInPass | None:
-        keep = new_detections([m for _, _, m in found], list(tracked.values()))
-        if not keep:
-            return None
-        self._awaited = (frame, objects_now + len(keep))
-        self.added += len(keep)
-        return FoundInPass(
-            request_id,
-            frame,
-            tuple(found[i][0] for i in keep),
-            tuple(found[i][1] for i in keep),
-            tuple(encode_rle(found[i][2]) for i in keep),
-        )
 
 
 def pass_finder(
@@ -177,10 +146,7 @@ def pass_finder(
     tracker's Model > Precision choice resolves to."""
     if spec is None or finder is None or source is None:
         return None
-    from app.gui.worker.engine import describe_precision
-
-    dtype, _reason = describe_precision(precision_choice, device)
-    precision = "fast" if dtype == "bf16" else "exact"
+    precision = finder_precision(precision_choice, device)
     return PassFinder(finder, spec, source, start=start, precision=precision, cancel=cancel)
 
 

@@ -22,8 +22,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.gui.document.annotations import AnnotationDocument
 from app.gui.settings import DEFAULT_STATE_BUDGET_BYTES
 from app.gui.worker.client import WorkerClient
-from app.gui.worker.jobs import FrameMasks, JobError, MaskResult, SessionInfo, StateReport
-from app.gui.worker.pass_finding import PassFind
+from app.gui.worker.jobs import (
+    FrameMasks,
+    JobError,
+    MaskResult,
+    PassFind,
+    SessionInfo,
+    StateReport,
+)
 
 
 class SessionController(QObject):

@@ -119,7 +119,11 @@ def test_a_new_instance_becomes_an_object_keyed_where_found(qtbot, scene):
         window.actions.find_while_propagating.trigger()  # loads the remembered finder
     propagate(qtbot, window)
 
-    assert [f for f, _p, _t in finder.searched] == [4, 8, 12, 16]  # not the start frame
+    searched = [f for f, _p, _t in finder.searched]
+    # Every 4 frames, not the start frame; a due frame is skipped while the object found
+    # before has not reached the session yet (a slow machine), never searched twice.
+    assert searched[0] == ENTERS_AT and set(searched) <= {4, 8, 12, 16}
+    assert len(searched) == len(set(searched))
     assert {p for _f, p, _t in finder.searched} == {"person"}
     assert {t for _f, _p, t in finder.searched} == {0.5}
     assert threading.get_ident() not in finder.threads
