@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -159,14 +160,19 @@ class ModelDialog(QDialog):
         closing = QHBoxLayout()
         closing.addStretch(1)
         closing.addWidget(self.close_button)
+        tracker = QGroupBox("Tracker: SAM 2 / 2.1, segments and tracks what you click")
+        slot = QVBoxLayout(tracker)
+        for widget in (self.list, self.progress, self.progress_label, self.error_label):
+            slot.addWidget(widget)
+        slot.addLayout(buttons)
+        self.list.setMaximumHeight(self.list.fontMetrics().lineSpacing() * (len(CHECKPOINTS) + 2))
         layout = QVBoxLayout(self)
-        for widget in (intro, self.list, self.progress, self.progress_label, self.error_label):
-            layout.addWidget(widget)
-        layout.addLayout(buttons)
+        layout.addWidget(intro)
+        layout.addWidget(tracker)
         layout.addLayout(device_row)
         layout.addWidget(self.finder)
         layout.addLayout(closing)
-        self.resize(560, 680)
+        self.resize(600, self.sizeHint().height())
 
     def _refresh_items(self) -> None:
         row = self.list.currentRow()
