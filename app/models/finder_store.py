@@ -74,9 +74,10 @@ def hf_token_path() -> Path:
 def find_token() -> HfToken | None:
     """The user's Hugging Face token, or None: `HF_TOKEN` first, then the saved token file.
 
-    The file must be a regular file of at most 4 KiB; anything else counts as no token."""
+    The file must be a regular file of at most 4 KiB, and a token one line of printable
+    ASCII; anything else counts as no token."""
     value = (os.environ.get("HF_TOKEN") or "").strip()
-    if value:
+    if _usable(value):
         return HfToken("the HF_TOKEN variable", value)
     path = hf_token_path()
     try:
@@ -87,10 +88,13 @@ def find_token() -> HfToken | None:
             value = f.read(_MAX_TOKEN_BYTES).decode("utf-8", errors="replace").strip()
     except OSError:
         return None
-    # A header value must be one printable line; anything else is not a token.
-    if not value or not value.isprintable() or not value.isascii():
-        return None
-    return HfToken(str(path), value)
+    return HfToken(str(path), value) if _usable(value) else None
+
+
+def _usable(value: str) -> bool:
+    """A header value must be one printable ASCII line; anything else is not a token (and
+    would make the HTTP library fail with the value in its message)."""
+    return bool(value) and value.isprintable() and value.isascii()
 
 
 def no_token_message() -> str:

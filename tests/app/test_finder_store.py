@@ -160,6 +160,14 @@ def test_a_token_file_that_is_not_a_token_is_ignored(tmp_path):
     assert find_token() is None
 
 
+def test_a_variable_that_is_not_one_line_is_no_token(monkeypatch, hub, tmp_path):
+    monkeypatch.setenv("HF_TOKEN", "hf_abc\r\nX-Injected: 1")
+    assert find_token() is None
+    with pytest.raises(DownloadError, match="^no Hugging Face token found"):
+        fetch(tmp_path, hub)
+    assert hub.requests == []
+
+
 def test_download_sends_the_saved_token_and_writes_it_nowhere(hub, tmp_path):
     saved = tmp_path / "hf-home" / "token"
     saved.parent.mkdir()
