@@ -32,7 +32,8 @@ class SceneFinder:
     from ENTERS_AT on a second one moving as the tracker will move it, and a weak (0.3)
     detection the threshold leaves out."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, with_tracked: bool = True) -> None:
+        self.with_tracked = with_tracked
         self.searched: list[tuple[int, str, float]] = []
         self.threads: set[int] = set()
 
@@ -44,13 +45,14 @@ class SceneFinder:
         self.searched.append((index, phrase, threshold))
         self.threads.add(threading.get_ident())
         size = frame.shape[:2]
-        found = [(0.95, disc(size, FIRST_X + SPEED * index, FIRST_Y)), (0.3, disc(size, 10, 10))]
+        found = [(0.3, disc(size, 10, 10))]
+        if self.with_tracked:
+            found.append((0.95, disc(size, FIRST_X + SPEED * index, FIRST_Y)))
         if index >= ENTERS_AT:
             found.append((0.8, disc(size, ENTER_X + SPEED * (index - ENTERS_AT), ENTER_Y)))
         kept = [(s, m) for s, m in found if s > threshold]
-        return Instances(
-            torch.from_numpy(np.stack([m for _, m in kept])), torch.tensor([s for s, _ in kept])
-        )
+        masks = np.stack([m for _, m in kept]) if kept else np.zeros((0, *size), bool)
+        return Instances(torch.from_numpy(masks), torch.tensor([s for s, _ in kept]))
 
 
 class AcceptedPhrases:
@@ -162,3 +164,49 @@ def test_without_accepted_phrases_the_toggle_says_what_to_do(qtbot, scene):
     assert window.statusBar().currentMessage().startswith("Find objects by name first (Ctrl+F)")
     propagate(qtbot, window)
     assert finder.searched == [] and len(window.document.objects()) == 1
+
+
+@pytest.mark.slow
+def test_with_the_real_tracker_the_found_object_is_tracked_from_its_frame(
+    qtbot, settings, recovery_root, tmp_path
+):
+    """The real engine (random-init sam2.1-tiny at 256) takes the found mask as a keyframe in
+    the middle of the pass and tracks it to the last frame; the clicked object is untouched."""
+    from conftest import write_video
+
+    from app.gui.worker.engine import random_model_loader, real_engine
+
+    settings.finder_checkpoint = "sam3.pt"
+    # Random weights track the clicked object anywhere: only the entering one is found.
+    finder = SceneFinder(with_tracked=False)
+    engine = replace(
+        real_engine(random_model_loader("sam2.1-tiny", image_size=256)),
+        load_finder=lambda path, device: finder,
+    )
+    window = make_window(qtbot, settings, recovery_root, engine=engine)
+    try:
+        video = write_video(tmp_path / "short.mp4", num_frames=7)
+        with qtbot.waitSignal(window.session.session_ready, timeout=60000):
+            assert window.open_video(str(video))
+        window.find_controller = AcceptedPhrases(["person"])
+        with qtbot.waitSignal(window.client.mask_ready, timeout=60000):
+            click_frame(window, FIRST_X, FIRST_Y)
+        window.settings.find_every = 4
+        with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
+            window.actions.find_while_propagating.trigger()
+        first = window.document.objects()[0].obj_id
+        failures: list = []
+        window.client.job_failed.connect(failures.append)
+        window.canvas.setFocus()
+        with qtbot.waitSignal(window.client.propagation_finished, timeout=180000):
+            qtbot.keyClick(window.canvas, Qt.Key.Key_T)
+        doc = window.document
+        assert not failures
+        assert [o.name for o in doc.objects()] == ["object 1", "person 1"]
+        found = doc.objects()[1].obj_id
+        assert doc.keyframes(found) == [ENTERS_AT] and doc.keyframes(first) == [0]
+        assert [f for f, _p, _t in finder.searched] == [4]
+        # Tracked after the frame it was found on: the engine computed a state there.
+        assert doc.mask_state(6, found) != 0
+    finally:
+        window.close()
