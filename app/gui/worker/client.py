@@ -300,7 +300,8 @@ class WorkerClient(QObject):
 
     @Slot(object)
     def _on_found_in_pass(self, found: FoundInPass) -> None:
-        if found.request_id == self._propagation_id:
+        # Not after another video was opened: the objects would land in its document.
+        if found.request_id == self._propagation_id and self._current(found.request_id):
             self.found_in_pass.emit(found)
 
     @Slot(object)
