@@ -40,7 +40,6 @@ class FindingHost(Protocol):
     undo_stack: QUndoStack
     client: WorkerClient
     settings: AppSettings
-    finder: FinderLoading
 
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 - Qt's name
 
@@ -59,6 +58,7 @@ class FindWhilePropagating(QObject):
     def __init__(
         self,
         host: FindingHost,
+        finder: FinderLoading,
         toggle: QAction,
         every_action: QAction,
         *,
@@ -67,15 +67,15 @@ class FindWhilePropagating(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self._host, self.toggle, self._phrases, self._threshold = host, toggle, phrases, threshold
+        self._host, self._finder, self.toggle = host, finder, toggle
+        self._phrases, self._threshold = phrases, threshold
         self.added = 0  # objects added during the current (or last) propagation
         self._show_every(every_action)
         toggle.setChecked(False)
         toggle.toggled.connect(self._on_toggled)
         every_action.triggered.connect(self.ask_every)
         self._every_action = every_action
-        # Toggled on while the finder loads: the note comes after "Finder ready".
-        host.finder.loaded.connect(lambda _info: self.toggle.isChecked() and self._on_toggled(True))
+        finder.loaded.connect(self._on_finder_loaded)
         host.client.found_in_pass.connect(self._on_found)
         host.client.propagation_finished.connect(self._on_propagation_finished)
 
@@ -109,7 +109,7 @@ class FindWhilePropagating(QObject):
             self._status("New instances are no longer found while propagating")
             return
         every = self._host.settings.find_every
-        finder = self._host.finder
+        finder = self._finder
         if not finder.ensure_loaded():
             self._status("Finding while propagating needs a finder: Model > Choose Model… (Ctrl+M)")
         elif finder.is_loading:
@@ -118,6 +118,11 @@ class FindWhilePropagating(QObject):
             self._status("Find objects by name first (Ctrl+F): their phrases are found again")
         else:
             self._status(f"Propagations now find new {self._described()} every {every} frames")
+
+    @Slot(object)
+    def _on_finder_loaded(self, _info: object) -> None:
+        if self.toggle.isChecked():
+            self._on_toggled(True)  # toggled on while the finder loaded: say what happens now
 
     def _described(self) -> str:
         return ", ".join(f"'{p}'" for p in self._phrases())
@@ -129,7 +134,7 @@ class FindWhilePropagating(QObject):
         if not self.toggle.isChecked():
             return None
         phrases = tuple(self._phrases())
-        if not phrases or not self._host.finder.ensure_loaded():
+        if not phrases or not self._finder.ensure_loaded():
             self._on_toggled(True)  # says what is missing
             return None
         return PassFind(phrases, self._host.settings.find_every, float(self._threshold()))
@@ -142,22 +147,21 @@ class FindWhilePropagating(QObject):
             return
         if not found.masks or doc.num_frames == 0:
             return
-        objects, names = self._new_objects(doc, found.phrases)
+        objects = self._new_objects(doc, found.phrases)
         pairs = zip(objects, found.masks, strict=True)
         keyframes = {o.obj_id: {found.frame: rle} for o, rle in pairs}
         text = f"Found {len(objects)} new on frame {found.frame} while propagating"
         command = ImportObjectsCommand(doc, objects, keyframes, text=text)
         active = doc.active_object
-        self._host.undo_stack.push(AddLabelsCommand(doc, command, list(dict.fromkeys(names))))
+        labels = list(dict.fromkeys(found.phrases))
+        self._host.undo_stack.push(AddLabelsCommand(doc, command, labels))
         doc.set_active_object(active)  # the user's selection stays while the pass runs
         self.added += len(objects)
         shown = ", ".join(o.name for o in objects)
         self._status(f"Found {len(objects)} new on frame {found.frame}: {shown}")
 
     @staticmethod
-    def _new_objects(
-        doc: AnnotationDocument, phrases: tuple[str, ...]
-    ) -> tuple[list[MaskletObject], list[str]]:
+    def _new_objects(doc: AnnotationDocument, phrases: tuple[str, ...]) -> list[MaskletObject]:
         """New objects for `phrases` (one each, in order), named and numbered per phrase."""
         counts: dict[str, int] = {}
         for phrase in phrases:
@@ -171,7 +175,7 @@ class FindWhilePropagating(QObject):
             obj_id = doc.next_object_id()
             color = doc.default_object(obj_id).color
             objects.append(MaskletObject(obj_id, next(names[phrase]), phrase, color, True))
-        return objects, list(phrases)
+        return objects
 
     @Slot(object)
     def _on_propagation_finished(self, summary: PropagationSummary) -> None:
@@ -189,7 +193,6 @@ def attach_finding(window: Any) -> tuple[FinderLoading, FindWhilePropagating]:
     """The window's finder loading and find-while-propagating, wired to its actions. Call it
     after the window's own connections: their status lines then follow the window's."""
     finder = FinderLoading(window.client, window.settings, window.statusBar(), window)
-    window.finder = finder
     actions = window.actions
     # Opening the Find bar (Edit > Find Objects, Ctrl+F) loads a remembered finder.
     find_objects = getattr(actions, "find_objects", None)
@@ -197,6 +200,7 @@ def attach_finding(window: Any) -> tuple[FinderLoading, FindWhilePropagating]:
         find_objects.triggered.connect(finder.ensure_loaded)
     pass_finds = FindWhilePropagating(
         window,
+        finder,
         actions.find_while_propagating,
         actions.find_every,
         phrases=lambda: accepted_phrases_of(window),
