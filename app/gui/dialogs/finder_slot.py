@@ -55,6 +55,14 @@ def token_text() -> str:
     return f"Hugging Face token: found ({token.source})."
 
 
+def _size(path: Path) -> int:
+    """Bytes of a regular file; 0 when there is none or it cannot be read."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
+
+
 class FinderSlot(QGroupBox):
     """Download `sam3.pt` or choose a local file; `chosen(Path)` names the file to load."""
 
@@ -164,8 +172,7 @@ class FinderSlot(QGroupBox):
     def _on_failed(self, message: str) -> None:
         self.stop()
         self.error_label.setText(message)
-        part = self._dest / (FINDER.filename + ".part")
-        kept = part.stat().st_size if part.is_file() else 0
+        kept = _size(self._dest / (FINDER.filename + ".part"))
         self.progress_label.setText(
             f"Stopped at {kept / _MIB:.0f} MiB; Download resumes it." if kept else ""
         )
