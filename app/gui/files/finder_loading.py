@@ -6,6 +6,7 @@ Start-up stays fast: a finder remembered from an earlier session is not loaded a
 the first clicks); `ensure_loaded` loads it when something first needs it (the Find bar
 opening, "Find new instances while propagating" turned on). A file that fails to load
 leaves the finder that worked in place (the worker keeps it) and the settings unchanged.
+A loaded finder follows the tracker when it moves to another device.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from PySide6.QtWidgets import QStatusBar
 from app.gui.files.error_text import without_exception_name
 from app.gui.settings import AppSettings
 from app.gui.worker.client import WorkerClient
-from app.gui.worker.jobs import FinderInfo, JobError
+from app.gui.worker.jobs import FinderInfo, JobError, ModelInfo
 
 __all__ = ["LOAD_ACTION", "FinderLoading"]
 
@@ -46,6 +47,7 @@ class FinderLoading(QObject):
         self._loading: dict[int, tuple[str, bool]] = {}
         client.finder_loaded.connect(self._on_finder_loaded)
         client.job_failed.connect(self._on_job_failed)
+        client.model_loaded.connect(self._on_model_loaded)
 
     @property
     def is_loading(self) -> bool:
@@ -88,6 +90,12 @@ class FinderLoading(QObject):
             8000,
         )
         self.loaded.emit(info)
+
+    @Slot(object)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        """The finder follows the tracker to another device (Model > Device, Choose Model)."""
+        if self.info is not None and not self._loading and info.device != self.info.device:
+            self.load(self.info.checkpoint, info.device)
 
     @Slot(object)
     def _on_job_failed(self, error: JobError) -> None:

@@ -25,19 +25,21 @@ from test_finder_store import PAYLOAD, TOKEN, HubServer  # noqa: E402
 class FakeFinder:
     """Enough of a finder for loading: its parameters are counted."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, device: str = "cpu") -> None:
+        self.path, self.device = path, device
 
     def parameters(self):
         return [torch.zeros(1000, 1000)]
 
 
-def finder_engine(loads: list[str]) -> Engine:
+def finder_engine(loads: list[str], devices: list[str] | None = None) -> Engine:
     def load(path: str, device: str):
         loads.append(path)
+        if devices is not None:
+            devices.append(device)
         if "sam2" in Path(path).name:
             raise ValueError(f"{Path(path).name}: this is a SAM 2 checkpoint; finding needs SAM 3")
-        return FakeFinder(path)
+        return FakeFinder(path, device)
 
     base = fake_engine()
     return Engine(base.load_model, base.open_session, base.make_prompt, load_finder=load)
@@ -168,5 +170,47 @@ def test_a_remembered_finder_loads_when_first_needed_not_at_start(qtbot, setting
         with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
             assert window.finder.ensure_loaded()
         assert window.finder.ensure_loaded() and loads == ["/models/sam3.pt"]
+    finally:
+        window.close()
+
+
+def test_real_loading_of_bad_finder_files_is_one_line_each(
+    qtbot, settings, recovery_root, tmp_path
+):
+    """The real loader (`model.sam3.checkpoint.load_finder`) on a SAM 2 file and a truncated
+    one: one status line each, and nothing remembered."""
+    sam2 = tmp_path / "sam2.1_hiera_tiny.pt"
+    weight = "image_encoder.trunk.patch_embed.proj.weight"
+    torch.save({"model": {weight: torch.zeros(2, 3)}}, sam2)
+    truncated = tmp_path / "sam3.pt"
+    truncated.write_bytes(sam2.read_bytes()[:300])
+    window = make_window(qtbot, settings, recovery_root)  # fake tracker, real finder loader
+    try:
+        lines = []
+        for path in (sam2, truncated):
+            with qtbot.waitSignal(window.client.job_failed, timeout=10000):
+                window.finder.load(str(path), "cpu", remember=True)
+            lines.append(window.statusBar().currentMessage())
+    finally:
+        window.close()
+    assert lines[0].startswith("Finder not loaded: sam2.1_hiera_tiny.pt: this is a SAM 2")
+    assert lines[1].startswith("Finder not loaded: sam3.pt: ")
+    assert all(line.endswith("(no finder is loaded)") and "\n" not in line for line in lines)
+    assert settings.finder_checkpoint == "" and window.finder.info is None
+
+
+def test_the_finder_follows_the_tracker_to_another_device(
+    qtbot, all_devices, settings, recovery_root
+):
+    loads: list[str] = []
+    devices: list[str] = []
+    window = make_window(qtbot, settings, recovery_root, engine=finder_engine(loads, devices))
+    try:
+        with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
+            window.finder.load("/models/sam3.pt", "cpu", remember=True)
+        with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
+            window.load_model("fake.pt", "cuda", remember=True)
+        assert devices == ["cpu", "cuda"] and loads == ["/models/sam3.pt"] * 2
+        assert window.finder.description() == "sam3.pt on cuda"
     finally:
         window.close()
