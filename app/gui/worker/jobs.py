@@ -70,19 +70,6 @@ class PassFind:
 
 
 @dataclass(frozen=True)
-class FoundInPass:
-    """New instances found on `frame` during propagation `request_id`, best first; `error` is
-    one line when finding failed (the pass goes on without it)."""
-
-    request_id: int
-    frame: int
-    phrases: tuple[str, ...] = ()  # per instance
-    scores: tuple[float, ...] = ()
-    masks: tuple[bytes, ...] = ()  # `encode_rle` of (H, W) bool at the video's size
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class Propagate:
     request_id: int
     start: int
@@ -232,6 +219,19 @@ class FrameMasks:
     masks: dict[int, np.ndarray | None]
     # obj_id -> (predicted IoU, object-score logit), for absent objects too.
     quality: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FoundInPass:
+    """New instances found on `frame` during propagation `request_id`, best first; `error` is
+    one line when finding failed (the pass goes on without it)."""
+
+    request_id: int
+    frame: int
+    phrases: tuple[str, ...] = ()  # per instance
+    scores: tuple[float, ...] = ()
+    masks: tuple[bytes, ...] = ()  # `encode_rle` of (H, W) bool at the video's size
+    error: str = ""
 
 
 @dataclass(frozen=True)
