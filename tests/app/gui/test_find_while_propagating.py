@@ -14,7 +14,7 @@ import torch
 from conftest import click_frame, make_window, when_modal
 from fake_engine import SPEED, MaskPrompt, MaskSession, disc, fake_engine
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QInputDialog, QSpinBox
 
 ENTERS_AT = 4  # the frame the second object appears on
 ENTER_X, ENTER_Y = 100.0, 90.0
@@ -113,7 +113,13 @@ def test_a_new_instance_becomes_an_object_keyed_where_found(qtbot, scene):
     doc = window.document
     first = doc.objects()[0].obj_id
     first_prompts = doc.prompts(0, first)
-    when_modal(QInputDialog, lambda d: (d.setIntValue(4), d.accept()))
+    def type_four(dialog: QInputDialog) -> None:
+        spin = dialog.findChild(QSpinBox)
+        spin.selectAll()
+        qtbot.keyClicks(spin, "4")
+        qtbot.keyClick(spin, Qt.Key.Key_Return)
+
+    when_modal(QInputDialog, type_four)
     window.actions.find_every.trigger()
     assert window.settings.find_every == 4
     assert window.actions.find_every.text() == "Find &Every 4 Frames…"
