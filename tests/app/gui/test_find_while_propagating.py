@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import click_frame, make_window, when_modal
 from fake_engine import SPEED, MaskPrompt, MaskSession, disc, fake_engine
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QInputDialog, QSpinBox
 
 ENTERS_AT = 4  # the frame the second object appears on
@@ -92,6 +92,16 @@ def scene(qtbot, settings, recovery_root, video_path):
     window.close()
 
 
+def track_menu_click(qtbot, window, text: str) -> None:
+    """A real click on the Track menu's entry `text` (its text without the & marks)."""
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Track")
+    menu.popup(QPoint(0, 0))
+    qtbot.waitExposed(menu)
+    action = next(a for a in menu.actions() if a.text().replace("&", "") == text)
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center())
+    menu.hide()
+
+
 def propagate(qtbot, window) -> None:
     window.activateWindow()  # a dialog closed before may have had the focus
     qtbot.waitUntil(window.isActiveWindow)
@@ -113,6 +123,7 @@ def test_a_new_instance_becomes_an_object_keyed_where_found(qtbot, scene):
     doc = window.document
     first = doc.objects()[0].obj_id
     first_prompts = doc.prompts(0, first)
+
     def type_four(dialog: QInputDialog) -> None:
         spin = dialog.findChild(QSpinBox)
         spin.selectAll()
@@ -120,11 +131,13 @@ def test_a_new_instance_becomes_an_object_keyed_where_found(qtbot, scene):
         qtbot.keyClick(spin, Qt.Key.Key_Return)
 
     when_modal(QInputDialog, type_four)
-    window.actions.find_every.trigger()
+    track_menu_click(qtbot, window, "Find Every 16 Frames…")
     assert window.settings.find_every == 4
     assert window.actions.find_every.text() == "Find &Every 4 Frames…"
     with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
-        window.actions.find_while_propagating.trigger()  # loads the remembered finder
+        # Loads the remembered finder.
+        track_menu_click(qtbot, window, "Find New Instances While Propagating")
+    assert window.actions.find_while_propagating.isChecked()
     propagate(qtbot, window)
 
     searched = [f for f, _p, _t in finder.searched]
@@ -157,7 +170,8 @@ def test_a_new_instance_becomes_an_object_keyed_where_found(qtbot, scene):
     assert doc.keyframes(found) == [ENTERS_AT]
 
     finder.searched.clear()
-    window.actions.find_while_propagating.trigger()  # off again
+    track_menu_click(qtbot, window, "Find New Instances While Propagating")  # off again
+    assert not window.actions.find_while_propagating.isChecked()
     propagate(qtbot, window)
     assert finder.searched == [] and len(doc.objects()) == 2
 
