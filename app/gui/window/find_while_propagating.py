@@ -12,8 +12,7 @@ status bar says how many were added.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Slot
@@ -27,8 +26,9 @@ from app.gui.files.finder_loading import FinderLoading
 from app.gui.settings import AppSettings
 from app.gui.worker.client import WorkerClient
 from app.gui.worker.jobs import DEFAULT_FIND_THRESHOLD, FoundInPass, PassFind, PropagationSummary
+from app.project.found import numbered_names
 
-__all__ = ["FindWhilePropagating", "accepted_phrases_of", "attach_finding", "numbered_names"]
+__all__ = ["FindWhilePropagating", "attach_finding", "find_settings_of"]
 
 MAX_EVERY = 100_000
 
@@ -42,14 +42,6 @@ class FindingHost(Protocol):
     settings: AppSettings
 
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 - Qt's name
-
-
-def numbered_names(existing: Iterable[str], phrase: str, count: int) -> list[str]:
-    """`count` names "PHRASE N" continuing after the highest N of `existing` names."""
-    pattern = re.compile(re.escape(phrase) + r" (\d+)")
-    used = [int(m.group(1)) for name in existing if (m := pattern.fullmatch(name))]
-    start = max(used, default=0) + 1
-    return [f"{phrase} {n}" for n in range(start, start + count)]
 
 
 class FindWhilePropagating(QObject):
@@ -147,7 +139,7 @@ class FindWhilePropagating(QObject):
             return
         if not found.masks or doc.num_frames == 0:
             return
-        objects = self._new_objects(doc, found.phrases)
+        objects = self._new_objects(doc, found)
         pairs = zip(objects, found.masks, strict=True)
         keyframes = {o.obj_id: {found.frame: rle} for o, rle in pairs}
         text = f"Found {len(objects)} new on frame {found.frame} while propagating"
@@ -161,8 +153,10 @@ class FindWhilePropagating(QObject):
         self._status(f"Found {len(objects)} new on frame {found.frame}: {shown}")
 
     @staticmethod
-    def _new_objects(doc: AnnotationDocument, phrases: tuple[str, ...]) -> list[MaskletObject]:
-        """New objects for `phrases` (one each, in order), named and numbered per phrase."""
+    def _new_objects(doc: AnnotationDocument, found: FoundInPass) -> list[MaskletObject]:
+        """New objects for `found` (one per instance, in order), named and numbered per
+        phrase, each keeping the finder's score."""
+        phrases = found.phrases
         counts: dict[str, int] = {}
         for phrase in phrases:
             counts[phrase] = counts.get(phrase, 0) + 1
@@ -171,10 +165,11 @@ class FindWhilePropagating(QObject):
             for p, n in counts.items()
         }
         objects = []
-        for phrase in phrases:
+        for phrase, score in zip(phrases, found.scores, strict=True):
             obj_id = doc.next_object_id()
             color = doc.default_object(obj_id).color
-            objects.append(MaskletObject(obj_id, next(names[phrase]), phrase, color, True))
+            name = next(names[phrase])
+            objects.append(MaskletObject(obj_id, name, phrase, color, True, score))
         return objects
 
     @Slot(object)
@@ -198,18 +193,28 @@ def attach_finding(window: Any) -> tuple[FinderLoading, FindWhilePropagating]:
     find_objects = getattr(actions, "find_objects", None)
     if find_objects is not None:
         find_objects.triggered.connect(finder.ensure_loaded)
+    phrases, threshold = find_settings_of(window)
     pass_finds = FindWhilePropagating(
         window,
         finder,
         actions.find_while_propagating,
         actions.find_every,
-        phrases=lambda: accepted_phrases_of(window),
+        phrases=phrases,
+        threshold=threshold,
         parent=window,
     )
     return finder, pass_finds
 
 
-def accepted_phrases_of(window: Any) -> list[str]:
-    """The Find controller's accepted phrases (`window.find_controller`), [] without one."""
-    controller = getattr(window, "find_controller", None)
-    return list(controller.accepted_phrases()) if controller is not None else []
+def find_settings_of(window: Any) -> tuple[Callable[[], list[str]], Callable[[], float]]:
+    """The phrases accepted so far and the Find bar's score threshold, read from the window's
+    Find controller (`window.find_controller`) when a propagation starts."""
+
+    def phrases() -> list[str]:
+        return list(window.find_controller.accepted_phrases())
+
+    def threshold() -> float:
+        bar = getattr(window.find_controller, "bar", None)
+        return float(bar.threshold) if bar is not None else DEFAULT_FIND_THRESHOLD
+
+    return phrases, threshold

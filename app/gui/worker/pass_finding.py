@@ -121,7 +121,6 @@ class PassFinder:
                 image,
                 phrase,
                 threshold=self._spec.threshold,
-                frame_key=("frame", frame),
                 precision=self._precision,
                 **extra,
             )

@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import click_frame, make_window, when_modal
 from fake_engine import SPEED, MaskPrompt, MaskSession, disc, fake_engine
+from find_helpers import find_phrase
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QDialogButtonBox, QInputDialog, QSpinBox
 
@@ -21,10 +22,17 @@ ENTER_X, ENTER_Y = 100.0, 90.0
 FIRST_X, FIRST_Y = 30.0, 40.0
 
 
+def frame_index(frame: np.ndarray) -> int:
+    """Which frame of conftest's video this is: its red square starts 20 + 3 * index px in."""
+    red = (frame[..., 0] > 150) & (frame[..., 1] < 100)
+    return round((int(np.nonzero(red.any(axis=0))[0][0]) - 20) / 3)
+
+
 @dataclass
 class Instances:
     masks: torch.Tensor
     scores: torch.Tensor
+    boxes: torch.Tensor
 
 
 class SceneFinder:
@@ -41,7 +49,7 @@ class SceneFinder:
         return [torch.zeros(10)]
 
     def find(self, frame, phrase=None, boxes=None, box_labels=None, threshold=0.5, **kw):
-        index = kw["frame_key"][1]
+        index = frame_index(frame)
         self.searched.append((index, phrase, threshold))
         self.threads.add(threading.get_ident())
         size = frame.shape[:2]
@@ -50,9 +58,16 @@ class SceneFinder:
             found.append((0.95, disc(size, FIRST_X + SPEED * index, FIRST_Y)))
         if index >= ENTERS_AT:
             found.append((0.8, disc(size, ENTER_X + SPEED * (index - ENTERS_AT), ENTER_Y)))
-        kept = [(s, m) for s, m in found if s > threshold]
+        kept = sorted(((s, m) for s, m in found if s > threshold), key=lambda f: -f[0])
         masks = np.stack([m for _, m in kept]) if kept else np.zeros((0, *size), bool)
-        return Instances(torch.from_numpy(masks), torch.tensor([s for s, _ in kept]))
+        boxes = [
+            [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in map(np.nonzero, masks)
+        ]
+        return Instances(
+            torch.from_numpy(masks),
+            torch.tensor([s for s, _ in kept]),
+            torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        )
 
 
 class AcceptedPhrases:
@@ -65,10 +80,9 @@ class AcceptedPhrases:
         return list(self.phrases)
 
 
-@pytest.fixture
-def scene(qtbot, settings, recovery_root, video_path):
+def open_scene(qtbot, settings, recovery_root, video_path, finder: SceneFinder):
+    """The window on the fake tracker (mask prompts taken) and `finder`, the video open."""
     settings.finder_checkpoint = "sam3.pt"
-    finder = SceneFinder()
     sessions: list[MaskSession] = []
 
     def open_session(_model, source, device):
@@ -84,6 +98,13 @@ def scene(qtbot, settings, recovery_root, video_path):
     window = make_window(qtbot, settings, recovery_root, engine=engine)
     with qtbot.waitSignal(window.session.session_ready, timeout=10000):
         assert window.open_video(str(video_path))
+    return window, sessions
+
+
+@pytest.fixture
+def scene(qtbot, settings, recovery_root, video_path):
+    finder = SceneFinder()
+    window, sessions = open_scene(qtbot, settings, recovery_root, video_path, finder)
     window.find_controller = AcceptedPhrases(["person"])
     qtbot.keyClick(window.canvas, Qt.Key.Key_N)
     with qtbot.waitSignal(window.client.mask_ready, timeout=5000):
@@ -230,5 +251,35 @@ def test_with_the_real_tracker_the_found_object_is_tracked_from_its_frame(
         assert [f for f, _p, _t in finder.searched] == [4]
         # Tracked after the frame it was found on: the engine computed a state there.
         assert doc.mask_state(6, found) != 0
+    finally:
+        window.close()
+
+
+def test_found_with_the_find_bar_then_more_while_propagating(
+    qtbot, settings, recovery_root, video_path
+):
+    """The whole flow with the real Find bar: Ctrl+F loads the remembered finder, "person" and
+    Enter accept the one proposal over the bar's threshold on frame 0; with the toggle on,
+    a propagation finds the second person where it enters, at the bar's threshold."""
+    finder = SceneFinder()
+    window, _sessions = open_scene(qtbot, settings, recovery_root, video_path, finder)
+    try:
+        with qtbot.waitSignal(window.client.finder_loaded, timeout=5000):
+            qtbot.keyClick(window.canvas, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        find_phrase(qtbot, window, "person")
+        qtbot.keyClick(window.find_controller.list.rows, Qt.Key.Key_Return)  # Accept all
+        doc = window.document
+        assert [(o.name, o.category) for o in doc.objects()] == [("person 1", "person")]
+        window.find_controller.bar.set_threshold(0.75)
+        window.pass_finds.set_every(4)
+        track_menu_click(qtbot, window, "Find New Instances While Propagating")
+        propagate(qtbot, window)
+        objects = doc.objects()
+        assert [o.name for o in objects] == ["person 1", "person 2"]
+        assert doc.keyframes(objects[1].obj_id) == [ENTERS_AT]
+        assert objects[1].finder_score == pytest.approx(0.8)
+        during = [(f, t) for f, _p, t in finder.searched if f > 0]
+        assert during and {t for _f, t in during} == {0.75} and during[0][0] == ENTERS_AT
+        assert window.find_controller.accepted_phrases() == ["person"]
     finally:
         window.close()
