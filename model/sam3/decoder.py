@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from model.kernels.cpu_gemm import Linear, mlp
+from model.sam3.cancel import poll
 from model.sam3.common import (
     MLP,
     MultiheadAttention,
@@ -161,6 +162,7 @@ class Decoder(nn.Module):
         no_pos = x.new_zeros(b, 1, d)
         hidden, refined, presence = [], [], []
         for layer in self.layers:
+            poll()
             query_pos = self.ref_point_head(box_sine_embedding(boxes, d))
             bias = self.box_bias(boxes, size)
             bias = torch.cat((bias.new_zeros(*bias.shape[:2], 1, bias.shape[-1]), bias), dim=2)

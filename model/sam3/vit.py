@@ -38,6 +38,7 @@ from torch import nn
 from model.kernels import bf16_attention, blocked_attention
 from model.kernels.attention import attention
 from model.kernels.cpu_gemm import Linear, linear, mlp
+from model.sam3.cancel import poll
 
 # The image normalisation of the released models: pixels in [0, 1] mapped to [-1, 1].
 IMAGE_MEAN = 0.5
@@ -294,6 +295,7 @@ class Block(nn.Module):
         if y.shape[1:3] != (h, w):
             y = y[:, :h, :w]
         x = x + y
+        poll()  # a cancelled find stops here too: a global block is over a second exact
         return x + self.mlp(self.norm2(x))
 
 
@@ -377,6 +379,7 @@ class ViT(nn.Module):
         x = self.patch_embed(images)  # (B, G, G, C)
         x = self.ln_pre(x + self._pos_embed(x.shape[1:3]))
         for block in self.blocks:
+            poll()
             x = block(x)
         return [x.permute(0, 3, 1, 2)]
 
