@@ -100,7 +100,9 @@ def _phase_taps(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Ten
     return torch.stack((w0, w1 + w2), dim), torch.stack((w0 + w1, w2), dim)
 
 
-def conv_upsampled(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def conv_upsampled(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
     """conv2d(nearest x2 upsampling of x, weight (O, I, 3, 3), bias, padding 1), computed on
     x (B, I, h, w) itself -> (B, O, 2h, 2w): output pixel (2i + py, 2j + px) as a 2 x 2
     convolution of x per phase (py, px); zero padding of the upsampled map is zero padding

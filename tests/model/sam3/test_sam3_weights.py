@@ -1,0 +1,111 @@
+"""Fast mode's finder held in bf16 (`Sam3Finder.hold_in`, `finder_from_state_dict(dtype=)`):
+which weights convert, the memory it saves, exact mode refused, and fast-mode parity against
+exact and against the oracle's golden outputs at bf16 tolerances."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_sam3_find import FIXTURE, _by_score, find_case, seeded_finder
+from tolerance import BF16_EPS, BF16_ULPS, assert_parity
+
+from model.sam3.checkpoint import finder_from_state_dict
+from model.sam3.finder import Sam3Finder
+from model.sam3.weights import HELD_MIN_ELEMENTS, hold_in, is_held_low
+
+
+def _golden_bf16() -> tuple[dict[str, torch.Tensor], Sam3Finder]:
+    t = torch.load(FIXTURE, weights_only=True)
+    return t, seeded_finder(t).hold_in(torch.bfloat16)
+
+
+def _param_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def test_hold_in_bf16_converts_the_large_weights_and_keeps_norms_biases_and_rope():
+    t = torch.load(FIXTURE, weights_only=True)
+    finder = seeded_finder(t)
+    before = _param_bytes(finder)
+    pointers = {name: p for name, p in finder.named_parameters()}
+    finder.hold_in(torch.bfloat16)
+    params = dict(finder.named_parameters())
+    assert params.keys() == pointers.keys()
+    assert all(params[n] is pointers[n] for n in params), "parameters replaced, not converted"
+    large = [n for n, p in params.items() if p.dtype == torch.bfloat16]
+    assert "backbone.language_backbone.encoder.token_embedding.weight" in large
+    assert "backbone.vision_backbone.convs.0.conv_3x3.weight" in large
+    # The small ViT's products (64 wide) are under the size held in bf16.
+    assert "backbone.vision_backbone.trunk.blocks.0.mlp.fc1.weight" not in large
+    for name, p in params.items():
+        assert (p.dtype == torch.bfloat16) == is_held_low(name, p), name
+        if name.endswith(("bias", "norm.weight", "norm1.weight")):
+            assert p.dtype == torch.float32, name
+    assert finder.transformer.decoder.reference_points.weight.dtype == torch.float32
+    rope = finder.backbone.vision_backbone.trunk.blocks[0].attn.freqs_cis
+    assert rope.is_complex()
+    # The small config is mostly its vocabulary: held in bf16 it halves.
+    assert _param_bytes(finder) < 0.6 * before
+
+
+def test_exact_mode_is_refused_on_bf16_weights_in_one_line():
+    t, finder = _golden_bf16()
+    with pytest.raises(ValueError) as err:
+        find_case(finder, t, "text")
+    text = str(err.value)
+    assert "bfloat16" in text and "precision='fast'" in text and "\n" not in text
+
+
+def test_fast_mode_on_bf16_weights_matches_exact_mode_and_the_oracle_at_bf16_tolerance():
+    t, held = _golden_bf16()
+    exact_finder = seeded_finder(t)
+    for case in ("text", "exemplar"):
+        fast = find_case(held, t, case, precision="fast")
+        exact = find_case(exact_finder, t, case)
+        # Not degenerate: distinct finite scores, boxes of some spread, some mask pixels on.
+        assert torch.isfinite(fast.scores).all() and fast.scores.std() > 1e-3
+        assert fast.boxes.std() > 1.0 and 0.01 < fast.masks.float().mean() < 0.99
+        # Query by query (near-equal scores may swap places in bf16).
+        order = exact.queries.argsort()
+        by_query = fast.queries.argsort()
+        for name in ("scores", "boxes"):
+            assert_parity(
+                getattr(fast, name)[by_query],
+                getattr(exact, name)[order],
+                ulps=BF16_ULPS,
+                eps=BF16_EPS,
+                name=f"{case} {name}, fast on bf16 weights against exact",
+            )
+        expected = _by_score(t, case)
+        oracle_scores = t[f"{case}/scores"][fast.queries]
+        assert_parity(fast.scores, oracle_scores, ulps=BF16_ULPS, eps=BF16_EPS, name="oracle")
+        assert expected["scores"].shape == fast.scores.shape
+
+
+def test_back_to_float32_computes_exact_mode_again():
+    t, finder = _golden_bf16()
+    finder.hold_in(torch.float32)
+    assert all(p.dtype == torch.float32 for p in finder.parameters())
+    got = find_case(finder, t, "text")  # exact again, from weights rounded to bf16 once
+    expected = _by_score(t, "text")
+    assert_parity(got.scores, expected["scores"][...], ulps=BF16_ULPS, eps=BF16_EPS)
+
+
+def test_a_state_dict_loads_straight_into_bf16_without_a_float32_model():
+    t = torch.load(FIXTURE, weights_only=True)
+    state = {f"detector.{k}": v for k, v in seeded_finder(t).state_dict().items()}
+    finder = finder_from_state_dict(state, seeded_finder(t).finder_cfg, dtype=torch.bfloat16)
+    assert finder.held_dtype == torch.bfloat16
+    assert finder.backbone.vision_backbone.convs[0].conv_3x3.weight.dtype == torch.bfloat16
+    assert finder.transformer.encoder.layers[0].linear1.weight.dtype == torch.bfloat16
+    got = finder.find(t["frame"], "a red bicycle", threshold=0.0, precision="fast")
+    assert torch.isfinite(got.scores).all()
+
+
+def test_hold_in_takes_float32_or_bf16_only():
+    module = torch.nn.Linear(256, 256)
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        hold_in(module, torch.float16)
+    hold_in(module, torch.bfloat16)
+    assert module.weight.dtype == torch.bfloat16 and module.bias.dtype == torch.float32
+    assert module.weight.numel() == HELD_MIN_ELEMENTS
