@@ -261,6 +261,14 @@ def _rotate_into_windows(
     return qk[0], qk[1]
 
 
+def block_rope(cfg: ViTConfig, window: int) -> torch.Tensor:
+    """The RoPE table of a block attending in windows of `window` a side (0: the whole grid)."""
+    side = window or cfg.grid_size
+    # RoPE positions interpolated so that every block's angles span the window's range.
+    scale = cfg.window_size / side
+    return axial_rope_table(head_dim=cfg.head_dim, side=side, scale=scale, theta=cfg.rope_theta)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: (windowed) attention with RoPE, then a GELU MLP."""
 
@@ -268,10 +276,7 @@ class Block(nn.Module):
         """window: the side of the attention windows, 0 for attention over the whole grid."""
         super().__init__()
         self.window = window
-        side = window or cfg.grid_size
-        # RoPE positions interpolated so that every block's angles span the window's range.
-        scale = cfg.window_size / side
-        rope = axial_rope_table(head_dim=cfg.head_dim, side=side, scale=scale, theta=cfg.rope_theta)
+        rope = block_rope(cfg, window)
         self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
         self.attn = Attention(
             dim=cfg.embed_dim, num_heads=cfg.num_heads, rope=rope, windowed=window > 0

@@ -44,13 +44,20 @@ def _check(dtype: torch.dtype) -> None:
 
 
 def convert_state(state: MutableMapping[str, torch.Tensor], dtype: torch.dtype) -> None:
-    """Convert a state dict's large weights to `dtype` in place, entry by entry."""
+    """Convert a state dict's large weights to `dtype` in place, entry by entry.
+
+    To bf16, the float32 tensors kept are copied too (a few MB): a checkpoint read
+    memory-mapped stays mapped while any tensor of it lives, and the pages of the converted
+    weights, read once, would count in the process's memory as long as it does.
+    """
     _check(dtype)
     for name in list(state):
         tensor = state[name]
         if is_held_low(name, tensor) and tensor.dtype != dtype:
             state[name] = tensor.to(dtype)
-            del tensor
+        elif dtype != torch.float32:
+            state[name] = tensor.clone()
+        del tensor
 
 
 def hold_in(module: nn.Module, dtype: torch.dtype) -> None:
