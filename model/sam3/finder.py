@@ -12,9 +12,14 @@ queries over the threshold are kept, best first, and only their masks are drawn.
 
 The backbone is most of the cost (a minute of CPU per frame at full size), the text
 encoder and the heads a fraction: so a frame's features are cached (by a hash of its bytes,
-or a key the caller gives), and the text encoder caches phrases, so that another phrase or
-another exemplar box on the same frame runs only the text encoder (once per phrase) and the
-heads.
+or a key the caller gives) with what the heads compute from the frame alone
+(`heads.FramePrep`), and the text encoder caches phrases (encoded up to their last real
+token), so that another phrase or another exemplar on the same frame runs only the text
+encoder (once per phrase) and the rest of the heads.
+
+A find can be cancelled part-way (`cancel=`, `model.sam3.cancel`): nothing half-computed is
+cached. Fast mode may run on weights held in bf16 (`hold_in`, `model.sam3.weights`), which
+then refuse exact mode.
 """
 
 from __future__ import annotations
