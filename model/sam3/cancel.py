@@ -3,11 +3,13 @@
 A full-size find is half a minute to a minute of CPU; a person who changes their mind
 (another frame, another phrase) should not wait for it. `Sam3Finder.find(..., cancel=event)`
 runs under `cancellable(event)`, and the long parts call `poll()` between their steps:
-between the ViT's blocks and inside each block between its attention and its MLP (a global
-block costs about 1.4 s exact on a 2-core CPU, a windowed one under 1 s), between the
-neck's branches, the text encoder's layers, the fusion encoder's, the decoder's and the
-segmentation head's stages, and between the masks resized to the frame. So a cancel takes
-effect within the longest of those steps (under a second at the released size).
+between the ViT's blocks and inside each block after its qkv projection and between its
+attention and its MLP (a global block costs about 1.4 s exact on a 2-core CPU, most of it
+the attention over 5,184 tokens, about 150 GFLOP), between the neck's convolutions, the
+text encoder's layers, the fusion encoder's, the decoder's and the pixel decoder's stages,
+and between the masks resized to the frame. So a cancel takes effect within the longest of
+those steps (a global block's attention: under a second at the released size on a quiet
+2-core CPU; `scripts/bench_sam3_find.py` measures it).
 
 The event is held in a context variable, not on the model: a find in another thread is
 not cancelled by this one's event, and code that polls outside any `cancellable` block

@@ -108,8 +108,11 @@ class VisionBackbone(nn.Module):
         (x,) = self.trunk(images)  # (B, C, S / 14, S / 14), channels-last
         feats = []
         for branch in self.convs[: self.num_levels]:
-            poll()
-            feats.append(branch(x))
+            level = x
+            for layer in branch:  # the x4 branch's convolutions are about a second exact
+                poll()
+                level = layer(level)
+            feats.append(level)
         pos = tuple(self.position_encoding(f, f.dtype) for f in feats)
         return VisionFeatures(
             vision_features=feats[-1], vision_pos_enc=pos, backbone_fpn=tuple(feats)

@@ -55,10 +55,11 @@ class PixelDecoder(nn.Module):
         order (coarsest level first): what `forward` adds to the convolution of the
         upsampled coarse map, a function of the frame alone (see `forward`)."""
         self._check(fine_levels)
-        return tuple(
-            F.conv2d(level, self.conv_layers[i].weight, None, padding=1)
-            for i, level in enumerate(reversed(fine_levels))
-        )
+        out = []
+        for i, level in enumerate(reversed(fine_levels)):
+            poll()
+            out.append(F.conv2d(level, self.conv_layers[i].weight, None, padding=1))
+        return tuple(out)
 
     def forward(
         self,

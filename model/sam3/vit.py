@@ -181,6 +181,7 @@ class Attention(nn.Module):
             raise ValueError(f"grid {(hp, wp)} is not {window_grid} windows of {side}")
         head_dim = c // heads
         qkv = self.qkv(x)  # (B, Hp, Wp, 3C)
+        poll()  # the long rows' attention after the projection is most of a global block
         q, k = _rotate_into_windows(qkv, self.freqs_cis, window_grid, heads)  # (N, heads, L, d)
         # (B, gh, side, gw, side, heads, d) -> (N, heads, L, d), N = B * gh * gw windows
         v = qkv.view(b, gh, side, gw, side, 3, heads, head_dim)[:, :, :, :, :, 2]
