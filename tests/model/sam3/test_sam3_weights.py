@@ -4,6 +4,8 @@ exact and against the oracle's golden outputs at bf16 tolerances."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from test_sam3_find import FIXTURE, _by_score, find_case, seeded_finder
@@ -11,7 +13,7 @@ from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
 from model.sam3.checkpoint import finder_from_state_dict
 from model.sam3.finder import Sam3Finder
-from model.sam3.weights import HELD_MIN_ELEMENTS, hold_in, is_held_low
+from model.sam3.weights import HELD_MIN_ELEMENTS, convert_state, hold_in, is_held_low
 
 
 def _golden_bf16() -> tuple[dict[str, torch.Tensor], Sam3Finder]:
@@ -109,3 +111,30 @@ def test_hold_in_takes_float32_or_bf16_only():
     hold_in(module, torch.bfloat16)
     assert module.weight.dtype == torch.bfloat16 and module.bias.dtype == torch.float32
     assert module.weight.numel() == HELD_MIN_ELEMENTS
+
+
+def _memory_mb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError(field)
+
+
+def test_converting_a_memory_mapped_file_does_not_hold_its_float32_pages(tmp_path):
+    """Loading `sam3.pt` in bf16: the peak is about the bf16 tensors, not the file and them."""
+    clear_refs = Path("/proc/self/clear_refs")
+    if not clear_refs.exists():
+        pytest.skip("no /proc/self/clear_refs to restart the peak-RSS count")
+    path = tmp_path / "weights.pt"
+    gen = torch.Generator().manual_seed(0)
+    torch.save({f"l{i}.weight": torch.randn(2048, 2048, generator=gen) for i in range(8)}, path)
+    state = torch.load(path, mmap=True, weights_only=True)  # 128 MB float32, none read yet
+    expected = state["l3.weight"].to(torch.bfloat16)
+    base = _memory_mb("VmRSS")
+    clear_refs.write_text("5")
+    convert_state(state, torch.bfloat16)
+    peak = _memory_mb("VmHWM") - base
+    assert torch.equal(state["l3.weight"], expected)
+    # 64 MB of bf16 tensors and one 16 MB float32 tensor at a time; holding the file's
+    # pages would add its 128 MB.
+    assert peak < 64 + 16 + 40, f"peak {peak} MB over the start"
