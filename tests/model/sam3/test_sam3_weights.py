@@ -138,3 +138,52 @@ def test_converting_a_memory_mapped_file_does_not_hold_its_float32_pages(tmp_pat
     # 64 MB of bf16 tensors and one 16 MB float32 tensor at a time; holding the file's
     # pages would add its 128 MB.
     assert peak < 64 + 16 + 40, f"peak {peak} MB over the start"
+
+
+def test_a_finder_wide_enough_for_bf16_products_everywhere_runs_fast_mode_on_them():
+    """The golden sizes keep the ViT and text products under `HELD_MIN_ELEMENTS`: here they
+    are held in bf16 too (qkv, MLP, the neck's transposed convolutions), at random init."""
+    from model.sam3.decoder import DecoderConfig
+    from model.sam3.finder import FinderConfig
+    from model.sam3.fusion_encoder import FusionEncoderConfig
+    from model.sam3.heads import HeadsConfig
+    from model.sam3.text_encoder import TextEncoderConfig
+    from model.sam3.vit import ViTConfig
+
+    vit = ViTConfig(
+        img_size=168,
+        pretrain_img_size=70,
+        embed_dim=256,
+        depth=2,
+        num_heads=4,
+        global_att_blocks=(1,),
+        window_size=6,
+    )
+    cfg = FinderConfig(
+        vit=vit,
+        text=TextEncoderConfig(width=256, heads=4, layers=1),
+        heads=HeadsConfig(
+            fusion=FusionEncoderConfig(num_layers=1),
+            decoder=DecoderConfig(num_layers=1, num_queries=12),
+        ),
+    )
+    torch.manual_seed(0)
+    finder = Sam3Finder(cfg=cfg).eval()
+    frame = torch.randint(0, 256, (60, 80, 3), dtype=torch.uint8)
+    kw = {"threshold": 0.0, "precision": "fast", "boxes": [[5, 5, 40, 30]]}
+    expected = finder.find(frame, "a cat", **kw)
+    finder.hold_in(torch.bfloat16)
+    trunk = finder.backbone.vision_backbone.trunk
+    assert trunk.blocks[0].mlp.fc1.weight.dtype == torch.bfloat16
+    assert finder.backbone.vision_backbone.convs[0].dconv_2x2_0.weight.dtype == torch.bfloat16
+    got = finder.find(frame, "a cat", **kw)
+    assert expected.scores.std() > 1e-4
+    order, other = expected.queries.argsort(), got.queries.argsort()
+    for name in ("scores", "boxes"):
+        assert_parity(
+            getattr(got, name)[other],
+            getattr(expected, name)[order],
+            ulps=BF16_ULPS,
+            eps=BF16_EPS,
+            name=f"{name}, bf16 weights against float32 weights in fast mode",
+        )
