@@ -11,7 +11,7 @@ import torch
 from test_sam3_find import FIXTURE, _by_score, find_case, seeded_finder
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
-from model.sam3.checkpoint import finder_from_state_dict
+from model.sam3.checkpoint import finder_from_state_dict, load_finder
 from model.sam3.finder import Sam3Finder
 from model.sam3.weights import HELD_MIN_ELEMENTS, convert_state, hold_in, is_held_low
 
@@ -187,3 +187,17 @@ def test_a_finder_wide_enough_for_bf16_products_everywhere_runs_fast_mode_on_the
             eps=BF16_EPS,
             name=f"{name}, bf16 weights against float32 weights in fast mode",
         )
+
+
+def test_load_finder_reads_a_file_into_bf16(tmp_path):
+    t, held = _golden_bf16()
+    path = tmp_path / "sam3.pt"
+    finder = seeded_finder(t)
+    torch.save({"model": {f"detector.{k}": v for k, v in finder.state_dict().items()}}, path)
+    loaded = load_finder(path, "cpu", finder.finder_cfg, dtype=torch.bfloat16)
+    assert loaded.held_dtype == torch.bfloat16
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.parameters(), held.parameters(), strict=True)
+    )
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        load_finder(path, "cpu", finder.finder_cfg, dtype=torch.float16)
