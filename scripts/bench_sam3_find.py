@@ -43,11 +43,18 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "model" / "sam3")]
 sys.path.insert(1, str(ROOT / "scripts"))
+
+from model.kernels.threads import prepare_environment  # noqa: E402
+
+# As the app does, before torch loads OpenMP: passive waiting at barriers, for this
+# process and (through the environment) every child, the oracle's included. With active
+# waiting a busy machine slows all of them 5-10x, and by how much depends on who else runs.
+prepare_environment()
+
+import torch  # noqa: E402
 
 PHRASES = ("a red bicycle", "a dog")
 # A third phrase, timed with masks drawn for its best `MASKS` queries (at random weights
