@@ -1,17 +1,18 @@
 """What makes another prompt on a cached frame cheap computes what it replaces: the
 pixel decoder's per-frame level convolutions and phase convolutions, the fusion encoder's
 prompt-free first self-attention, the text encoder on the real tokens only, fast mode's
-bf16 blocks for long unmasked attention; and exemplar points (`find(points=...)`), live
-against the oracle's model with a point prompt."""
+bf16 blocks for long unmasked attention; and exemplar points (`find(points=...)`) against
+the oracle's model with a point prompt (golden fixture and live)."""
 
 from __future__ import annotations
 
+import golden_find_points as golden_points
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from sam3_oracle import require_sam3
-from test_sam3_find import FIXTURE, _golden, seeded_finder
+from test_sam3_find import FIXTURE, _golden, check_case, seeded_finder
 from tolerance import BF16_EPS, BF16_ULPS, assert_parity
 
 from model.kernels import blocked_attention
@@ -19,6 +20,8 @@ from model.sam3.common import MultiheadAttention
 from model.sam3.fusion_encoder import FusionEncoder, FusionEncoderConfig
 from model.sam3.segmentation import PixelDecoder, conv_upsampled
 from model.sam3.text_encoder import TextEncoder, TextEncoderConfig
+
+POINTS_FIXTURE = FIXTURE.parent / "find_points.pt"
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -140,34 +143,29 @@ def test_points_alone_change_what_is_found():
     assert not torch.allclose(visual.scores.sort().values, clicked.scores.sort().values)
 
 
-def test_points_match_the_oracles_point_prompt():
-    """The processor has no point method; its model takes points through the geometric
-    prompt it keeps (`Prompt.append_points`), normalised x, y, as this drives it."""
-    require_sam3()
-    import golden_find as golden
-    from PIL import Image
-    from sam3.model.sam3_image_processor import Sam3Processor
-    from sam3_heads_support import oracle_params
-    from sam3_oracle import on_cpu
-
-    model = golden.build_oracle()
-    pixels = golden.frame(*golden.FRAME_HW)
-    h, w = golden.FRAME_HW
-    with on_cpu(), torch.inference_mode(), torch._dynamo.config.patch(disable=True):
-        proc = Sam3Processor(
-            model, resolution=golden.VIT.img_size, device="cpu", confidence_threshold=0.0
-        )
-        state = proc.set_image(Image.fromarray(pixels.numpy()))
-        state = proc.set_text_prompt("a red bicycle", state)
-        points = torch.tensor(POINTS / [w, h], dtype=torch.float32).view(-1, 1, 2)
-        labels = torch.tensor(POINT_LABELS).view(-1, 1)
-        state["geometric_prompt"].append_points(points, labels)
-        state = proc._forward_grounding(state)
-    ours = seeded_finder(oracle_params(model, ""))
-    got = ours.find(
-        pixels, "a red bicycle", points=POINTS, point_labels=POINT_LABELS, threshold=0.0
+def _check_points(t: dict[str, torch.Tensor]) -> None:
+    finder = seeded_finder(t)
+    got = finder.find(
+        t["frame"],
+        golden_points.PHRASE,
+        points=np.array(golden_points.POINTS),
+        point_labels=np.array(golden_points.POINT_LABELS),
+        threshold=0.0,
     )
-    expected = state["scores"][got.queries]
-    assert expected.std() > 1e-4 and torch.isfinite(expected).all()
-    assert_parity(got.scores, expected, name="scores with points")
-    assert_parity(got.boxes, state["boxes"][got.queries], name="boxes with points")
+    expected = {name: t[f"points/{name}"] for name in ("scores", "boxes", "masks", "uncertain")}
+    order = expected["scores"].argsort(descending=True, stable=True)
+    check_case(got, {name: value[order] for name, value in expected.items()})
+    # The points change the prompt, so they change what is found.
+    text_only = finder.find(t["frame"], golden_points.PHRASE, threshold=0.0)
+    assert not torch.allclose(text_only.scores, got.scores)
+
+
+def test_points_match_the_golden_fixture():
+    _check_points(torch.load(POINTS_FIXTURE, weights_only=True))
+
+
+def test_points_match_the_live_oracle():
+    """The processor has no point method; its model takes points through the geometric
+    prompt it keeps (see `golden_find_points`)."""
+    require_sam3()
+    _check_points(golden_points.make())
