@@ -8,8 +8,12 @@ On a CUDA machine:
 2. speed: frames/s at steady state (the mean of the last 4 of `--frames` frames) for
    tiny and large at 1024 with 1 and 3 objects, ours against the reference
    `sam2==1.1.0` in the same run, both in bf16 autocast (how the reference's own demo
-   runs on GPU) and in float32; `--compile` also compiles both image encoders.
-Without CUDA it prints one line saying so and exits 0.
+   runs on GPU) and in float32; `--compile` also compiles both image encoders;
+3. SAM 3's finder (`scripts/bench_gpu_finder.py`): CUDA against CPU float32 parity at
+   name-seeded weights, in float32 and in bf16 autocast (as Meta runs it on GPU), and
+   seconds per frame (a first find, another phrase); `--skip-finder` leaves it out,
+   `--finder-only` runs it alone, `--device cpu --small` is its dry run on a CPU.
+Without CUDA (and without `--device cpu`) it prints one line saying so and exits 0.
 
 Imports: our `model/`, torch, numpy and the oracle (tests/oracle.py: sam2 with hydra-core,
 omegaconf, antlr4 and iopath). The GPU machine has torch but none of those and no
@@ -20,7 +24,8 @@ sam2 1.1.0 have no wheel on PyPI, so the device README's wheel recipe cannot fet
     echo /.gpu_site/ >> .git/info/exclude      # once
     python scripts/bench_gpu.py --prepare .gpu_site
 
-then, with the device tool, in one call (the whole run takes about 3 minutes):
+then, with the device tool, in one call (the whole run takes about 4 minutes, the finder
+about one of them):
 
     run(command="PYTHONPATH=.gpu_site PYTHONUNBUFFERED=1 python3 scripts/bench_gpu.py",
         carry=[".gpu_site"], timeout_s=420)
@@ -221,9 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=_csv, default=["tiny", "large"])
     parser.add_argument("--objects", type=lambda t: [int(v) for v in _csv(t)], default=[1, 3])
     parser.add_argument("--compile", action="store_true", help="torch.compile both image encoders")
+    parser.add_argument("--skip-finder", action="store_true", help="no SAM 3 finder check")
+    parser.add_argument("--finder-only", action="store_true", help="only the SAM 3 finder")
+    parser.add_argument(
+        "--device", choices=("cuda", "cpu"), default="cuda", help="cpu: the finder's dry run"
+    )
+    parser.add_argument("--small", action="store_true", help="the finder at a reduced size")
     args = parser.parse_args(argv)
     if args.prepare is not None:
         prepare(args.prepare)
+        return 0
+    if args.device == "cpu":
+        from bench_gpu_finder import run as finder_run
+
+        torch.set_grad_enabled(False)
+        finder_run("cpu", args.small)
         return 0
     if not torch.cuda.is_available():
         print(NO_CUDA)
@@ -233,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--variants are from {sorted(VARIANTS)}; --frames must be >= 4")
     torch.set_grad_enabled(False)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
-    parity(args.image_size)
-    speed(args)
+    if not args.finder_only:
+        parity(args.image_size)
+        speed(args)
+    if not args.skip_finder:
+        from bench_gpu_finder import run as finder_run
+
+        finder_run("cuda", args.small)
     return 0
 
 

@@ -21,7 +21,6 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -70,6 +69,8 @@ def import_sam3() -> types.ModuleType:
 
 def require_sam3() -> types.ModuleType:
     """`sam3.model_builder`, or skip the test where the oracle is not installed."""
+    import pytest  # here: benchmarks use seeded_value where pytest is not installed
+
     try:
         return import_sam3()
     except ImportError as exc:

@@ -21,6 +21,7 @@ from model.sam2.checkpoint import compare_keys
 from model.sam3.config_from_weights import infer_config
 from model.sam3.finder import FinderConfig, Sam3Finder
 from model.sam3.neck import UNUSED_CHECKPOINT_PREFIXES
+from model.sam3.weights import convert_state
 
 PREFIX = "detector."
 TRACKER_PREFIX = "tracker."
@@ -34,11 +35,15 @@ class CheckpointError(sam2_checkpoint.CheckpointError):
 
 
 def load_finder(
-    path: str | Path, device: str | torch.device = "cpu", config: FinderConfig | None = None
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    config: FinderConfig | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Sam3Finder:
     """The finder of the SAM 3 checkpoint at `path`, in eval mode on `device`. `config`
     gives the sizes (default: read off the file's shapes, `model.sam3.config_from_weights`);
-    keys and shapes must match it exactly."""
+    keys and shapes must match it exactly. `dtype` torch.bfloat16 holds the large weights
+    in bf16, for fast mode only (`model.sam3.weights`)."""
     name = Path(path).name
     try:
         sam2_checkpoint.check_checkpoint_file(path)
@@ -46,13 +51,18 @@ def load_finder(
         state = sam2_checkpoint.read_state_dict(path)
     except sam2_checkpoint.CheckpointError as err:
         raise CheckpointError(str(err)) from None
-    return finder_from_state_dict(state, config, name=name).to(device)
+    return finder_from_state_dict(state, config, name=name, dtype=dtype).to(device)
 
 
 def finder_from_state_dict(
-    state: dict[str, torch.Tensor], config: FinderConfig | None = None, *, name: str = "checkpoint"
+    state: dict[str, torch.Tensor],
+    config: FinderConfig | None = None,
+    *,
+    name: str = "checkpoint",
+    dtype: torch.dtype = torch.float32,
 ) -> Sam3Finder:
-    """The finder holding a SAM 3 checkpoint's tensors themselves (not copies), eval mode."""
+    """The finder holding a SAM 3 checkpoint's tensors themselves (not copies), eval mode;
+    with `dtype` bf16 its large weights converted one at a time (`model.sam3.weights`)."""
     state = detector_state_dict(state, name=name)
     with torch.device("meta"):
         finder = Sam3Finder(cfg=config or infer_config(state))
@@ -61,7 +71,9 @@ def finder_from_state_dict(
     if mismatch:
         raise CheckpointError(f"{name}: does not fit the SAM 3 finder: {mismatch.describe()}")
     _check_dtypes(expected, state, name)
+    convert_state(state, dtype)
     finder.load_state_dict(state, strict=True, assign=True)
+    finder.held_dtype = dtype
     return finder.eval()
 
 

@@ -14,8 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.kernels import bf16_attention, blocked_attention
 from model.kernels.cpu_gemm import Linear, linear
 from model.sam2.common import MLP as Sam2MLP
+
+# Keys from which fast mode's unmasked attention takes bf16 blocks (see MultiheadAttention).
+_LONG_ROWS = 4096
 
 
 class MultiheadAttention(nn.Module):
@@ -28,6 +32,11 @@ class MultiheadAttention(nn.Module):
     5184 x 5184, 2-core AMD EPYC under load, best of 5): float32 1.0 s against 1.3 s for
     `model.kernels.blocked_attention` on one thread, 1.3 s against 7.1 s on two; bf16 1.4 s against
     3.0 s (`model.kernels.attention`'s chunked bf16 route) and 5.8 s (blocked) on two threads.
+    On a quiet machine (2 threads, best of 3) the same attention took 196 ms float32, 223 ms
+    bf16 in the fused kernel, 213 ms in the chunked bf16 route and 178 ms in bf16 blocks: so
+    fast mode's unmasked attentions over long rows (`_LONG_ROWS` keys: the fusion encoder's
+    self-attention) take the bf16 blocks where `model.kernels.bf16_attention` says its
+    routes pay (no AMX).
     """
 
     def __init__(self, *, embed_dim: int, num_heads: int) -> None:
@@ -76,7 +85,10 @@ class MultiheadAttention(nn.Module):
             mask = pad if mask is None else mask + pad
         if mask is not None:
             mask = mask.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if mask is None and k.shape[-2] >= _LONG_ROWS and bf16_attention.uses_bf16_route(q, k, v):
+            out = blocked_attention.blocked_attention(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], d)
         return self.out_proj(out)
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from model.kernels.cpu_gemm import Linear, mlp
+from model.sam3.cancel import poll
 from model.sam3.common import (
     MLP,
     MultiheadAttention,
@@ -128,10 +129,14 @@ class Decoder(nn.Module):
         self.presence_token_out_norm = nn.LayerNorm(d)
         self.ref_point_head = MLP(input_dim=2 * d, hidden_dim=d, output_dim=d, num_layers=2)
 
-    def box_bias(self, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Box relative position bias: boxes (B, Q, 4) -> (B, heads, Q, H*W), from the
+    def box_bias(self, boxes: torch.Tensor, size: tuple[int, int], lead: int = 0) -> torch.Tensor:
+        """Box relative position bias: boxes (B, Q, 4) -> (B, heads, lead + Q, H*W), from the
         log-scaled distances of each grid row (column) at i / H (i / W) to the box's top and
-        bottom (left and right) edges."""
+        bottom (left and right) edges; the first `lead` rows zero (the presence token's).
+
+        Written straight into the one tensor: at 200 queries over 72 x 72 it is 33 MB in
+        float32 a layer, and concatenating the zero row after took 70 ms of the decoder's
+        370 (float32, 6 layers; 29 of 250 ms in bf16)."""
         h, w = size
         x0, y0, x1, y1 = box_cxcywh_to_xyxy(boxes).unbind(-1)
         rows = torch.arange(h, dtype=boxes.dtype, device=boxes.device) / h
@@ -140,7 +145,12 @@ class Decoder(nn.Module):
         dx = cols[:, None] - torch.stack((x0, x1), dim=-1)[:, :, None, :]  # (B, Q, W, 2)
         by = self.boxRPB_embed_y(_log_distance(dy)).permute(0, 3, 1, 2)  # (B, heads, Q, H)
         bx = self.boxRPB_embed_x(_log_distance(dx)).permute(0, 3, 1, 2)  # (B, heads, Q, W)
-        return (by[..., :, None] + bx[..., None, :]).flatten(-2)
+        b, heads, q = by.shape[:3]
+        dtype = torch.promote_types(by.dtype, bx.dtype)
+        out = by.new_empty(b, heads, lead + q, h * w, dtype=dtype)
+        out[:, :, :lead] = 0
+        torch.add(by[..., :, None], bx[..., None, :], out=out[:, :, lead:].view(b, heads, q, h, w))
+        return out
 
     def forward(
         self,
@@ -161,9 +171,9 @@ class Decoder(nn.Module):
         no_pos = x.new_zeros(b, 1, d)
         hidden, refined, presence = [], [], []
         for layer in self.layers:
+            poll()
             query_pos = self.ref_point_head(box_sine_embedding(boxes, d))
-            bias = self.box_bias(boxes, size)
-            bias = torch.cat((bias.new_zeros(*bias.shape[:2], 1, bias.shape[-1]), bias), dim=2)
+            bias = self.box_bias(boxes, size, lead=1)  # no bias for the presence token
             x = layer(
                 x,
                 torch.cat((no_pos, query_pos), dim=1),

@@ -12,9 +12,14 @@ queries over the threshold are kept, best first, and only their masks are drawn.
 
 The backbone is most of the cost (a minute of CPU per frame at full size), the text
 encoder and the heads a fraction: so a frame's features are cached (by a hash of its bytes,
-or a key the caller gives), and the text encoder caches phrases, so that another phrase or
-another exemplar box on the same frame runs only the text encoder (once per phrase) and the
-heads.
+or a key the caller gives) with what the heads compute from the frame alone
+(`heads.FramePrep`), and the text encoder caches phrases (encoded up to their last real
+token), so that another phrase or another exemplar on the same frame runs only the text
+encoder (once per phrase) and the rest of the heads.
+
+A find can be cancelled part-way (`cancel=`, `model.sam3.cancel`): nothing half-computed is
+cached. Fast mode may run on weights held in bf16 (`hold_in`, `model.sam3.weights`), which
+then refuse exact mode.
 """
 
 from __future__ import annotations
@@ -31,10 +36,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.sam3.heads import Detection, DetectorHeads, HeadsConfig, Prompt
+from model.sam3.cancel import CancelEvent, FindCancelled, cancellable, poll
+from model.sam3.find_input import check_boxes, check_frame, check_points
+from model.sam3.heads import Detection, DetectorHeads, FramePrep, HeadsConfig, Prompt
 from model.sam3.neck import NeckConfig, VisionBackbone, VisionFeatures
 from model.sam3.text_encoder import TextEncoder, TextEncoderConfig
 from model.sam3.vit import ViT, ViTConfig, preprocess
+from model.sam3.weights import hold_in
+
+__all__ = [
+    "FindCancelled",
+    "FinderConfig",
+    "Instances",
+    "Sam3Finder",
+    "check_boxes",
+    "check_frame",
+    "check_points",
+    "small_finder_config",
+]
 
 Precision = Literal["exact", "fast"]
 # The phrase Meta's processor encodes when only exemplar boxes are given.
@@ -118,7 +137,9 @@ class Sam3Finder(DetectorHeads):
         super().__init__(cfg=cfg.heads)
         self.finder_cfg = cfg
         self.backbone = Backbone(cfg=cfg)
-        self._frames: collections.OrderedDict[tuple, VisionFeatures] = collections.OrderedDict()
+        self._frames: collections.OrderedDict[tuple, FrameFeatures] = collections.OrderedDict()
+        # The dtype `hold_in` converted the large weights to (float32: as built or loaded).
+        self.held_dtype = torch.float32
 
     def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
@@ -132,24 +153,40 @@ class Sam3Finder(DetectorHeads):
         self._frames.clear()
         self.backbone.language_backbone.clear_cache()
 
+    def hold_in(self, dtype: torch.dtype) -> Sam3Finder:
+        """Hold the large weights in `dtype` (bf16 for fast mode, float32 again), converted
+        one tensor at a time: never a second copy of the model. See `model.sam3.weights`."""
+        hold_in(self, dtype)
+        self.held_dtype = dtype
+        self.clear_cache()
+        return self
+
     def image_features(
         self, frame: torch.Tensor, frame_key: object = None, precision: Precision = "exact"
     ) -> VisionFeatures:
         """The pyramid of an (H, W, 3) uint8 frame, from the cache where it was seen last."""
+        return self._frame(frame, frame_key, precision).vision
+
+    def _frame(self, frame: torch.Tensor, frame_key: object, precision: Precision) -> FrameFeatures:
+        """The frame's features and the heads' `FramePrep`, computed once per frame and mode;
+        cached only once complete (a cancelled frame leaves nothing behind)."""
         weight = self.geometry_encoder.cls_embed.weight
         device = weight.device
         # Features depend on the weights' device and dtype and the precision as well.
-        mode = (str(device), weight.dtype, precision)
+        mode = (str(device), weight.dtype, self.held_dtype, precision)
         key = (_frame_key(frame) if frame_key is None else ("key", frame_key), *mode)
         if key in self._frames:
             self._frames.move_to_end(key)
             return self._frames[key]
         images = preprocess(frame, self.finder_cfg.vit.img_size).to(device)
         feats = self.backbone.vision_backbone(images)
-        self._frames[key] = feats
+        poll()
+        levels = list(feats.backbone_fpn)
+        done = FrameFeatures(vision=feats, prep=self.prepare(levels, feats.vision_pos_enc[-1]))
+        self._frames[key] = done
         while len(self._frames) > self.finder_cfg.cached_frames:
             self._frames.popitem(last=False)
-        return feats
+        return done
 
     def find(
         self,
@@ -159,34 +196,44 @@ class Sam3Finder(DetectorHeads):
         box_labels: np.ndarray | torch.Tensor | None = None,
         threshold: float = 0.5,
         *,
+        points: np.ndarray | torch.Tensor | None = None,
+        point_labels: np.ndarray | torch.Tensor | None = None,
         frame_key: object = None,
         precision: Precision = "exact",
+        cancel: CancelEvent | None = None,
     ) -> Instances:
-        """Instances of `phrase` and/or like the exemplar `boxes` (N, 4) x0, y0, x1, y1 in
-        frame pixels, `box_labels` (N,) bool (True: a positive exemplar; default all True),
-        in `frame` (H, W, 3) uint8 RGB, whose score is over `threshold`. `frame_key`
-        (hashable) names the frame for the feature cache instead of a hash of its bytes;
-        `precision` "fast" computes under bf16 autocast. Bad input: a one-line ValueError."""
+        """Instances of `phrase` and/or like the exemplar `boxes` (N, 4) x0, y0, x1, y1 and
+        `points` (M, 2) x, y in frame pixels, `box_labels` (N,) / `point_labels` (M,) bool
+        (True: a positive exemplar; default all True), in `frame` (H, W, 3) uint8 RGB, whose
+        score is over `threshold`. `frame_key` (hashable) names the frame for the feature
+        cache instead of a hash of its bytes; `precision` "fast" computes under bf16
+        autocast (the only mode of a finder held in bf16, `hold_in`). `cancel`: an event
+        (`is_set()`) polled through the computation; once set, `FindCancelled` is raised
+        within about a second (`model.sam3.cancel`). Bad input: a one-line ValueError."""
         frame = check_frame(frame)
-        h, w = frame.shape[:2]
-        exemplars = check_boxes(boxes, box_labels, (h, w), self.finder_cfg.max_exemplars)
-        if phrase is None and exemplars is None:
-            raise ValueError("nothing to find: give a phrase, exemplar boxes or both")
+        size = frame.shape[:2]
+        limit = self.finder_cfg.max_exemplars
+        exemplars = check_boxes(boxes, box_labels, size, limit)
+        clicks = check_points(points, point_labels, size, limit)
+        if phrase is None and exemplars is None and clicks is None:
+            raise ValueError("nothing to find: give a phrase, exemplar boxes or points")
         if phrase is not None and not isinstance(phrase, str):
             raise ValueError(f"the phrase must be text, got {type(phrase).__name__}")
+        self._check_precision(precision)
         device = self.geometry_encoder.cls_embed.weight.device
-        with torch.inference_mode(), _autocast(device, precision):
+        with cancellable(cancel), torch.inference_mode(), _autocast(device, precision):
             text = self.backbone.language_backbone.encode(
-                VISUAL_PHRASE if phrase is None else phrase
+                VISUAL_PHRASE if phrase is None else phrase, trim=True
             )
-            feats = self.image_features(frame, frame_key, precision)
-            prompt = _prompt(text.features, text.padding, exemplars, (h, w), device)
-            found = self.detect(feats.vision_features, feats.vision_pos_enc[-1], prompt)
+            frame_feats = self._frame(frame, frame_key, precision)
+            feats, prep = frame_feats.vision, frame_feats.prep
+            prompt = make_prompt(text.features, text.padding, exemplars, clicks, size, device)
+            found = self.detect(feats.vision_features, feats.vision_pos_enc[-1], prompt, prep)
             scores = found.scores[0].float()
             keep = (scores > threshold).nonzero()[:, 0]
             keep = keep[scores[keep].argsort(descending=True, stable=True)]
-            masks = self._masks(found, feats, keep, (h, w))
-            scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=device)
+            masks = self._masks(found, frame_feats, keep, size)
+            scale = torch.tensor([size[1], size[0]] * 2, dtype=torch.float32, device=device)
             return Instances(
                 masks=masks,
                 boxes=found.boxes_xyxy[0, keep].float() * scale,
@@ -195,22 +242,41 @@ class Sam3Finder(DetectorHeads):
                 queries=keep,
             )
 
+    def _check_precision(self, precision: str) -> None:
+        if precision not in ("exact", "fast"):
+            raise ValueError(f"unknown precision {precision!r}: expected 'exact' or 'fast'")
+        if precision == "exact" and self.held_dtype != torch.float32:
+            held = str(self.held_dtype).removeprefix("torch.")
+            raise ValueError(
+                f"this finder holds its weights in {held}, for fast mode only: find with "
+                "precision='fast', or load it again in float32 for exact results"
+            )
+
     def _masks(
-        self, found: Detection, feats: VisionFeatures, keep: torch.Tensor, size: tuple[int, int]
+        self, found: Detection, frame: FrameFeatures, keep: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
         """(K, H, W) bool masks of the kept queries; the pixel decoder is skipped for none."""
         if keep.numel() == 0:
             return torch.zeros(0, *size, dtype=torch.bool, device=keep.device)
-        levels = list(feats.backbone_fpn[:-1])
-        logits = self.segment(found, levels, keep[None]).mask_logits  # (1, K, h, w)
+        levels = list(frame.vision.backbone_fpn[:-1])
+        logits = self.segment(found, levels, keep[None], frame.prep).mask_logits  # (1, K, h, w)
         # As the processor: logits resized to the frame, then sigmoid > 0.5. A few at a
         # time: 200 float masks of a 4K frame would take 6.6 GB at once.
         out = torch.empty(len(keep), *size, dtype=torch.bool, device=keep.device)
         for i in range(0, len(keep), _MASK_CHUNK):
+            poll()
             part = logits[0, i : i + _MASK_CHUNK, None].float()
             resized = F.interpolate(part, size, mode="bilinear", align_corners=False)
             out[i : i + _MASK_CHUNK] = resized[:, 0].sigmoid_() > 0.5
         return out
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """A cached frame: the backbone's pyramid and the heads' `FramePrep` of it."""
+
+    vision: VisionFeatures
+    prep: FramePrep
 
 
 def _frame_key(frame: torch.Tensor) -> tuple:
@@ -221,83 +287,33 @@ def _frame_key(frame: torch.Tensor) -> tuple:
 
 
 def _autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
-    if precision == "exact":
-        return contextlib.nullcontext()
     if precision == "fast":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"unknown precision {precision!r}: expected 'exact' or 'fast'")
+    return contextlib.nullcontext()
 
 
-def _prompt(
+def make_prompt(
     text: torch.Tensor,
     padding: torch.Tensor,
     exemplars: tuple[torch.Tensor, torch.Tensor] | None,
+    clicks: tuple[torch.Tensor, torch.Tensor] | None,
     size: tuple[int, int],
     device: torch.device,
 ) -> Prompt:
-    """The heads' prompt: text features, and exemplar boxes normalised cx, cy, w, h."""
-    if exemplars is None:
-        return Prompt(text=text, text_mask=padding)
-    boxes, labels = exemplars
+    """The heads' prompt: text features, exemplar boxes normalised cx, cy, w, h and points
+    normalised x, y (frame pixels over the frame's size, as the processor normalises)."""
     h, w = size
-    scale = torch.tensor([w, h, w, h], dtype=torch.float64)
-    x0, y0, x1, y1 = (boxes.double() / scale).unbind(-1)
-    normalised = torch.stack(((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0), -1).float()
-    return Prompt(
-        text=text,
-        text_mask=padding,
-        boxes=normalised[None].to(device),
-        box_labels=labels.long()[None].to(device),
-    )
-
-
-def check_frame(frame: object) -> torch.Tensor:
-    """An (H, W, 3) uint8 frame as a CPU tensor, or a one-line ValueError."""
-    if isinstance(frame, np.ndarray):
-        frame = torch.from_numpy(np.ascontiguousarray(frame))
-    if not isinstance(frame, torch.Tensor):
-        raise ValueError(f"the frame must be an (H, W, 3) uint8 array, got {type(frame).__name__}")
-    if frame.dtype != torch.uint8:
-        raise ValueError(f"the frame must be uint8 RGB, got {frame.dtype}")
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
-        raise ValueError(f"the frame must be (H, W, 3), got {tuple(frame.shape)}")
-    return frame.cpu()
-
-
-def check_boxes(
-    boxes: object, labels: object, size: tuple[int, int], limit: int
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Exemplar boxes (N, 4) float64 x0, y0, x1, y1 inside the (H, W) frame, each of some
-    area, and their (N,) bool labels; None for none; else a one-line ValueError."""
-    if boxes is None:
-        if labels is not None:
-            raise ValueError("box labels given without boxes")
-        return None
-    try:
-        b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError("boxes must be numbers, (N, 4) x0, y0, x1, y1") from None
-    if b.ndim != 2 or b.shape[1] != 4 or b.shape[0] == 0:
-        raise ValueError(f"boxes must be (N, 4) x0, y0, x1, y1 with N >= 1, got {tuple(b.shape)}")
-    if b.shape[0] > limit:
-        raise ValueError(f"{b.shape[0]} exemplar boxes: at most {limit} are taken")
-    if not torch.isfinite(b).all():
-        raise ValueError("boxes must be finite numbers")
-    h, w = size
-    inside = (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= w) & (b[:, 3] <= h)
-    if not inside.all():
-        i = int((~inside).nonzero()[0])
-        raise ValueError(f"box {i} {b[i].tolist()} is not inside the {w} x {h} frame")
-    empty = (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
-    if empty.any():
-        i = int(empty.nonzero()[0])
-        raise ValueError(f"box {i} {b[i].tolist()} has no area (need x0 < x1 and y0 < y1)")
-    if labels is None:
-        return b, torch.ones(b.shape[0], dtype=torch.bool)
-    try:
-        lab = torch.as_tensor(np.asarray(labels, dtype=bool)).reshape(-1)
-    except (TypeError, ValueError):
-        raise ValueError("box labels must be booleans (True: a positive exemplar)") from None
-    if lab.shape[0] != b.shape[0]:
-        raise ValueError(f"{lab.shape[0]} box labels for {b.shape[0]} boxes")
-    return b, lab.bool()
+    extra: dict[str, torch.Tensor] = {}
+    if exemplars is not None:
+        boxes, labels = exemplars
+        scale = torch.tensor([w, h, w, h], dtype=torch.float64)
+        x0, y0, x1, y1 = (boxes.double() / scale).unbind(-1)
+        normalised = torch.stack(((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0), -1).float()
+        extra["boxes"] = normalised[None].to(device)
+        extra["box_labels"] = labels.long()[None].to(device)
+    if clicks is not None:
+        points, labels = clicks
+        normalised = (points.double() / torch.tensor([w, h], dtype=torch.float64)).float()
+        extra["points"] = normalised[None].to(device)
+        extra["point_labels"] = labels.long()[None].to(device)
+    return Prompt(text=text, text_mask=padding, **extra)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from model.sam2.position_encoding import SinePositionEncoding
+from model.sam3.cancel import poll
 from model.sam3.vit import ViT, ViTConfig
 
 # Keys under `backbone.vision_backbone.` in the checkpoint that the detector does not use.
@@ -105,9 +106,17 @@ class VisionBackbone(nn.Module):
     def forward(self, images: torch.Tensor) -> VisionFeatures:
         """(B, 3, S, S) normalised images (`model.sam3.vit.preprocess`) -> the kept levels."""
         (x,) = self.trunk(images)  # (B, C, S / 14, S / 14), channels-last
-        feats = tuple(branch(x) for branch in self.convs[: self.num_levels])
+        feats = []
+        for branch in self.convs[: self.num_levels]:
+            level = x
+            for layer in branch:  # the x4 branch's convolutions are about a second exact
+                poll()
+                level = layer(level)
+            feats.append(level)
         pos = tuple(self.position_encoding(f, f.dtype) for f in feats)
-        return VisionFeatures(vision_features=feats[-1], vision_pos_enc=pos, backbone_fpn=feats)
+        return VisionFeatures(
+            vision_features=feats[-1], vision_pos_enc=pos, backbone_fpn=tuple(feats)
+        )
 
 
 def build_vision_backbone(

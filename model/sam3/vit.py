@@ -38,6 +38,7 @@ from torch import nn
 from model.kernels import bf16_attention, blocked_attention
 from model.kernels.attention import attention
 from model.kernels.cpu_gemm import Linear, linear, mlp
+from model.sam3.cancel import poll
 
 # The image normalisation of the released models: pixels in [0, 1] mapped to [-1, 1].
 IMAGE_MEAN = 0.5
@@ -180,6 +181,7 @@ class Attention(nn.Module):
             raise ValueError(f"grid {(hp, wp)} is not {window_grid} windows of {side}")
         head_dim = c // heads
         qkv = self.qkv(x)  # (B, Hp, Wp, 3C)
+        poll()  # the long rows' attention after the projection is most of a global block
         q, k = _rotate_into_windows(qkv, self.freqs_cis, window_grid, heads)  # (N, heads, L, d)
         # (B, gh, side, gw, side, heads, d) -> (N, heads, L, d), N = B * gh * gw windows
         v = qkv.view(b, gh, side, gw, side, 3, heads, head_dim)[:, :, :, :, :, 2]
@@ -260,6 +262,14 @@ def _rotate_into_windows(
     return qk[0], qk[1]
 
 
+def block_rope(cfg: ViTConfig, window: int) -> torch.Tensor:
+    """The RoPE table of a block attending in windows of `window` a side (0: the whole grid)."""
+    side = window or cfg.grid_size
+    # RoPE positions interpolated so that every block's angles span the window's range.
+    scale = cfg.window_size / side
+    return axial_rope_table(head_dim=cfg.head_dim, side=side, scale=scale, theta=cfg.rope_theta)
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: (windowed) attention with RoPE, then a GELU MLP."""
 
@@ -267,10 +277,7 @@ class Block(nn.Module):
         """window: the side of the attention windows, 0 for attention over the whole grid."""
         super().__init__()
         self.window = window
-        side = window or cfg.grid_size
-        # RoPE positions interpolated so that every block's angles span the window's range.
-        scale = cfg.window_size / side
-        rope = axial_rope_table(head_dim=cfg.head_dim, side=side, scale=scale, theta=cfg.rope_theta)
+        rope = block_rope(cfg, window)
         self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.layer_norm_eps)
         self.attn = Attention(
             dim=cfg.embed_dim, num_heads=cfg.num_heads, rope=rope, windowed=window > 0
@@ -294,6 +301,7 @@ class Block(nn.Module):
         if y.shape[1:3] != (h, w):
             y = y[:, :h, :w]
         x = x + y
+        poll()  # a cancelled find stops here too: a global block is over a second exact
         return x + self.mlp(self.norm2(x))
 
 
@@ -377,6 +385,7 @@ class ViT(nn.Module):
         x = self.patch_embed(images)  # (B, G, G, C)
         x = self.ln_pre(x + self._pos_embed(x.shape[1:3]))
         for block in self.blocks:
+            poll()
             x = block(x)
         return [x.permute(0, 3, 1, 2)]
 

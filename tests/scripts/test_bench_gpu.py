@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "bench_gpu.py"
 
@@ -41,3 +43,13 @@ def test_prepare_copies_the_oracles_pure_python_packages(tmp_path):
     assert (tmp_path / "site" / "sam2" / "configs" / "sam2.1" / "sam2.1_hiera_t.yaml").is_file()
     copied = list((tmp_path / "site").rglob("*"))
     assert not [p for p in copied if p.name == "__pycache__" or p.suffix == ".so"]
+
+
+@pytest.mark.slow
+def test_the_finders_cpu_dry_run_checks_parity_and_times_both_precisions():
+    result = _run("--device", "cpu", "--small")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "SAM 3 finder parity, cpu against CPU float32" in out
+    assert out.count(": ok") == 2 and "NOT ok" not in out, out
+    assert "float32        first find" in out and "bf16 autocast  first find" in out
