@@ -2,7 +2,9 @@
 
 One image entry per exported frame and one annotation per present object per frame,
 with exact compressed RLE (or lossy polygons when asked), box, area, category, the
-object's `track_id` and a `score` (the predicted IoU; see `frame_scores`). The file is
+object's `track_id` and a `score` (the predicted IoU; see `frame_scores`), and for an object
+SAM 3's finder found, the score it was found with (`finder_score`, the same on each of the
+object's annotations). The file is
 written as a stream: the small parts (info, categories, images) first, then each frame's
 annotations as soon as that frame's masks are encoded, so memory holds one frame's masks
 at a time, never the video's.
@@ -22,6 +24,7 @@ from app.export.source import (
     ExportSource,
     FrameLoop,
     ObjectMeta,
+    finder_score_entry,
     frame_scores,
     source_labels,
 )
@@ -106,6 +109,7 @@ def write_coco(
                     "track_id": obj.obj_id,
                     "name": obj.name,
                     "score": scores[obj.obj_id],
+                    **finder_score_entry(obj),
                 }
                 stream.write(("" if next_id == 1 else ",") + "\n" + json.dumps(annotation))
                 next_id += 1

@@ -5,7 +5,8 @@ Layout under the output folder:
                                object k of the export = index k (same on every frame)
     Objects/<obj_id>/00000.png optional black/white PNG per object and frame
     JPEGImages/00000.jpg       optional source frames
-    objects.json               index -> object id, name and category, for re-import
+    objects.json               index -> object id, name and category, for re-import (and
+                               `finder_score` for an object SAM 3's finder found)
 
 Overlap rule: where masks overlap, the object listed later in the export wins, the
 same order in which the overlay video paints them.
@@ -24,7 +25,14 @@ from PIL import Image
 
 from app.export.files import atomic_folder, frame_stem, save_image, save_png_bytes
 from app.export.palette import davis_palette
-from app.export.source import ExportOptions, ExportSource, FrameLoop, ObjectMeta, source_labels
+from app.export.source import (
+    ExportOptions,
+    ExportSource,
+    FrameLoop,
+    ObjectMeta,
+    finder_score_entry,
+    source_labels,
+)
 from app.project.labels import category_list, category_name
 from app.safety.atomic import atomic_write_text
 from app.safety.limits import MAX_JSON_BYTES
@@ -77,6 +85,7 @@ def _write_objects_file(
             "id": obj.obj_id,
             "name": obj.name,
             "category": category_name(obj.category),
+            **finder_score_entry(obj),
         }
         for obj in objects
     ]

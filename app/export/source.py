@@ -9,6 +9,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from app.project.found_objects import FINDER_SCORE_KEY, check_finder_score
+
 __all__ = [
     "ExportCancelled",
     "ExportOptions",
@@ -17,6 +19,7 @@ __all__ = [
     "Progress",
     "ShouldStop",
     "StoreSource",
+    "finder_score_entry",
     "frame_scores",
     "selected_frames",
     "selected_objects",
@@ -38,12 +41,15 @@ class ExportCancelled(Exception):
 
 @dataclass(frozen=True)
 class ObjectMeta:
-    """One tracked object as the exporters see it; `color` is optional (palette colour if None)."""
+    """One tracked object as the exporters see it; `color` is optional (palette colour if None);
+    `finder_score`: the score SAM 3's finder found it with, if it was found (exported as
+    `app.project.found_objects.FINDER_SCORE_KEY`)."""
 
     obj_id: int
     name: str
     category: str
     color: tuple[int, int, int] | None = None
+    finder_score: float | None = None
 
 
 @runtime_checkable
@@ -106,6 +112,14 @@ def frame_scores(source: ExportSource, frame: int, obj_ids) -> dict[int, float]:
         value = known.get(obj_id)
         out[obj_id] = UNKNOWN_SCORE if value is None else round(min(max(value, 0.0), 1.0), 4)
     return out
+
+
+def finder_score_entry(obj: ObjectMeta) -> dict[str, float]:
+    """`{"finder_score": s}` for an object the finder found, `{}` for any other: what each
+    format adds to that object's entry."""
+    if obj.finder_score is None:
+        return {}
+    return {FINDER_SCORE_KEY: check_finder_score(obj.finder_score)}
 
 
 def source_labels(source: ExportSource) -> list[str]:
@@ -196,7 +210,10 @@ class StoreSource:
         """Adapter for a loaded `app.project.files.Project` (its objects' ids, names, categories
         and colours, and its label list), named after the video file."""
         objects = [
-            ObjectMeta(o.obj_id, o.name, o.category, tuple(o.color)) for o in project.objects
+            ObjectMeta(
+                o.obj_id, o.name, o.category, tuple(o.color), getattr(o, "finder_score", None)
+            )
+            for o in project.objects
         ]
         name = Path(project.video_path).stem or "video"
         labels = [label.name for label in getattr(project, "labels", ())]

@@ -1,7 +1,8 @@
 """YouTube-VIS JSON export: one video, one annotation per object with per-frame lists.
 
 Each annotation carries a `score` (as YouTube-VIS results do: the mean predicted IoU over
-the object's masked frames) and `scores`, per frame like `areas` (null where absent).
+the object's masked frames) and `scores`, per frame like `areas` (null where absent); an
+object SAM 3's finder found also carries the score it was found with (`finder_score`).
 
 YouTube-VIS groups by object, but masks arrive by frame. Each object's RLE strings go
 to its own spooled temporary file as they are encoded (kept in RAM up to a few MB,
@@ -29,6 +30,7 @@ from app.export.source import (
     ExportSource,
     FrameLoop,
     ObjectMeta,
+    finder_score_entry,
     frame_scores,
     source_labels,
 )
@@ -99,6 +101,7 @@ def _write_document(
             "areas": track.areas,
             "score": track.score(),
             "scores": track.scores,
+            **finder_score_entry(obj),
         }
         stream.write(("" if first else ",") + "\n" + json.dumps(head)[:-1])
         stream.write(', "segmentations": [')

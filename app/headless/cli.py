@@ -2,6 +2,7 @@
 
     masklet [VIDEO]                     start the app (optionally opening VIDEO)
     masklet track VIDEO --prompts P.json --checkpoint CKPT --format F --out PATH
+    masklet track VIDEO --find PHRASE --finder-checkpoint sam3.pt --checkpoint CKPT ...
     masklet export PROJECT.masklet --format F --out PATH
     masklet batch MANIFEST.jsonl --checkpoint CKPT --out DIR    (many videos, on Ray)
 
@@ -135,9 +136,13 @@ def _build_parser(command: str) -> argparse.ArgumentParser:
         add_arguments(parser)
         return parser
     if command == "track":
-        parser.description = "Track the objects of a prompts file through a video, headless."
+        parser.description = (
+            "Track the objects of a prompts file, and/or every instance of phrases SAM 3's "
+            "finder finds, through a video, headless."
+        )
         parser.add_argument("video", type=Path, help="video file or image folder")
-        parser.add_argument("--prompts", required=True, type=Path, help="prompts JSON file")
+        parser.add_argument("--prompts", type=Path, help="prompts JSON file")
+        cli_args.add_find_options(parser)
         parser.add_argument(
             "--checkpoint",
             required=True,
@@ -217,8 +222,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_track(args: argparse.Namespace) -> int:
     """Everything that needs no model is checked first, cheapest first; then the model
     loads, tracks, and the export writes (app.headless.track_run, shared with `masklet batch`)."""
+    from app.headless.finding import spec_from_options
     from app.headless.track_run import TrackJob, check_model_args, precision_warning, run_track
 
+    find = spec_from_options(
+        args.find, args.find_every, args.find_threshold, args.finder_checkpoint
+    )
     job = TrackJob(
         video=args.video,
         fmt=args.format,
@@ -229,6 +238,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
         precision=args.precision,
         options=_export_options(args),
         extra_inputs=tuple(check_model_args(args.checkpoint, args.image_size, args.device)),
+        find=find,
     )
     warning = precision_warning(args.precision, args.device)
     if warning:
@@ -239,8 +249,10 @@ def _cmd_track(args: argparse.Namespace) -> int:
         result = run_track(
             job,
             lambda: _load_model_noted(args.checkpoint, args.image_size, args.device),
+            get_finder=None if find is None else lambda: _load_finder_noted(find, args.device),
             track_progress=tracking,
             export_progress=_closing_first(tracking, exporting),
+            note=lambda text: _note(tracking, text),
         )
     finally:
         tracking.close()
@@ -258,6 +270,19 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _load_model_noted(checkpoint: str, image_size: int | None, device: str):
     with _transient_note("loading model…"):
         return _load_model(checkpoint, image_size, device)
+
+
+def _load_finder_noted(find, device: str):
+    from app.headless.finding import load_finder
+
+    with _transient_note("Loading the finder…"):
+        return load_finder(find.checkpoint, device)
+
+
+def _note(bar: ProgressBar, text: str) -> None:
+    """A line of its own, below the progress bar drawn so far (redrawn on its next step)."""
+    bar.close()
+    print(f"masklet track: {text}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -283,6 +308,12 @@ def _load_model(checkpoint: str, image_size: int | None, device: str):
     from app.headless.track_run import load_model
 
     return load_model(checkpoint, image_size, device)
+
+
+def _track_usage_problem(args: argparse.Namespace) -> str | None:
+    from app.headless.cli_args import track_usage_problem
+
+    return track_usage_problem(args)
 
 
 def _closing_first(done: ProgressBar, bar: ProgressBar):
@@ -318,6 +349,9 @@ def _run_subcommand(argv: list[str]) -> int:
     args = _parse(_build_parser(argv[0]), argv[1:])
     if isinstance(args, int):
         return args
+    if argv[0] == "track" and (problem := _track_usage_problem(args)):
+        print(f"masklet track: error: {problem}", file=sys.stderr)
+        return 2
     handler = {"track": _cmd_track, "export": _cmd_export, "batch": _cmd_batch}[argv[0]]
     if argv[0] == "track":
         configure_threads()

@@ -9,6 +9,7 @@ is opened or any model is built.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from app.project.files import MAX_ID
 from app.safety.limits import MAX_FRAMES, MAX_IMAGE_SIZE, MAX_OBJECTS
@@ -16,10 +17,14 @@ from app.safety.limits import MAX_FRAMES, MAX_IMAGE_SIZE, MAX_OBJECTS
 __all__ = [
     "PRECISIONS",
     "FrameRange",
+    "add_find_options",
     "add_precision_option",
+    "find_every",
+    "find_threshold",
     "frame_range",
     "image_size",
     "object_ids",
+    "phrase",
     "step",
 ]
 
@@ -100,3 +105,79 @@ def image_size(text: str) -> int:
 def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """`--precision auto|exact|fast`, the same for `masklet track` and `masklet batch`."""
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=_PRECISION_HELP)
+
+
+def phrase(text: str) -> str:
+    """A phrase to find (`app.project.found_objects.check_phrase`)."""
+    from app.project.found_objects import check_phrase
+
+    try:
+        return check_phrase(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}: {_shown(text)}") from None
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A phrase as an error line can show it: escaped, cut to `limit` characters."""
+    shown = ascii(text[:limit])
+    return shown + (f"... ({len(text):,} characters)" if len(text) > limit else "")
+
+
+def find_every(text: str) -> int:
+    """Frames between two finds: 1 <= N <= MAX_FRAMES."""
+    value = _whole_number(text, "find-every")
+    if not 1 <= value <= MAX_FRAMES:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of frames in 1-{MAX_FRAMES}, got {value}"
+        )
+    return value
+
+
+def find_threshold(text: str) -> float:
+    """The finder's score threshold, in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def add_find_options(parser: argparse.ArgumentParser, *, phrases: bool = True) -> None:
+    """`--find PHRASE` (repeatable), `--find-every N`, `--find-threshold T` and
+    `--finder-checkpoint`, for `masklet track` (and, without `--find`, `masklet batch`)."""
+    if phrases:
+        parser.add_argument(
+            "--find",
+            action="append",
+            type=phrase,
+            metavar="PHRASE",
+            help="find every instance of PHRASE with SAM 3's finder (repeatable); "
+            "objects are named 'PHRASE 1', 'PHRASE 2', ...",
+        )
+    parser.add_argument(
+        "--find-every",
+        type=find_every,
+        metavar="N",
+        help="also find every N frames while tracking (default: on the first frame only)",
+    )
+    parser.add_argument(
+        "--find-threshold",
+        type=find_threshold,
+        default=0.5,
+        metavar="T",
+        help="keep instances whose finder score is over T (default 0.5)",
+    )
+    parser.add_argument(
+        "--finder-checkpoint", type=Path, metavar="SAM3.PT", help="SAM 3 checkpoint (sam3.pt)"
+    )
+
+
+def track_usage_problem(args: argparse.Namespace) -> str | None:
+    """What `masklet track`'s options lack or combine wrongly, as a usage error; else None."""
+    if args.prompts is None and not args.find:
+        return "give --prompts P.json, --find PHRASE, or both"
+    if not args.find and args.find_every is not None:
+        return "--find-every needs --find PHRASE"
+    return None

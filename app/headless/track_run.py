@@ -8,22 +8,23 @@ same masks for the same video and prompts.
 
 Prompts come from a prompts file (`app.headless.prompts_file`, clicks and boxes) or from annotations
 (`app.imports`: COCO, YouTube-VIS or a DAVIS PNG folder), whose masks on the frames they
-cover become mask prompts.
+cover become mask prompts; and/or from phrases SAM 3's finder finds (`app.headless.finding`,
+`app.headless.tracking`). The finder loads before the tracker: a bad `sam3.pt` costs no
+tracker load, and nothing is tracked or written.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.export import ExportOptions, ExportResult, ObjectMeta, StoreSource, export
 from app.export.source import Progress
+from app.headless.finding import FindSpec
 from app.headless.prompts_file import PromptsError, PromptsFile
 from app.project.files import MAX_ID
-from app.project.mask_store import MaskStore
-from model.engine.session import Prompt, TrackingSession
+from model.engine.session import Prompt
 from model.sam2.model import Sam2Model
 
 __all__ = [
@@ -40,7 +41,8 @@ DIRECTIONS = ("forward", "backward", "both")
 
 @dataclass(frozen=True)
 class TrackJob:
-    """One video to track: exactly one of `prompts` (a prompts file) or `annotations`."""
+    """One video to track: at most one of `prompts` (a prompts file) or `annotations`, and
+    phrases to `find`; at least one of the three."""
 
     video: Path
     fmt: str
@@ -52,10 +54,12 @@ class TrackJob:
     precision: str = "auto"  # auto | exact | fast (model.engine.precision)
     options: ExportOptions = field(default_factory=ExportOptions)
     extra_inputs: tuple[Path, ...] = ()  # e.g. the checkpoint: outputs must not replace it
+    find: FindSpec | None = None
 
     @property
     def inputs(self) -> list[Path]:
-        given = [self.video, self.prompts, self.annotations, *self.extra_inputs]
+        finder = None if self.find is None else self.find.checkpoint
+        given = [self.video, self.prompts, self.annotations, finder, *self.extra_inputs]
         return [p for p in given if p is not None]
 
 
@@ -122,11 +126,16 @@ def run_track(
     job: TrackJob,
     get_model: Callable[[], Sam2Model],
     *,
+    get_finder: Callable[[], object] | None = None,
     track_progress: Progress | None = None,
     export_progress: Progress | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Check, track and export one video; every refusal is a ValueError or OSError."""
+    """Check, track and export one video; every refusal is a ValueError or OSError.
+    `get_finder` gives SAM 3's finder for `job.find` (default: loaded from its checkpoint);
+    `note` hears what the finder found, one line each."""
     from app.export.output_guard import check_outputs, export_outputs
+    from app.headless.finding import check_finder_file, load_finder
     from app.headless.preflight import check_export_plan, check_video_path
     from app.headless.prompts_file import load_prompts
     from app.video import open_video
@@ -136,22 +145,38 @@ def run_track(
     check_video_path(job.video)
     images = bool(job.options.images)
     check_outputs(export_outputs(job.fmt, job.out, images=images), job.inputs)
-    if (job.prompts is None) == (job.annotations is None):
-        raise ValueError("give either a prompts file or an annotations file, not both or neither")
+    if job.prompts is not None and job.annotations is not None:
+        raise ValueError("give either a prompts file or an annotations file, not both")
+    if job.prompts is None and job.annotations is None and job.find is None:
+        raise ValueError("give a prompts file, an annotations file or phrases to find")
+    if job.find is not None:
+        check_finder_file(job.find.checkpoint)
+        if get_finder is None:
+            spec = job.find
+            get_finder = lambda: load_finder(spec.checkpoint, job.device)  # noqa: E731
     # The prompts file is read before the video is opened: it is the cheaper check.
     prompts = None if job.prompts is None else load_prompts(job.prompts)
     with open_video(job.video) as reader:
         plan = _prompt_plan(job, prompts, len(reader), tuple(reader.size))
         check_export_plan(job.fmt, len(reader), plan.objects, job.options)
-        model = get_model()
-        store = _track(model, reader, plan, job, track_progress)
-        source = StoreSource(name=job.video.stem, reader=reader, store=store, objects=plan.objects)
+        finder = None if get_finder is None or job.find is None else get_finder()
+        tracked = _track(get_model(), reader, plan, job, track_progress, finder, note)
+        phrases = () if job.find is None else job.find.phrases
+        source = StoreSource(
+            name=job.video.stem,
+            reader=reader,
+            store=tracked.store,
+            objects=tracked.objects,
+            labels=phrases,
+        )
         return export(source, job.fmt, job.out, job.options, progress=export_progress)
 
 
 def _prompt_plan(
     job: TrackJob, prompts: PromptsFile | None, num_frames: int, size: tuple[int, int]
 ) -> _PromptPlan:
+    if prompts is None and job.annotations is None:
+        return _PromptPlan([], lambda: iter(()))
     if prompts is not None:
         return _plan_from_prompts(prompts, job.prompts, num_frames, size)
     return _plan_from_annotations(job.annotations, job.video, num_frames, size)
@@ -208,53 +233,27 @@ def _plan_from_annotations(
     return _PromptPlan(objects, each)
 
 
-def _tracking_passes(
-    keys: list[int], num_frames: int, direction: str, frames: tuple[int, int | None]
-) -> list[tuple[str, int]]:
-    """(direction, frames it visits) per propagation pass, bounded by the export's frame
-    range A:B: forward from the first keyframe up to B-1, backward from the last down to A."""
-    start, stop = frames
-    stop = num_frames if stop is None else min(stop, num_frames)
-    passes = []
-    if direction in ("forward", "both"):
-        passes.append(("forward", stop - min(keys)))
-    if direction in ("backward", "both"):
-        passes.append(("backward", max(keys) - start + 1))
-    return [(d, n) for d, n in passes if n > 0]
+def _track(model, reader, plan: _PromptPlan, job: TrackJob, progress, finder, note):
+    """Prompt every object, find, propagate within the frame range (app.headless.tracking)."""
+    from app.headless.tracking import Window, track
 
-
-def _track(model, reader, plan: _PromptPlan, job: TrackJob, progress: Progress | None):
-    """Prompt every object, propagate within the frame range, collect the masks."""
-    store = MaskStore(tuple(reader.size), num_frames=len(reader))
-    session = TrackingSession(model, reader, device=job.device, precision=job.precision)
-    keys = []
-    for frame, obj_id, prompt in plan.prompts():
-        _record(store, frame, session.add_prompt(frame, obj_id, prompt))
-        keys.append(frame)
-    if not keys:
-        raise ValueError(f"{job.annotations or job.prompts}: every mask is empty; nothing to track")
-    window = (job.options.start, job.options.stop)
-    passes = _tracking_passes(keys, len(reader), job.direction, window)
-    total, done = sum(n for _, n in passes), 0
-    if progress is not None:
-        progress(0, total)
-    for direction, count in passes:
-        # "full" visits every frame from the first (or last) keyframe, which is what a
-        # fresh headless run wants; frames are computed lazily, so stopping after `count`
-        # results computes nothing past the range.
-        results = session.propagate(direction=direction, mode="full")
-        with contextlib.closing(results):
-            for _, frame_result in zip(range(count), results, strict=False):
-                for result in frame_result.objects.values():
-                    _record(store, frame_result.frame, result)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-    return store
-
-
-def _record(store: MaskStore, frame: int, result) -> None:
-    """Store one object's mask; absent when the model says so or the mask is empty."""
-    present = bool(result.present and result.mask.any())
-    store.set(frame, result.obj_id, result.mask if present else None, present=present)
-    store.quality.set_confidence(frame, result.obj_id, float(result.iou), float(result.score))
+    stop = len(reader) if job.options.stop is None else min(job.options.stop, len(reader))
+    try:
+        return track(
+            model,
+            reader,
+            list(plan.prompts()),
+            plan.objects,
+            Window(job.options.start, stop, job.direction),
+            device=job.device,
+            precision=job.precision,
+            fmt=job.fmt,
+            progress=progress,
+            finder=finder,
+            find=job.find,
+            note=note,
+        )
+    except ValueError as exc:
+        if str(exc).startswith("every mask is empty"):
+            raise ValueError(f"{job.annotations or job.prompts}: {exc}") from None
+        raise

@@ -290,9 +290,13 @@ class _Terminal(io.StringIO):
     ],
 )
 def test_tracking_is_bounded_by_frames(keys, direction, frames, passes):
-    from app.headless.track_run import _tracking_passes
+    from app.headless.tracking import Window, pass_frames
 
-    assert _tracking_passes(list(keys), 250, direction, frames) == passes
+    start, stop = frames
+    window = Window(start, 250 if stop is None else min(stop, 250), direction)
+    both = ("forward", "backward") if direction == "both" else (direction,)
+    counts = [(d, len(pass_frames(list(keys), window, d))) for d in both]
+    assert [(d, n) for d, n in counts if n > 0] == passes
 
 
 def test_track_help_says_frames_bound_tracking(capsys):
@@ -337,7 +341,7 @@ def test_precision_option_lists_the_model_choices_and_refuses_others(capsys):
 @pytest.mark.parametrize(("given", "expected"), [([], "auto"), (["--precision", "fast"], "fast")])
 def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch, capsys, given,
                                           expected):  # fmt: skip
-    import app.headless.track_run
+    import app.headless.tracking
     from model.engine.session import TrackingSession
 
     opened: list[TrackingSession] = []
@@ -346,7 +350,7 @@ def test_track_session_gets_the_precision(video, prompts, tmp_path, monkeypatch,
         opened.append(TrackingSession(*args, **kwargs))
         return opened[-1]
 
-    monkeypatch.setattr(app.headless.track_run, "TrackingSession", spy)
+    monkeypatch.setattr(app.headless.tracking, "TrackingSession", spy)
     monkeypatch.setattr("model.engine.precision._cpu_native_bf16", lambda: True)
     out = tmp_path / "masks.json"
     assert main([*track_args(video, prompts, "coco", out), "--frames", "0:2", *given]) == 0
@@ -373,7 +377,7 @@ def test_batch_worker_tracks_in_the_requested_precision(monkeypatch, tmp_path):
     assert args.precision == "exact"
     jobs = []
     monkeypatch.setattr(batch_worker, "load_model", lambda *a: object())
-    monkeypatch.setattr(batch_worker, "run_track", lambda job, _: jobs.append(job) or 1 / 0)
+    monkeypatch.setattr(batch_worker, "run_track", lambda job, _, **kw: jobs.append(job) or 1 / 0)
     worker = batch_worker.TrackWorker("random:sam2.1-tiny", 128, "cpu", args.precision)
     entry = ManifestEntry(1, "a", tmp_path / "a.mp4", tmp_path / "p.json", None, "forward")
     assert "error" in worker.run(batch_worker.VideoTask(entry, "png", tmp_path / "out"))

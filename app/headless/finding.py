@@ -1,0 +1,150 @@
+"""SAM 3's finder in a headless run: `masklet track --find` and a manifest's `find`.
+
+`FindSpec` is what to find (checked phrases, how often, over which score) and with which
+checkpoint; `load_finder` loads it (a file problem is a one-line ValueError); `FoundObjects`
+turns the finder's instances into what `model.engine.auto_find.AutoFind` adds to the session,
+and gives each new object its id, its name "PHRASE N" and its category, the phrase
+(`app.project.found_objects`); the score it was found with goes to the export with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.export import ObjectMeta
+from app.project.files import MAX_ID
+from app.project.found_objects import check_finder_score, numbered_name
+from model.engine.auto_find import Found, FoundObject
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "FindSpec",
+    "FoundObjects",
+    "check_finder_file",
+    "load_finder",
+    "spec_from_options",
+]
+
+# Meta's Sam3Processor's confidence threshold.
+DEFAULT_THRESHOLD = 0.5
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FindSpec:
+    """Phrases to find (checked, `app.project.found_objects.check_phrases`) on the first frame
+    tracked and, with `every`, every that many frames; instances scoring over `threshold`."""
+
+    phrases: tuple[str, ...]
+    checkpoint: Path
+    every: int | None = None
+    threshold: float = DEFAULT_THRESHOLD
+
+
+def spec_from_options(
+    phrases: Sequence[str] | None,
+    every: int | None,
+    threshold: float = DEFAULT_THRESHOLD,
+    checkpoint: Path | None = None,
+) -> FindSpec | None:
+    """The FindSpec of `masklet track`'s options (None without phrases); a missing
+    `--finder-checkpoint` is a ValueError (a file problem: there is no finder to load)."""
+    from app.project.found_objects import check_phrases
+
+    if not phrases:
+        return None
+    if checkpoint is None:
+        raise ValueError("--find needs SAM 3's finder: give --finder-checkpoint sam3.pt")
+    return FindSpec(tuple(check_phrases(phrases)), Path(checkpoint), every, threshold)
+
+
+def check_finder_file(path: Path) -> None:
+    """A missing or non-regular finder checkpoint is refused before anything loads."""
+    from model.sam2.checkpoint import check_checkpoint_file
+
+    check_checkpoint_file(path)
+
+
+def load_finder(path: Path, device: str) -> Any:
+    """The finder of a SAM 3 checkpoint, its sizes read off the weights; ValueError else."""
+    from model.sam3.checkpoint import load_finder as load
+
+    try:
+        return load(path, device=device)
+    except (KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        # torch's unpickler fails on some garbage files with bare lookup errors.
+        raise ValueError(f"{path.name}: not a PyTorch checkpoint ({type(exc).__name__})") from None
+
+
+class FoundObjects:
+    """The finder as `AutoFind` calls it, and the objects it added, named and numbered.
+
+    `taken`: objects already in the run (from prompts or annotations): new ids follow
+    theirs, new names continue their numbering.
+    """
+
+    def __init__(
+        self,
+        finder: Any,
+        spec: FindSpec,
+        precision: str,
+        taken: Sequence[ObjectMeta] = (),
+        note: Note | None = None,
+    ) -> None:
+        self._finder = finder
+        self._spec = spec
+        self._precision = precision  # "exact" or "fast", the tracker's resolved precision
+        self._note = note
+        self._names = {o.name for o in taken}
+        self._next_id = max((o.obj_id for o in taken), default=0) + 1
+        self._truncated: set[str] = set()
+        self.objects: list[ObjectMeta] = []
+
+    @property
+    def room(self) -> int:
+        """New ids left below MAX_ID."""
+        return max(0, MAX_ID - self._next_id + 1)
+
+    def find(self, frame: int, image: np.ndarray) -> list[Found]:
+        """Every phrase's instances on `frame` over the threshold (`AutoFind`'s `find`)."""
+        found: list[Found] = []
+        for phrase in self._spec.phrases:
+            instances = self._finder.find(
+                image,
+                phrase,
+                threshold=self._spec.threshold,
+                frame_key=("frame", frame),
+                precision=self._precision,
+            )
+            if instances.truncated and phrase not in self._truncated:
+                self._truncated.add(phrase)
+                self._tell(f"{phrase!r} is longer than the finder's 32 tokens: it read those")
+            masks = instances.masks.cpu().numpy()
+            scores = instances.scores.float().cpu().tolist()
+            found += [Found(m, s, phrase) for m, s in zip(masks, scores, strict=True)]
+        return found
+
+    def new_id(self, found: Found) -> int:
+        """The next id, and the object's name and category (`AutoFind`'s `new_id`)."""
+        obj_id, self._next_id = self._next_id, self._next_id + 1
+        name = numbered_name(found.phrase, self._names)
+        self._names.add(name)
+        score = check_finder_score(found.score)
+        self.objects.append(ObjectMeta(obj_id, name, found.phrase, finder_score=score))
+        return obj_id
+
+    def report(self, frame: int, added: Sequence[FoundObject]) -> None:
+        """One line for a find that added objects."""
+        if added:
+            names = ", ".join(o.name for o in self.objects[-len(added) :])
+            self._tell(f"found {len(added)} on frame {frame}: {names}")
+
+    def _tell(self, text: str) -> None:
+        if self._note is not None:
+            self._note(text)
