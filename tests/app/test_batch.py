@@ -235,7 +235,7 @@ def test_manifest_reports_every_bad_line(tmp_path, capsys):
     assert len(lines) == 6
     for line, number in zip(lines, (3, 4, 5, 6, 7, 8), strict=True):
         assert line.startswith(f"masklet batch: error: m.jsonl line {number}: ")
-    assert "video: expected a path" in lines[0] and "exactly one of" in lines[1]
+    assert "video: expected a path" in lines[0] and "'prompts', 'annotations' or 'find'" in lines[1]
     assert "id:" in lines[3] and "direction:" in lines[4] and "'colour'" in lines[5]
     assert "Traceback" not in "\n".join(lines) and not out.exists()
 

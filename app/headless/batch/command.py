@@ -51,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Track every video of a manifest (JSON Lines) on Ray, one model per worker; "
         "the same command again resumes."
     )
-    parser.add_argument("manifest", type=Path, help="JSON Lines: one {video, prompts} per line")
+    parser.add_argument(
+        "manifest", type=Path, help="JSON Lines: one {video, prompts and/or find} per line"
+    )
     parser.add_argument(
         "--checkpoint",
         required=True,
@@ -75,17 +77,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=cli_args.image_size, metavar="N", help="model input size"
     )
     cli_args.add_precision_option(parser)
+    # Phrases come per video, from the manifest's `find`; --find-every is their default.
+    cli_args.add_find_options(parser, phrases=False)
 
 
 def _check_out(args: argparse.Namespace, entries) -> None:
     """`--out` must be writable and disjoint from the manifest, the checkpoint and each video."""
     from app.export.output_guard import Output, check_outputs
+    from app.headless.finding import check_finder_file
     from app.headless.track_run import check_model_args
 
     inputs = [args.manifest]
+    if any(e.find for e in entries) and args.finder_checkpoint is None:
+        line = next(e.line for e in entries if e.find)
+        raise ValueError(
+            f"{args.manifest.name} line {line} has 'find': give --finder-checkpoint sam3.pt"
+        )
     if not args.address:
         # On a cluster the checkpoint is the workers' path: they report it if it is bad.
         inputs += check_model_args(args.checkpoint, args.image_size, "cpu")
+        if args.finder_checkpoint is not None:
+            check_finder_file(args.finder_checkpoint)
+            inputs.append(args.finder_checkpoint)
     for entry in entries:
         inputs += [p for p in (entry.video, entry.prompts, entry.annotations) if p is not None]
     check_outputs([Output(args.out, is_folder=True)], inputs)
@@ -135,6 +148,9 @@ def _run_locked(args: argparse.Namespace, entries) -> int:
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
         address=args.address,
+        finder_checkpoint=args.finder_checkpoint,
+        find_threshold=args.find_threshold,
+        find_every=args.find_every,
     )
     summary = run_batch(entries, settings)
     text = (

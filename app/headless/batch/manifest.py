@@ -2,9 +2,13 @@
 
     {"video": "clips/a.mp4", "prompts": "clips/a.json"}
     {"video": "clips/b.mp4", "annotations": "labels/b.json", "id": "b-cam2", "direction": "both"}
+    {"video": "clips/c.mp4", "find": ["person", "bicycle"], "find_every": 16}
 
-Each line holds `video` and exactly one of `prompts` (a prompts file of `masklet track`) or
-`annotations` (COCO, YouTube-VIS or a DAVIS PNG folder, used as mask prompts), optionally `id`
+Each line holds `video` and at most one of `prompts` (a prompts file of `masklet track`) or
+`annotations` (COCO, YouTube-VIS or a DAVIS PNG folder, used as mask prompts), and/or `find`
+(phrases SAM 3's finder finds, as `masklet track --find`; a list of strings, checked by
+`app.project.found_objects.check_phrases`) with `find_every` (frames between finds while
+tracking; default: `masklet batch --find-every`, else the first frame only); optionally `id`
 (the output folder's name; default: the video's stem, made unique with `-2`, `-3`, ...) and
 `direction` (forward, backward or both; default forward). Blank lines and lines starting with
 `#` are skipped. Relative paths are relative to the manifest's folder.
@@ -24,12 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from app.headless.track_run import DIRECTIONS
-from app.safety.limits import MAX_MANIFEST_BYTES, MAX_MANIFEST_LINE_BYTES, MAX_MANIFEST_VIDEOS
+from app.safety.limits import (
+    MAX_FRAMES,
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_LINE_BYTES,
+    MAX_MANIFEST_VIDEOS,
+)
 from app.safety.safe_io import JsonError, parse_json, read_regular_file
 
 __all__ = ["ManifestEntry", "ManifestError", "load_manifest", "parse_manifest"]
 
-_KEYS = {"video", "prompts", "annotations", "id", "direction"}
+_KEYS = {"video", "prompts", "annotations", "id", "direction", "find", "find_every"}
 # An id names a folder under --out: no separators, no leading dot (our temporaries and
 # hidden files start with one), nothing a shell or another OS would trip over.
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,127}$")
@@ -58,6 +67,8 @@ class ManifestEntry:
     prompts: Path | None
     annotations: Path | None
     direction: str
+    find: tuple[str, ...] = ()
+    find_every: int | None = None
 
 
 def load_manifest(path: str | Path) -> list[ManifestEntry]:
@@ -109,8 +120,19 @@ def _parse_line(line: bytes) -> dict[str, Any]:
             raise ValueError(f"{key}: expected a path, got {_show(data[key])}")
     if "video" not in data:
         raise ValueError("video: missing")
-    if ("prompts" in data) == ("annotations" in data):
-        raise ValueError("needs exactly one of 'prompts' or 'annotations'")
+    if "prompts" in data and "annotations" in data:
+        raise ValueError("needs at most one of 'prompts' or 'annotations'")
+    if "find" in data:
+        data["find"] = _phrases(data["find"])
+    elif "find_every" in data:
+        raise ValueError("find_every: needs 'find'")
+    if not ({"prompts", "annotations", "find"} & data.keys()):
+        raise ValueError("needs 'prompts', 'annotations' or 'find'")
+    every = data.get("find_every", 1)
+    if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= MAX_FRAMES:
+        raise ValueError(
+            f"find_every: expected a number of frames in 1-{MAX_FRAMES}, got {_show(every)}"
+        )
     if "id" in data and not (isinstance(data["id"], str) and _ID_RE.match(data["id"])):
         raise ValueError(
             f"id: expected 1-128 letters, digits or _.+=- not starting with '.' or '-', "
@@ -123,6 +145,18 @@ def _parse_line(line: bytes) -> dict[str, Any]:
             f"direction: expected one of {', '.join(DIRECTIONS)}, got {_show(data['direction'])}"
         )
     return data
+
+
+def _phrases(value: Any) -> tuple[str, ...]:
+    """The `find` field: a non-empty list of checked phrases."""
+    from app.project.found_objects import check_phrases
+
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f'find: expected a list of phrases like ["person"], got {_show(value)}')
+    try:
+        return tuple(check_phrases(value))
+    except ValueError as exc:
+        raise ValueError(f"find: {exc}") from None
 
 
 def _is_path(value: Any) -> bool:
@@ -161,6 +195,8 @@ def _with_ids(
                 prompts=None if prompts is None else base / prompts,
                 annotations=None if annotations is None else base / annotations,
                 direction=data.get("direction", "forward"),
+                find=data.get("find", ()),
+                find_every=data.get("find_every"),
             )
         )
     return entries

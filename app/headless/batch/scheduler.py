@@ -22,7 +22,7 @@ import app
 from app.headless.batch.ledger import Ledger
 from app.headless.batch.manifest import ManifestEntry
 from app.headless.batch.progress import BatchProgress
-from app.headless.batch.worker import TrackWorker, VideoTask
+from app.headless.batch.worker import FinderSettings, TrackWorker, VideoTask
 
 __all__ = ["BatchEvent", "BatchSettings", "BatchSummary", "run_batch"]
 
@@ -45,6 +45,9 @@ class BatchSettings:
     gpus_per_worker: float = 0.0
     address: str | None = None
     max_attempts: int = 3
+    finder_checkpoint: Path | None = None  # SAM 3, for entries with `find`
+    find_threshold: float = 0.5
+    find_every: int | None = None  # for entries without their own `find_every`
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,8 @@ class _Driver:
     def _new_actor(self):
         s = self.settings
         device = "cuda" if s.gpus_per_worker > 0 else "cpu"
-        return self.actor_class.remote(s.checkpoint, s.image_size, device, s.precision)
+        finding = FinderSettings(s.finder_checkpoint, s.find_threshold, s.find_every)
+        return self.actor_class.remote(s.checkpoint, s.image_size, device, s.precision, finding)
 
     def _dispatch(self, actor, item: _Pending) -> None:
         ref = actor.run.remote(item.task)
