@@ -104,6 +104,9 @@ class FoundObjects:
         self._names = {o.name for o in taken}
         self._next_id = max((o.obj_id for o in taken), default=0) + 1
         self._truncated: set[str] = set()
+        # Names this run's frames in the finder's feature cache: a batch worker's finder
+        # finds in video after video, whose frame 0s must not share a key.
+        self._video = object()
         self.objects: list[ObjectMeta] = []
 
     @property
@@ -119,12 +122,14 @@ class FoundObjects:
                 image,
                 phrase,
                 threshold=self._spec.threshold,
-                frame_key=("frame", frame),
+                frame_key=(self._video, frame),
                 precision=self._precision,
             )
             if instances.truncated and phrase not in self._truncated:
                 self._truncated.add(phrase)
-                self._tell(f"{phrase!r} is longer than the finder's 32 tokens: it read those")
+                self._tell(
+                    f"{phrase!r} is longer than the finder's 32 tokens: it read the first 32"
+                )
             masks = instances.masks.cpu().numpy()
             scores = instances.scores.float().cpu().tolist()
             found += [Found(m, s, phrase) for m, s in zip(masks, scores, strict=True)]
