@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-
-from app.project.found_objects import FINDER_SCORE_KEY, check_finder_score
 
 __all__ = [
     "ExportCancelled",
@@ -30,6 +29,9 @@ Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 
 IMAGE_FORMATS = ("jpg", "png")
+# Where each format keeps the finder's score of an object it found: a COCO annotation's, a
+# YouTube-VIS annotation's and a PNG export's objects.json entry's field.
+FINDER_SCORE_KEY = "finder_score"
 # The `score` of a mask without a predicted IoU: one the user drew or imported (or from a
 # project saved before scores were recorded). A user's mask is the ground truth itself.
 UNKNOWN_SCORE = 1.0
@@ -43,7 +45,7 @@ class ExportCancelled(Exception):
 class ObjectMeta:
     """One tracked object as the exporters see it; `color` is optional (palette colour if None);
     `finder_score`: the score SAM 3's finder found it with, if it was found (exported as
-    `app.project.found_objects.FINDER_SCORE_KEY`)."""
+    FINDER_SCORE_KEY, the project file's name for it too: `app.project.found`)."""
 
     obj_id: int
     name: str
@@ -117,9 +119,9 @@ def frame_scores(source: ExportSource, frame: int, obj_ids) -> dict[int, float]:
 def finder_score_entry(obj: ObjectMeta) -> dict[str, float]:
     """`{"finder_score": s}` for an object the finder found, `{}` for any other: what each
     format adds to that object's entry."""
-    if obj.finder_score is None:
+    if obj.finder_score is None or not math.isfinite(obj.finder_score):
         return {}
-    return {FINDER_SCORE_KEY: check_finder_score(obj.finder_score)}
+    return {FINDER_SCORE_KEY: round(min(max(float(obj.finder_score), 0.0), 1.0), 4)}
 
 
 def source_labels(source: ExportSource) -> list[str]:

@@ -108,8 +108,8 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
 
 
 def phrase(text: str) -> str:
-    """A phrase to find (`app.project.found_objects.check_phrase`)."""
-    from app.project.found_objects import check_phrase
+    """A phrase to find (`app.headless.phrases.check_phrase`)."""
+    from app.headless.phrases import check_phrase
 
     try:
         return check_phrase(text)

@@ -4,7 +4,8 @@
 checkpoint; `load_finder` loads it (a file problem is a one-line ValueError); `FoundObjects`
 turns the finder's instances into what `model.engine.auto_find.AutoFind` adds to the session,
 and gives each new object its id, its name "PHRASE N" and its category, the phrase
-(`app.project.found_objects`); the score it was found with goes to the export with it.
+(`app.project.found`, as the app's Find names them); the score it was found with goes to
+the export with it (`app.export.source.finder_score_entry`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from app.export import ObjectMeta
 from app.project.files import MAX_ID
-from app.project.found_objects import check_finder_score, numbered_name
+from app.project.found import numbered_names
 from model.engine.auto_find import Found, FoundObject
 
 __all__ = [
@@ -38,7 +39,7 @@ Note = Callable[[str], None]
 
 @dataclass(frozen=True)
 class FindSpec:
-    """Phrases to find (checked, `app.project.found_objects.check_phrases`) on the first frame
+    """Phrases to find (checked, `app.headless.phrases.check_phrases`) on the first frame
     tracked and, with `every`, every that many frames; instances scoring over `threshold`."""
 
     phrases: tuple[str, ...]
@@ -55,7 +56,7 @@ def spec_from_options(
 ) -> FindSpec | None:
     """The FindSpec of `masklet track`'s options (None without phrases); a missing
     `--finder-checkpoint` is a ValueError (a file problem: there is no finder to load)."""
-    from app.project.found_objects import check_phrases
+    from app.headless.phrases import check_phrases
 
     if not phrases:
         return None
@@ -138,9 +139,9 @@ class FoundObjects:
     def new_id(self, found: Found) -> int:
         """The next id, and the object's name and category (`AutoFind`'s `new_id`)."""
         obj_id, self._next_id = self._next_id, self._next_id + 1
-        name = numbered_name(found.phrase, self._names)
+        name = numbered_names(self._names, found.phrase, 1)[0]
         self._names.add(name)
-        score = check_finder_score(found.score)
+        score = min(max(float(found.score), 0.0), 1.0)
         self.objects.append(ObjectMeta(obj_id, name, found.phrase, finder_score=score))
         return obj_id
 

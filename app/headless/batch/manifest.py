@@ -7,7 +7,7 @@
 Each line holds `video` and at most one of `prompts` (a prompts file of `masklet track`) or
 `annotations` (COCO, YouTube-VIS or a DAVIS PNG folder, used as mask prompts), and/or `find`
 (phrases SAM 3's finder finds, as `masklet track --find`; a list of strings, checked by
-`app.project.found_objects.check_phrases`) with `find_every` (frames between finds while
+`app.headless.phrases.check_phrases`) with `find_every` (frames between finds while
 tracking; default: `masklet batch --find-every`, else the first frame only); optionally `id`
 (the output folder's name; default: the video's stem, made unique with `-2`, `-3`, ...) and
 `direction` (forward, backward or both; default forward). Blank lines and lines starting with
@@ -149,7 +149,7 @@ def _parse_line(line: bytes) -> dict[str, Any]:
 
 def _phrases(value: Any) -> tuple[str, ...]:
     """The `find` field: a non-empty list of checked phrases."""
-    from app.project.found_objects import check_phrases
+    from app.headless.phrases import check_phrases
 
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ValueError(f'find: expected a list of phrases like ["person"], got {_show(value)}')
