@@ -22,7 +22,13 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.gui.worker.engine import Engine, FrameSource, describe_precision
 from app.gui.worker.engine_state import EngineStateKeeper
-from app.gui.worker.finding import find_action, run_find
+from app.gui.worker.finding import (
+    find_action,
+    finder_device,
+    finder_in_precision,
+    finder_precision,
+    run_find,
+)
 from app.gui.worker.jobs import (
     Activity,
     EngineStats,
@@ -102,6 +108,7 @@ class InferenceWorker(QObject):
         self._cancel = cancel
         self._model: Any = None
         self._finder: Any = None  # SAM 3's finder, once one is loaded (app.gui.worker.finding)
+        self._finder_file: tuple[str, str] = ("", "")  # its checkpoint and device
         self._variant = ""
         self._device = "cpu"
         self._precision = "auto"
@@ -196,7 +203,7 @@ class InferenceWorker(QObject):
         # As for the tracker: a file that fails to load leaves the working finder in place.
         start = time.perf_counter()
         finder = self._engine.load_finder(request.checkpoint, request.device)
-        self._finder = finder
+        self._finder, self._finder_file = finder, (request.checkpoint, request.device)
         parameters = sum(int(p.numel()) for p in finder.parameters())
         seconds = time.perf_counter() - start
         info = FinderInfo(
@@ -208,7 +215,15 @@ class InferenceWorker(QObject):
         self._set_activity(Activity(request.request_id, find_action(request), request.frame))
         if self._source is None and self._open_source is not None:
             self._source = self._open_source()  # no tracker yet: the finder needs frames only
+        self._hold_finder()
         self.find_ready.emit(run_find(self._finder, self._source, request, self._precision))
+
+    def _hold_finder(self) -> None:
+        """Hold the finder's weights as the precision in effect wants them (fast: bf16)."""
+        if self._finder is not None:
+            precision = finder_precision(self._precision, finder_device(self._finder))
+            reload = lambda: self._engine.load_finder(*self._finder_file)  # noqa: E731
+            self._finder = finder_in_precision(self._finder, precision, reload)
 
     def _open_video(self, request: OpenVideo) -> None:
         self._session = self._source = None
@@ -267,6 +282,8 @@ class InferenceWorker(QObject):
             self._pending, run=self._run, skip=self._skip, superseded=_is_superseded
         )
         live = LivePass(session, request.start, request.direction, inbox=inbox, cancel=self._cancel)
+        if request.find is not None:
+            self._hold_finder()
         finding = pass_finder(
             self._finder,
             request.find,

@@ -116,3 +116,34 @@ def test_escape_cancels_a_running_find_within_a_second(qtbot):
         assert not client.is_busy or qtbot.waitUntil(lambda: not client.is_busy) is None
     finally:
         client.shutdown()
+
+
+def test_fast_holds_the_weights_in_bf16_and_exact_afterwards_reloads_them(qtbot):
+    import torch
+
+    loads: list = []
+    real = random_finder_loader()
+    client = open_client(qtbot, lambda p, d: loads.append(real(p, d)) or loads[-1])
+    try:
+        with qtbot.waitSignal(client.finder_loaded, timeout=20000):
+            client.load_finder("sam3.pt", "cpu")
+        client.set_precision("exact")
+        with qtbot.waitSignal(client.find_ready, timeout=20000) as exact:
+            client.find(1, "bicycle")
+        assert loads[0].held_dtype == torch.float32 and len(exact.args[0].scores) > 0
+
+        client.set_precision("fast")
+        with qtbot.waitSignal(client.find_ready, timeout=20000) as fast:
+            client.find(1, "bicycle")
+        assert not fast.args[0].error and len(loads) == 1
+        assert loads[0].held_dtype == torch.bfloat16
+        big = loads[0].backbone.vision_backbone.trunk.blocks[0].mlp.fc1.weight
+        assert big.dtype == torch.bfloat16  # half the memory, as the benchmark's fast mode
+
+        client.set_precision("exact")  # bf16 weights cannot be float32 again: reloaded
+        with qtbot.waitSignal(client.find_ready, timeout=20000) as again:
+            client.find(1, "bicycle")
+        assert len(loads) == 2 and loads[1].held_dtype == torch.float32
+        np.testing.assert_array_equal(again.args[0].scores, exact.args[0].scores)
+    finally:
+        client.shutdown()
