@@ -20,7 +20,7 @@ import numpy as np
 from app.export import ObjectMeta
 from app.project.files import MAX_ID
 from app.project.found import numbered_names
-from model.engine.auto_find import Found, FoundObject
+from model.engine.auto_find import Found, FoundObject, find_phrases
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -117,24 +117,20 @@ class FoundObjects:
 
     def find(self, frame: int, image: np.ndarray) -> list[Found]:
         """Every phrase's instances on `frame` over the threshold (`AutoFind`'s `find`)."""
-        found: list[Found] = []
-        for phrase in self._spec.phrases:
-            instances = self._finder.find(
-                image,
-                phrase,
-                threshold=self._spec.threshold,
-                frame_key=(self._video, frame),
-                precision=self._precision,
-            )
-            if instances.truncated and phrase not in self._truncated:
-                self._truncated.add(phrase)
-                self._tell(
-                    f"{phrase!r} is longer than the finder's 32 tokens: it read the first 32"
-                )
-            masks = instances.masks.cpu().numpy()
-            scores = instances.scores.float().cpu().tolist()
-            found += [Found(m, s, phrase) for m, s in zip(masks, scores, strict=True)]
-        return found
+        return find_phrases(
+            self._finder,
+            image,
+            self._spec.phrases,
+            on_truncated=self._truncated_once,
+            threshold=self._spec.threshold,
+            frame_key=(self._video, frame),
+            precision=self._precision,
+        )
+
+    def _truncated_once(self, phrase: str) -> None:
+        if phrase not in self._truncated:
+            self._truncated.add(phrase)
+            self._tell(f"{phrase!r} is longer than the finder's 32 tokens: it read the first 32")
 
     def new_id(self, found: Found) -> int:
         """The next id, and the object's name and category (`AutoFind`'s `new_id`)."""

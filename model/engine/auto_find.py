@@ -31,7 +31,7 @@ import numpy as np
 from model.engine.find_association import NEW_OBJECT_MAX_IOU, new_detections
 from model.engine.prompts import FrameResult, ObjectResult, Prompt
 
-__all__ = ["DEFAULT_EVERY", "AutoFind", "Found", "FoundObject"]
+__all__ = ["DEFAULT_EVERY", "AutoFind", "Found", "FoundObject", "find_phrases"]
 
 # Frames between two finds during a propagation, by default.
 DEFAULT_EVERY = 16
@@ -56,6 +56,28 @@ class FoundObject:
     frame: int
     obj_id: int
     found: Found
+
+
+def find_phrases(
+    finder: Any,
+    image: np.ndarray,
+    phrases: Sequence[str],
+    on_truncated: Callable[[str], None] | None = None,
+    **find_kwargs: Any,
+) -> list[Found]:
+    """Every phrase's instances on `image` (SAM 3's `finder.find(image, phrase,
+    **find_kwargs)`, e.g. threshold, precision, frame_key, cancel), phrase by phrase: the
+    frame's features are computed once and cached for the next phrases. `on_truncated`
+    hears each phrase the finder read only the first 32 tokens of."""
+    found: list[Found] = []
+    for phrase in phrases:
+        instances = finder.find(image, phrase, **find_kwargs)
+        if on_truncated is not None and getattr(instances, "truncated", False):
+            on_truncated(phrase)
+        masks = instances.masks.cpu().numpy().astype(bool, copy=False)
+        scores = instances.scores.float().cpu().tolist()
+        found += [Found(m, float(s), phrase) for m, s in zip(masks, scores, strict=True)]
+    return found
 
 
 FindFn = Callable[[int, np.ndarray], Sequence[Found]]

@@ -111,23 +111,17 @@ class PassFinder:
 
     def _find(self, frame: int, image: np.ndarray) -> list[Found]:
         """Every phrase's instances over the threshold on `frame` (AutoFind's `find`)."""
-        from model.engine.auto_find import Found
+        from model.engine.auto_find import find_phrases
 
-        image = np.asarray(image)
         extra = {"cancel": self._cancel} if _takes_cancel(self._finder) else {}
-        found: list[Found] = []
-        for phrase in self._spec.phrases:
-            instances = self._finder.find(
-                image,
-                phrase,
-                threshold=self._spec.threshold,
-                precision=self._precision,
-                **extra,
-            )
-            masks = instances.masks.cpu().numpy().astype(bool, copy=False)
-            scores = instances.scores.float().cpu().numpy()
-            found += [Found(m, float(s), phrase) for s, m in zip(scores, masks, strict=True)]
-        return found
+        return find_phrases(
+            self._finder,
+            np.asarray(image),
+            self._spec.phrases,
+            threshold=self._spec.threshold,
+            precision=self._precision,
+            **extra,
+        )
 
 
 def pass_finder(
