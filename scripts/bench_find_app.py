@@ -39,6 +39,7 @@ prepare_environment()
 import av  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -50,7 +51,7 @@ from app.gui.worker.engine import (  # noqa: E402
     random_model_loader,
     real_engine,
 )
-from app.gui.worker.finding import FIND_FLOOR, finder_precision  # noqa: E402
+from app.gui.worker.finding import FIND_FLOOR, MAX_PROPOSALS, finder_precision  # noqa: E402
 from app.project.autosave import Autosaver  # noqa: E402
 from app.video import open_video  # noqa: E402
 
@@ -187,12 +188,20 @@ def app_find(window: MainWindow, phrase: str, meter: StallMeter) -> float:
 def direct_find(config, frames: list[np.ndarray], precision: str) -> list[list[float]]:
     """Per frame, seconds of `finder.find` for each phrase, on a fresh finder."""
     finder = random_finder_loader(config)("random-init", "cpu")
+    if precision == "fast":
+        finder.hold_in(torch.bfloat16)  # as the app's worker holds it (finder_in_precision)
     times = []
     for frame in frames:
         row = []
         for phrase in PHRASES:
             start = time.perf_counter()
-            finder.find(frame, phrase, threshold=FIND_FLOOR, precision=precision)
+            finder.find(
+                frame,
+                phrase,
+                threshold=FIND_FLOOR,
+                precision=precision,
+                max_instances=MAX_PROPOSALS,
+            )
             row.append(time.perf_counter() - start)
         times.append(row)
     return times

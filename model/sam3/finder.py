@@ -201,6 +201,7 @@ class Sam3Finder(DetectorHeads):
         frame_key: object = None,
         precision: Precision = "exact",
         cancel: CancelEvent | None = None,
+        max_instances: int | None = None,
     ) -> Instances:
         """Instances of `phrase` and/or like the exemplar `boxes` (N, 4) x0, y0, x1, y1 and
         `points` (M, 2) x, y in frame pixels, `box_labels` (N,) / `point_labels` (M,) bool
@@ -209,7 +210,8 @@ class Sam3Finder(DetectorHeads):
         cache instead of a hash of its bytes; `precision` "fast" computes under bf16
         autocast (the only mode of a finder held in bf16, `hold_in`). `cancel`: an event
         (`is_set()`) polled through the computation; once set, `FindCancelled` is raised
-        within about a second (`model.sam3.cancel`). Bad input: a one-line ValueError."""
+        within about a second (`model.sam3.cancel`). `max_instances`: at most this many,
+        the best (masks are drawn for those only). Bad input: a one-line ValueError."""
         frame = check_frame(frame)
         size = frame.shape[:2]
         limit = self.finder_cfg.max_exemplars
@@ -231,7 +233,7 @@ class Sam3Finder(DetectorHeads):
             found = self.detect(feats.vision_features, feats.vision_pos_enc[-1], prompt, prep)
             scores = found.scores[0].float()
             keep = (scores > threshold).nonzero()[:, 0]
-            keep = keep[scores[keep].argsort(descending=True, stable=True)]
+            keep = keep[scores[keep].argsort(descending=True, stable=True)][:max_instances]
             masks = self._masks(found, frame_feats, keep, size)
             scale = torch.tensor([size[1], size[0]] * 2, dtype=torch.float32, device=device)
             return Instances(

@@ -98,6 +98,7 @@ def run_find(
             request.box_labels,
             threshold=FIND_FLOOR,
             precision=precision,
+            max_instances=MAX_PROPOSALS,
             **extra,
         )
     except ValueError as exc:  # the finder's one-line answer to bad boxes or phrase

@@ -122,6 +122,16 @@ def test_threshold_keeps_only_higher_scores_best_first():
     assert none.masks.shape == (0, *golden.FRAME_HW) and none.boxes.shape == (0, 4)
 
 
+def test_max_instances_keeps_the_best_only():
+    t, finder = _golden()
+    every = find_case(finder, t, "text")
+    assert len(every.scores) > 3
+    best = finder.find(t["frame"], golden.PHRASES["text"], threshold=0.0, max_instances=3)
+    assert torch.equal(best.queries, every.queries[:3])
+    assert torch.equal(best.masks, every.masks[:3]) and best.masks.any()
+    assert torch.equal(best.scores, every.scores[:3])
+
+
 def test_masks_resized_a_few_at_a_time_are_the_same(monkeypatch):
     t, finder = _golden()
     whole = find_case(finder, t, "exemplar")
