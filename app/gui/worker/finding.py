@@ -53,8 +53,9 @@ def finder_precision(choice: str, device: str) -> str:
     return "fast" if dtype == "bf16" else "exact"
 
 
-def finder_in_precision(finder: Any, precision: str, reload: Callable[[], Any]) -> Any:
-    """`finder` with its weights held for `precision`: fast holds the large ones in bf16
+def finder_in_precision(finder: Any, choice: str, reload: Callable[[], Any]) -> Any:
+    """`finder` with its weights held for the Model > Precision `choice` (as
+    `finder_precision` resolves it): fast holds the large ones in bf16
     (half the memory, 1.7 GB at the released size, and the benchmark's speed: bf16 weights
     are not cast again at every product); exact after fast reloads the finder with
     `reload`, since weights rounded to bf16 cannot be made float32 again. Finders that
@@ -64,6 +65,7 @@ def finder_in_precision(finder: Any, precision: str, reload: Callable[[], Any]) 
     held = getattr(finder, "held_dtype", None)
     if held is None or not hasattr(finder, "hold_in"):
         return finder
+    precision = finder_precision(choice, finder_device(finder))
     if precision == "fast" and held == torch.float32:
         return finder.hold_in(torch.bfloat16)
     if precision == "exact" and held != torch.float32:

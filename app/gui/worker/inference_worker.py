@@ -11,6 +11,7 @@ its frames, in the order sent (`app.gui.worker.live_edits`, `model.engine.live_p
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
@@ -22,13 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app.gui.worker.engine import Engine, FrameSource, describe_precision
 from app.gui.worker.engine_state import EngineStateKeeper
-from app.gui.worker.finding import (
-    find_action,
-    finder_device,
-    finder_in_precision,
-    finder_precision,
-    run_find,
-)
+from app.gui.worker.finding import find_action, finder_in_precision, run_find
 from app.gui.worker.jobs import (
     Activity,
     EngineStats,
@@ -219,11 +214,10 @@ class InferenceWorker(QObject):
         self.find_ready.emit(run_find(self._finder, self._source, request, self._precision))
 
     def _hold_finder(self) -> None:
-        """Hold the finder's weights as the precision in effect wants them (fast: bf16)."""
+        # Fast holds the finder's large weights in bf16; exact after fast reloads them.
         if self._finder is not None:
-            precision = finder_precision(self._precision, finder_device(self._finder))
-            reload = lambda: self._engine.load_finder(*self._finder_file)  # noqa: E731
-            self._finder = finder_in_precision(self._finder, precision, reload)
+            reload = functools.partial(self._engine.load_finder, *self._finder_file)
+            self._finder = finder_in_precision(self._finder, self._precision, reload)
 
     def _open_video(self, request: OpenVideo) -> None:
         self._session = self._source = None
