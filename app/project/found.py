@@ -14,7 +14,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["MAX_PHRASE_CHARS", "check_finder_score", "clean_phrase", "numbered_names"]
+__all__ = [
+    "MAX_PHRASE_CHARS",
+    "check_finder_score",
+    "clean_phrase",
+    "cleaning_note",
+    "numbered_names",
+]
 
 # A phrase longer than this is cut (the text encoder reads 32 tokens of it anyway); it
 # becomes the objects' names and category, which the label list bounds at 200 characters.
@@ -32,6 +38,17 @@ def clean_phrase(text: str) -> str:
         if unicodedata.category(c) not in ("Cc", "Cf") or c.isspace()
     )
     return _SPACES.sub(" ", kept).strip()[:MAX_PHRASE_CHARS].strip()
+
+
+def cleaning_note(text: str, phrase: str) -> str:
+    """What `clean_phrase` did to `text` to give `phrase`, in words ("" when nothing that
+    matters: spaces), so that the user is told what is searched for."""
+    notes = []
+    if any(unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() for c in text):
+        notes.append("invisible control characters left out")
+    if len(_SPACES.sub(" ", text).strip()) > MAX_PHRASE_CHARS:
+        notes.append(f"cut to {MAX_PHRASE_CHARS} characters")
+    return "; ".join(notes)
 
 
 def numbered_names(existing: Iterable[str], phrase: str, count: int) -> list[str]:

@@ -34,7 +34,7 @@ from app.gui.find.review import Proposal, RejectedProposals, Review
 from app.gui.worker.client import WorkerClient
 from app.gui.worker.finding import NO_FINDER
 from app.gui.worker.jobs import Activity, FindResult, JobError
-from app.project.found import clean_phrase
+from app.project.found import clean_phrase, cleaning_note
 
 Exemplar = tuple[tuple[float, float, float, float], bool]
 
@@ -128,7 +128,8 @@ class FindController(QObject):
 
     def find(self) -> int | None:
         """Send a Find for the bar's phrase and the exemplars on the current frame."""
-        phrase = clean_phrase(self.bar.phrase.text()) or None
+        typed = self.bar.phrase.text()
+        phrase = clean_phrase(typed) or None
         if self._doc.num_frames == 0:
             self.bar.say("Open a video before finding objects")
             return None
@@ -146,7 +147,8 @@ class FindController(QObject):
         self.bar.set_running(True)
         what = f"Finding '{phrase}'" if phrase else "Finding similar objects"
         after = " after the propagation in progress" if self._client.is_propagating else ""
-        self.bar.say(f"{what}{after}…")
+        note = cleaning_note(typed, phrase or "")
+        self.bar.say(f"{what}{after}…" + (f" (the phrase: {note})" if note else ""))
         return self._request_id
 
     def escape(self) -> None:
@@ -169,7 +171,8 @@ class FindController(QObject):
             self.bar.say("Find cancelled" if result.cancelled else result.error)
             return
         self.review = Review(result, self.rejected)
-        self.bar.say(f"Found {len(self.review.pending)} in {result.seconds:.1f} s")
+        read = " (the finder reads a phrase's first 32 tokens)" if result.truncated else ""
+        self.bar.say(f"Found {len(self.review.pending)} in {result.seconds:.1f} s{read}")
         self._overlaps = {}
         self.dock.show()
         self.bar.show()

@@ -136,6 +136,7 @@ def _proposals(request: Find, found: Any, seconds: float) -> FindResult:
         boxes,
         masks,
         seconds=seconds,
+        truncated=bool(getattr(found, "truncated", False)),
     )
 
 

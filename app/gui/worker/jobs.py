@@ -189,6 +189,7 @@ class FindResult:
     cancelled: bool = False
     error: str = ""
     seconds: float = 0.0
+    truncated: bool = False  # the phrase had more than the finder's 32 tokens: it read those
 
 
 @dataclass(frozen=True)

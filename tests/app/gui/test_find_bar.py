@@ -115,3 +115,27 @@ def test_an_empty_phrase_asks_for_one_and_sends_nothing(qtbot, finding):
     qtbot.keyClick(bar.phrase, Qt.Key.Key_Return)
     assert bar.message.text().startswith("Type what to find")
     assert not finding.find_controller.is_finding and finding.finder_calls[0].calls == []
+
+
+def test_a_huge_phrase_with_control_characters_is_cut_and_the_user_told(
+    qtbot, settings, recovery_root, video_path
+):
+    made: list = []
+    w = open_with_finder(qtbot, settings, recovery_root, video_path, made, scripted=False)
+    try:
+        qtbot.keyClick(w.canvas, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        bar = w.find_controller.bar
+        bar.phrase.setText("x\u202e\x07 " + "a b " * 25_000)  # pasted: 100,004 characters
+        with qtbot.waitSignal(w.client.find_ready, timeout=20000) as found:
+            qtbot.keyClick(bar.phrase, Qt.Key.Key_Return)
+            sent = bar.message.text()
+        assert "cut to 100 characters" in sent and "control characters left out" in sent
+        assert "\n" not in sent
+        result = found.args[0]
+        assert result.phrase.startswith("x a b") and len(result.phrase) <= 100
+        assert result.truncated and len(result.scores) > 0  # 50 words: past 32 tokens
+        qtbot.waitUntil(lambda: not w.find_controller.is_finding, timeout=5000)
+        assert "first 32 tokens" in bar.message.text()
+    finally:
+        qtbot.waitUntil(lambda: not w.client.is_busy, timeout=10000)
+        w.close()
