@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -19,6 +20,9 @@ __all__ = ["DownloadWorker", "Fetch", "start_download", "stop_download"]
 
 # (progress(done, total), should_stop()) -> the completed file; raises DownloadError.
 Fetch = Callable[[Callable[[int, int], None], Callable[[], bool]], Path]
+
+
+_MIB = 2**20
 
 
 class DownloadWorker(QObject):
@@ -79,3 +83,21 @@ def stop_download(thread: QThread | None, worker: DownloadWorker | None) -> None
         thread.wait()
     if worker is not None:
         worker.deleteLater()
+
+
+def show_progress(bar: Any, label: Any, done: int, total: int) -> None:
+    """A download's progress on `bar` (a QProgressBar) and in `label`: "MiB / MiB (percent)",
+    or the MiB alone with the bar busy where the server gave no size."""
+    if total:
+        bar.setValue(int(100 * done / total))
+        label.setText(f"{done / _MIB:.1f} / {total / _MIB:.1f} MiB ({100 * done / total:.0f}%)")
+    else:
+        bar.setRange(0, 0)
+        label.setText(f"{done / _MIB:.1f} MiB")
+
+
+def ask_to_stop(worker: DownloadWorker | None, label: Any) -> None:
+    """Ask a running download to stop (it keeps its `.part` for the next one)."""
+    if worker is not None:
+        worker.stop_event.set()
+        label.setText("Stopping...")

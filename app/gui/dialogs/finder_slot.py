@@ -22,7 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.dialogs.download_worker import DownloadWorker, start_download, stop_download
+from app.gui.dialogs.download_worker import (
+    DownloadWorker,
+    ask_to_stop,
+    show_progress,
+    start_download,
+    stop_download,
+)
 from app.models.finder_store import (
     FINDER,
     MODEL_PAGE,
@@ -152,17 +158,10 @@ class FinderSlot(QGroupBox):
         self._update_buttons()
 
     def _on_stop_clicked(self) -> None:
-        if self._worker is not None:
-            self._worker.stop_event.set()
-            self.progress_label.setText("Stopping...")
+        ask_to_stop(self._worker, self.progress_label)
 
     def _on_progress(self, done: int, total: int) -> None:
-        if total:
-            self.progress.setValue(int(100 * done / total))
-            self.progress_label.setText(f"{done / _MIB:.0f} / {total / _MIB:.0f} MiB")
-        else:
-            self.progress.setRange(0, 0)
-            self.progress_label.setText(f"{done / _MIB:.0f} MiB")
+        show_progress(self.progress, self.progress_label, done, total)
 
     def _on_finished(self, path: Path) -> None:
         self.stop()

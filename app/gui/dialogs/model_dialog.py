@@ -27,7 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.dialogs.download_worker import DownloadWorker, start_download, stop_download
+from app.gui.dialogs.download_worker import (
+    DownloadWorker,
+    ask_to_stop,
+    show_progress,
+    start_download,
+    stop_download,
+)
 from app.gui.dialogs.finder_slot import FinderSlot
 from app.models.devices import device_problems
 from app.models.model_store import (
@@ -244,18 +250,10 @@ class ModelDialog(QDialog):
         self._update_buttons()
 
     def _on_stop_clicked(self) -> None:
-        if self._worker is not None:
-            self._worker.stop_event.set()
-            self.progress_label.setText("Stopping...")
+        ask_to_stop(self._worker, self.progress_label)
 
     def _on_progress(self, done: int, total: int) -> None:
-        if total:
-            self.progress.setValue(int(100 * done / total))
-            percent = f"{100 * done / total:.0f}%"
-            self.progress_label.setText(f"{done / _MIB:.1f} / {total / _MIB:.1f} MiB ({percent})")
-        else:
-            self.progress.setRange(0, 0)
-            self.progress_label.setText(f"{done / _MIB:.1f} MiB")
+        show_progress(self.progress, self.progress_label, done, total)
         self.download_progressed.emit(done, total)
 
     def _on_finished(self, path: Path) -> None:
