@@ -64,8 +64,7 @@ def finder_from_state_dict(
     """The finder holding a SAM 3 checkpoint's tensors themselves (not copies), eval mode;
     with `dtype` bf16 its large weights converted one at a time (`model.sam3.weights`)."""
     state = detector_state_dict(state, name=name)
-    with torch.device("meta"):
-        finder = Sam3Finder(cfg=config or infer_config(state))
+    finder = _build(state, config, name)
     expected = finder.state_dict()
     mismatch = compare_keys(expected, state)
     if mismatch:
@@ -75,6 +74,19 @@ def finder_from_state_dict(
     finder.load_state_dict(state, strict=True, assign=True)
     finder.held_dtype = dtype
     return finder.eval()
+
+
+def _build(state: dict[str, torch.Tensor], config: FinderConfig | None, name: str) -> Sam3Finder:
+    """The finder on the meta device, sized by `config` or by the state's shapes; shapes
+    that give no valid sizes (a zero width, a table of the wrong rank, thousands of
+    layers) are one CheckpointError line, whatever the sizing or a constructor raised."""
+    try:
+        cfg = config or infer_config(state)
+        with torch.device("meta"):
+            return Sam3Finder(cfg=cfg)
+    except Exception as err:  # noqa: BLE001 - any inconsistency of hostile shapes
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{name}: does not fit the SAM 3 finder: {reason}") from None
 
 
 def _check_header(path: Path) -> None:

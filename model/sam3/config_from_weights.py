@@ -43,8 +43,10 @@ from model.sam3.neck import NeckConfig
 from model.sam3.text_encoder import TextEncoderConfig
 from model.sam3.vit import ViTConfig
 
-__all__ = ["DETECTOR_HEAD_DIM", "TEXT_HEAD_DIM", "infer_config"]
+__all__ = ["DETECTOR_HEAD_DIM", "MAX_LAYERS", "TEXT_HEAD_DIM", "infer_config"]
 
+# Layers of one stack at most (the released model's deepest has 32).
+MAX_LAYERS = 256
 # Head widths of the released model where the weights do not say (see the module docstring).
 TEXT_HEAD_DIM = 64
 DETECTOR_HEAD_DIM = 32
@@ -74,10 +76,15 @@ def _dim(state: _State, key: str, axis: int, default: int) -> int:
 
 
 def _count(state: _State, prefix: str, default: int) -> int:
-    """How many numbered children `prefix.N.` the state holds (the default if none)."""
+    """How many numbered children `prefix.N.` the state holds (the default if none). A
+    count past MAX_LAYERS is refused: one key `blocks.99999999.x` would otherwise build a
+    hundred million modules (tens of GB of Python objects, even on the meta device)."""
     pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.")
     found = {int(m.group(1)) for key in state if (m := pattern.match(key))}
-    return max(found) + 1 if found else default
+    count = max(found) + 1 if found else default
+    if count > MAX_LAYERS:
+        raise ValueError(f"{prefix} numbers {count} layers, over the limit of {MAX_LAYERS}")
+    return count
 
 
 def _vit(state: _State, default: ViTConfig) -> ViTConfig:

@@ -1,13 +1,17 @@
 """The finder's sizes read off its weights: the released shapes give `FinderConfig()`, a small
-finder's file loads without its config, in this process and in a fresh one."""
+finder's file loads without its config, in this process and in a fresh one; shapes that give
+no valid sizes are refused in one line."""
 
 from __future__ import annotations
 
+import resource
+
+import pytest
 import torch
 from golden_find import CONFIG as GOLDEN_CONFIG
 from hostile import run_python
 
-from model.sam3.checkpoint import load_finder
+from model.sam3.checkpoint import CheckpointError, finder_from_state_dict, load_finder
 from model.sam3.config_from_weights import infer_config
 from model.sam3.finder import FinderConfig, Sam3Finder, small_finder_config
 
@@ -65,3 +69,32 @@ def test_a_small_finder_file_loads_in_a_fresh_process(tmp_path):
     outcome = run_python(code)
     assert outcome.returncode == 0, outcome.stderr[-2000:]
     assert outcome.stdout.split() == ["128", "168"]
+
+
+@pytest.mark.parametrize(
+    ("state", "says"),
+    [
+        ({"transformer.decoder.layers.99999999.norm1.weight": torch.zeros(1)}, "over the limit"),
+        ({"backbone.vision_backbone.trunk.blocks.5000.norm1.weight": torch.zeros(1)}, "256"),
+        ({"backbone.vision_backbone.trunk.patch_embed.proj.weight": torch.zeros(0, 3, 14, 14)}, ""),
+        (
+            {
+                "backbone.vision_backbone.trunk.blocks.0.attn.freqs_cis": torch.zeros(
+                    7, 3, dtype=torch.complex64
+                )
+            },
+            "",
+        ),
+    ],
+    ids=["a hundred million decoder layers", "5001 ViT blocks", "zero width", "odd RoPE table"],
+)
+def test_shapes_that_give_no_valid_sizes_are_one_line_and_build_nothing(state, says):
+    """A hostile file's shapes must not build a hundred million modules (tens of GB even on
+    the meta device) nor escape as a bare ZeroDivisionError or ValueError from a constructor."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="does not fit the SAM 3 finder") as err:
+        finder_from_state_dict({f"detector.{k}": v for k, v in state.items()})
+    message = str(err.value)
+    assert says in message and "\n" not in message
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 1_000_000  # under 1 GB (Linux reports KiB)
