@@ -91,7 +91,7 @@ def run_find(
         return _empty(request, cancelled=True)
     frame = np.asarray(source[request.frame])
     precision = finder_precision(precision_choice, finder_device(finder))
-    extra = {"cancel": request.cancel} if _takes_cancel(finder) else {}
+    extra = {"cancel": request.cancel} if takes_cancel(finder) else {}
     try:
         found = finder.find(
             frame,
@@ -114,7 +114,8 @@ def run_find(
     return _proposals(request, found, time.perf_counter() - start)
 
 
-def _takes_cancel(finder: Any) -> bool:
+def takes_cancel(finder: Any) -> bool:
+    """Whether `finder.find` takes `cancel=` (SAM 3's does; test doubles may not)."""
     try:
         return "cancel" in inspect.signature(finder.find).parameters
     except (TypeError, ValueError):

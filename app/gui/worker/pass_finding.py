@@ -20,14 +20,13 @@ deleted.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.gui.worker.finding import finder_precision
+from app.gui.worker.finding import finder_precision, takes_cancel
 from app.gui.worker.jobs import FoundInPass, PassFind
 from app.project.mask_codec import encode_rle
 
@@ -113,7 +112,7 @@ class PassFinder:
         """Every phrase's instances over the threshold on `frame` (AutoFind's `find`)."""
         from model.engine.auto_find import find_phrases
 
-        extra = {"cancel": self._cancel} if _takes_cancel(self._finder) else {}
+        extra = {"cancel": self._cancel} if takes_cancel(self._finder) else {}
         return find_phrases(
             self._finder,
             np.asarray(image),
@@ -141,10 +140,3 @@ def pass_finder(
         return None
     precision = finder_precision(precision_choice, device)
     return PassFinder(finder, spec, source, start=start, precision=precision, cancel=cancel)
-
-
-def _takes_cancel(finder: Any) -> bool:
-    try:
-        return "cancel" in inspect.signature(finder.find).parameters
-    except (TypeError, ValueError):
-        return False
