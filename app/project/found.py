@@ -28,25 +28,31 @@ MAX_PHRASE_CHARS = 100
 _SPACES = re.compile(r"\s+")
 
 
+def _hidden(char: str) -> bool:
+    """A control or format character (bidi overrides included) other than whitespace."""
+    return unicodedata.category(char) in ("Cc", "Cf") and not char.isspace()
+
+
+def _visible(text: str) -> str:
+    """`text` without hidden characters, whitespace runs one space, the ends stripped."""
+    kept = "".join(" " if c.isspace() else c for c in text if not _hidden(c))
+    return _SPACES.sub(" ", kept).strip()
+
+
 def clean_phrase(text: str) -> str:
     """`text` as a phrase: control and format characters (bidi overrides included) dropped,
     whitespace runs made one space, the ends stripped, at most `MAX_PHRASE_CHARS`; "" when
     nothing is left (right-to-left letters themselves are kept)."""
-    kept = "".join(
-        " " if c.isspace() else c
-        for c in text
-        if unicodedata.category(c) not in ("Cc", "Cf") or c.isspace()
-    )
-    return _SPACES.sub(" ", kept).strip()[:MAX_PHRASE_CHARS].strip()
+    return _visible(text)[:MAX_PHRASE_CHARS].strip()
 
 
-def cleaning_note(text: str, phrase: str) -> str:
-    """What `clean_phrase` did to `text` to give `phrase`, in words ("" when nothing that
-    matters: spaces), so that the user is told what is searched for."""
+def cleaning_note(text: str) -> str:
+    """What `clean_phrase` does to `text`, in words ("" when nothing that matters: spaces),
+    so that the user is told what is searched for."""
     notes = []
-    if any(unicodedata.category(c) in ("Cc", "Cf") and not c.isspace() for c in text):
+    if any(_hidden(c) for c in text):
         notes.append("invisible control characters left out")
-    if len(_SPACES.sub(" ", text).strip()) > MAX_PHRASE_CHARS:
+    if len(_visible(text)) > MAX_PHRASE_CHARS:
         notes.append(f"cut to {MAX_PHRASE_CHARS} characters")
     return "; ".join(notes)
 

@@ -147,7 +147,7 @@ class FindController(QObject):
         self.bar.set_running(True)
         what = f"Finding '{phrase}'" if phrase else "Finding similar objects"
         after = " after the propagation in progress" if self._client.is_propagating else ""
-        note = cleaning_note(typed, phrase or "")
+        note = cleaning_note(typed)
         self.bar.say(f"{what}{after}…" + (f" (the phrase: {note})" if note else ""))
         return self._request_id
 
