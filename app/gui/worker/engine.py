@@ -8,7 +8,7 @@ engine with the same session interface.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,6 +32,12 @@ PromptMaker = Callable[..., Any]
 FinderLoader = Callable[[str, str], Any]
 
 
+def _load_finder(checkpoint: str, device: str) -> Any:
+    from model.sam3.checkpoint import load_finder
+
+    return load_finder(checkpoint, device=device)
+
+
 @dataclass(frozen=True)
 class Engine:
     """How to load a model, open a session on a video, and build a prompt for it."""
@@ -39,19 +45,13 @@ class Engine:
     load_model: ModelLoader
     open_session: SessionOpener
     make_prompt: PromptMaker
-    load_finder: FinderLoader = field(default=lambda path, device: _load_finder(path, device))
+    load_finder: FinderLoader = _load_finder
 
 
 def _load_checkpoint(checkpoint: str, device: str, image_size: int | None = None) -> Any:
     from model.sam2.checkpoint import load_model
 
     return load_model(checkpoint, image_size=image_size, device=device)
-
-
-def _load_finder(checkpoint: str, device: str) -> Any:
-    from model.sam3.checkpoint import load_finder
-
-    return load_finder(checkpoint, device=device)
 
 
 def _open_tracking_session(model: Any, source: FrameSource, device: str) -> Any:
